@@ -1,0 +1,41 @@
+# Tooling of the template itself. `make demo` and `make test` are the two commands at the top of README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN := $(UV) run --no-sync
+DEMO_DIR ?= $(CURDIR)/.demo/credit-risk-model
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+.PHONY: setup
+setup: $(UV) ## Create .venv with the template's tooling (copier, pytest, pytest-copie, ruff)
+	$(UV) sync --quiet
+
+.PHONY: demo
+demo: setup ## Render a project from all defaults into .demo/ and run its pipeline
+	rm -rf "$(DEMO_DIR)"
+	$(RUN) copier copy --trust --defaults --vcs-ref HEAD . "$(DEMO_DIR)"
+	$(MAKE) -C "$(DEMO_DIR)" setup pipeline
+	@echo "--- metrics of the demo project ($(DEMO_DIR))"
+	@$(MAKE) --no-print-directory -s -C "$(DEMO_DIR)" metrics
+
+.PHONY: test
+test: setup ## Run the template's test suite (renders projects and runs their own checks)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## Lint the template's own code (hooks, tests, benchmarks)
+	$(RUN) ruff check hooks tests benchmarks
+	$(RUN) ruff format --check hooks tests benchmarks
+
+.PHONY: bench
+bench: setup ## Run the benchmarks (figures next to a baseline measured in the same run)
+	$(RUN) python benchmarks/render.py
