@@ -13,6 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+FIRST_COMMIT_MESSAGE = "Initial commit from template"
+DVC_FILES = (".dvc/config", ".dvc/.gitignore", ".dvcignore")
+
 
 class StepFailedError(RuntimeError):
     """A setup step failed; the message says how to finish by hand."""
@@ -49,7 +52,15 @@ def ensure_first_commit(project: Path, author_name: str, author_email: str) -> b
     identity = git_identity_args(project, author_name, author_email)
     steps = [
         ["git", "add", "--all"],
-        ["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from template"],
+        [
+            "git",
+            *identity,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Initial commit from template",
+        ],
     ]
     for step in steps:
         result = run(step, project)
@@ -67,10 +78,11 @@ def check_dvc_initialised(project: Path) -> None:
     Copier's Python has no DVC, and `dvc init` would overwrite the rendered remote, so this only
     checks the files; `make setup` installs DVC itself.
     """
-    missing = [p for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore") if not (project / p).exists()]
+    missing = [name for name in DVC_FILES if not (project / name).exists()]
     if missing:
         raise StepFailedError(
-            f"DVC files missing: {', '.join(missing)}\nFinish by hand: make setup && uv run dvc init"
+            f"DVC files missing: {', '.join(missing)}\n"
+            "Finish by hand: make setup && uv run dvc init"
         )
 
 
@@ -83,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     project: Path = args.project.resolve()
 
     if shutil.which("git") is None:
-        print("post-copy: git is not installed; run `git init` and commit by hand.", file=sys.stderr)
+        print(
+            "post-copy: git is not installed; run `git init` and commit by hand.", file=sys.stderr
+        )
         return 1
     try:
         check_dvc_initialised(project)

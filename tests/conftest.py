@@ -1,0 +1,76 @@
+"""Shared helpers: render the template and run a rendered project's own commands."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+
+TIERS = ("startup", "scale-up", "enterprise")
+CI_PROVIDERS = ("github", "gitlab", "jenkins")
+DATA_REMOTES = ("local", "s3", "gcs", "azure")
+ALL_COMBINATIONS: list[dict[str, str]] = [
+    {"stack_tier": tier, "ci_provider": ci, "data_remote": remote}
+    for tier, ci, remote in itertools.product(TIERS, CI_PROVIDERS, DATA_REMOTES)
+]
+
+# A leftover Jinja tag in rendered output; GitHub Actions' `${{ ... }}` is meant to stay.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|#\}")
+
+# Variables of the calling environment that must not leak into a rendered project's commands.
+LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
+
+
+def combination_id(answers: Mapping[str, str]) -> str:
+    return "-".join(str(v) for v in answers.values())
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """Environment for commands run inside a rendered project, as a user's shell would have it."""
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY_ENV}
+    env.setdefault("GIT_AUTHOR_NAME", "Template Tests")
+    env.setdefault("GIT_AUTHOR_EMAIL", "tests@example.com")
+    env.setdefault("GIT_COMMITTER_NAME", "Template Tests")
+    env.setdefault("GIT_COMMITTER_EMAIL", "tests@example.com")
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str], cwd: Path, *, check: bool = True, timeout: float = 1200, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a rendered project; on failure, show its whole output."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(args)}` exited {result.returncode} in {cwd}\n"
+            f"--- stdout\n{result.stdout[-12000:]}\n--- stderr\n{result.stderr[-12000:]}"
+        )
+    return result
+
+
+def make(project: Path, *targets: str, check: bool = True, **env: str):
+    return run(["make", *targets], project, check=check, **env)
+
+
+def rendered_files(project: Path) -> Iterator[Path]:
+    """Every file of a rendered project, except git's and tool caches."""
+    skip = {".git", ".venv", ".ruff_cache", ".pytest_cache", "__pycache__", "mlruns"}
+    for path in project.rglob("*"):
+        if path.is_file() and not skip.intersection(path.relative_to(project).parts):
+            yield path

@@ -1,0 +1,147 @@
+"""Questions: every bad answer is refused with a message naming the question and the rule,
+before anything is written; good answers derive the names that other answers default to."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+
+from .conftest import TEMPLATE_DIR
+
+BAD_ANSWERS = [
+    ({"project_name": "   "}, "project_name must not be empty"),
+    ({"project_name": 'My "quoted" model'}, "project_name must not contain quotes"),
+    ({"project_slug": "Credit_Risk"}, "project_slug must be kebab-case"),
+    ({"project_slug": "credit--risk"}, "project_slug must be kebab-case"),
+    ({"project_slug": "-credit"}, "project_slug must be kebab-case"),
+    ({"project_slug": "9lives"}, "project_slug must be kebab-case"),
+    ({"package_name": "Credit"}, "package_name must be a lowercase Python identifier"),
+    ({"package_name": "credit-risk"}, "package_name must be a lowercase Python identifier"),
+    ({"package_name": "class"}, "package_name must not be a Python keyword"),
+    ({"package_name": "match"}, "package_name must not be a Python keyword"),
+    ({"package_name": "json"}, "package_name must not shadow a standard-library module"),
+    ({"package_name": "statistics"}, "package_name must not shadow a standard-library module"),
+    ({"package_name": "pandas"}, "package_name must not shadow a dependency"),
+    ({"package_name": "tests"}, "package_name must not shadow a dependency or a project folder"),
+    ({"description": ""}, "description must not be empty"),
+    ({"description": "uses `backticks`"}, "description must be one line"),
+    ({"author_name": ""}, "author_name must not be empty"),
+    ({"author_email": "not-an-email"}, "author_email must be an e-mail address"),
+    ({"author_email": "a@b"}, "author_email must be an e-mail address"),
+    ({"python_version": "3.9"}, "python_version"),
+    ({"stack_tier": "huge"}, "stack_tier"),
+    ({"ci_provider": "travis"}, "ci_provider"),
+    ({"data_remote": "ftp"}, "data_remote"),
+    ({"data_remote": "s3", "data_remote_url": "gs://bucket/x"}, "data_remote_url must be a s3 URL"),
+    ({"data_remote": "gcs", "data_remote_url": "bucket"}, "data_remote_url must be a gcs URL"),
+    ({"data_remote": "azure", "data_remote_url": "s3://b/x"}, "data_remote_url must be a azure"),
+    ({"min_roc_auc": 0.5}, "min_roc_auc must be greater than 0.5 and at most 1"),
+    ({"min_roc_auc": "-0.9"}, "min_roc_auc must be a decimal number"),
+    ({"min_roc_auc": 1.01}, "min_roc_auc must be greater than 0.5 and at most 1"),
+    ({"min_roc_auc": "high"}, "min_roc_auc must be a decimal number"),
+    ({"min_roc_auc": "0.5"}, "min_roc_auc must be greater than 0.5 and at most 1"),
+    ({"container_image": "registry.example.com/ml/app:latest"}, "container_image must be"),
+    ({"container_image": "justaname"}, "container_image must be"),
+    ({"stack_tier": "scale-up", "k8s_namespace": "Bad_NS"}, "k8s_namespace must be a DNS-1123"),
+]
+
+
+def copy_with(data: dict, dst: Path) -> None:
+    copier.run_copy(
+        str(TEMPLATE_DIR),
+        str(dst),
+        data=data,
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    BAD_ANSWERS,
+    ids=[msg[:40] + str(i) for i, (_, msg) in enumerate(BAD_ANSWERS)],
+)
+def test_bad_answer_is_refused_before_anything_is_written(tmp_path, data, message):
+    dst = tmp_path / "project"
+    with pytest.raises(ValueError, match=r".*") as error:
+        copy_with(data, dst)
+    question = next(iter(data)) if len(data) == 1 else list(data)[-1]
+    assert question in str(error.value)
+    assert message in str(error.value)
+    assert not dst.exists(), "a refused answer must leave no destination behind"
+
+
+def test_cli_refuses_bad_answer_with_the_rule_and_writes_nothing(tmp_path):
+    dst = tmp_path / "project"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--trust",
+            "--defaults",
+            "--vcs-ref=HEAD",
+            "--data=project_slug=Not Kebab",
+            str(TEMPLATE_DIR),
+            str(dst),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "project_slug must be kebab-case" in result.stderr
+    assert "Not Kebab" in result.stderr
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("project_name", "slug", "package"),
+    [
+        ("Credit Risk Model", "credit-risk-model", "credit_risk_model"),
+        ("  Fraud Detector X!  ", "fraud-detector-x", "fraud_detector_x"),
+        ("Churn 2.0 (EU)", "churn-2-0-eu", "churn_2_0_eu"),
+    ],
+)
+def test_slug_and_package_name_are_derived_from_the_project_name(
+    copie, project_name, slug, package
+):
+    result = copie.copy(extra_answers={"project_name": project_name})
+    assert result.exit_code == 0, result.exception
+    assert result.answers["project_slug"] == slug
+    assert result.answers["package_name"] == package
+    assert (result.project_dir / "src" / package / "data" / "columns.py").is_file()
+
+
+def test_reserved_module_names_cover_this_pythons_stdlib():
+    """The validator's list is literal Jinja; it must not fall behind the Python at hand."""
+    config = (TEMPLATE_DIR / "copier.yml").read_text()
+    validator = yaml.safe_load(config)["package_name"]["validator"]
+    missing = [
+        name
+        for name in sys.stdlib_module_names
+        if not name.startswith("_") and f"'{name.lower()}'" not in validator
+    ]
+    assert missing == []
+
+
+def test_answers_file_records_every_question(copie):
+    result = copie.copy(extra_answers={"stack_tier": "enterprise", "data_remote": "gcs"})
+    assert result.exit_code == 0, result.exception
+    recorded = yaml.safe_load((result.project_dir / ".copier-answers.yml").read_text())
+    questions = {
+        key
+        for key in yaml.safe_load((TEMPLATE_DIR / "copier.yml").read_text())
+        if not key.startswith("_")
+    }
+    assert questions <= set(recorded), questions - set(recorded)
+    assert recorded["_src_path"]
+    assert recorded["data_remote_url"] == "gs://credit-risk-model-dvc/storage"
