@@ -1,0 +1,115 @@
+"""A rendered repo runs its own commands for real: `make setup lint test pipeline`, MLflow's
+registry, the metric gate, `dvc push` to the local remote, and a no-op second pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import make, run
+
+pytestmark = pytest.mark.slow
+
+REGISTRY_QUERY = """
+import json, mlflow
+client = mlflow.MlflowClient()
+versions = client.search_model_versions("name='{name}'")
+print(json.dumps(sorted(int(v.version) for v in versions)))
+"""
+
+
+@pytest.fixture(scope="module")
+def default_project(copie_session) -> Path:
+    """The all-defaults project after `make setup lint test pipeline`."""
+    result = copie_session.copy()
+    assert result.exit_code == 0, result.exception
+    make(result.project_dir, "setup", "lint", "test", "pipeline")
+    return result.project_dir
+
+
+def registered_versions(project: Path, name: str) -> list[int]:
+    tracking = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    out = run(
+        [".venv/bin/python", "-c", REGISTRY_QUERY.format(name=name)],
+        project,
+        MLFLOW_TRACKING_URI=tracking,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_pipeline_writes_metrics_that_pass_the_gate(default_project):
+    metrics = json.loads((default_project / "reports" / "metrics.json").read_text())
+    assert {"roc_auc", "pr_auc", "f1", "accuracy", "brier"} <= set(metrics)
+    assert 0.75 <= metrics["roc_auc"] < 1.0
+    for plot in ("roc.csv", "confusion.csv"):
+        assert (default_project / "reports" / "plots" / plot).stat().st_size > 0
+
+
+def test_registry_holds_a_model_version(default_project):
+    assert registered_versions(default_project, "credit-risk-model") == [1]
+
+
+def test_audit_record_matches_the_artifact(default_project):
+    record = json.loads((default_project / "models" / "model.json").read_text())
+    artifact = (default_project / "models" / "model.joblib").read_bytes()
+    assert hashlib.sha256(artifact).hexdigest() in json.dumps(record)
+    assert record["mlflow_run_id"] if "mlflow_run_id" in record else record["mlflow"]["run_id"]
+
+
+def test_second_pipeline_runs_no_stage(default_project):
+    again = make(default_project, "pipeline")
+    assert "Data and pipelines are up to date." in again.stdout + again.stderr
+    for stage in ("prepare", "validate", "train", "evaluate"):
+        assert f"Running stage '{stage}'" not in again.stdout + again.stderr
+    assert registered_versions(default_project, "credit-risk-model") == [1]
+
+
+def test_dvc_push_reaches_the_local_remote(default_project):
+    remote = default_project.parent / "credit-risk-model-dvc-storage"
+    make(default_project, "push")
+    pushed = [p for p in remote.rglob("*") if p.is_file()]
+    assert len(pushed) >= 4, "data, split and model files should be in the remote"
+    status = run([".venv/bin/dvc", "status", "--cloud"], default_project)
+    assert "Cache and remote 'storage' are in sync" in status.stdout
+
+
+def test_metric_gate_fails_the_pipeline_when_not_met(default_project, tmp_path):
+    params_file = default_project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["gates"]["min_roc_auc"] = 0.999
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        failed = make(default_project, "pipeline", check=False)
+    finally:
+        params_file.write_text(original)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "roc_auc" in output
+    assert "0.999" in output
+    assert "Running stage 'train'" not in output, "only the gate's stage re-runs"
+
+
+def test_non_default_answers_render_a_working_repo(copie_session):
+    answers = {
+        "project_name": "Fraud Detector X",
+        "package_name": "fraud_scoring",
+        "stack_tier": "enterprise",
+        "ci_provider": "gitlab",
+        "data_remote": "s3",
+        "min_roc_auc": "0.7",
+        "python_version": "3.13",
+    }
+    result = copie_session.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    project = result.project_dir
+    make(project, "setup", "ci")
+    assert yaml.safe_load((project / "params.yaml").read_text())["gates"]["min_roc_auc"] == 0.7
+    assert registered_versions(project, "fraud-detector-x") == [1]
+    help_text = run([".venv/bin/fraud-detector-x", "--help"], project).stdout
+    for command in ("prepare", "validate", "train", "evaluate", "serve"):
+        assert command in help_text

@@ -1,0 +1,126 @@
+"""Every answer combination renders: no leftover Jinja, the right files, config that matches the
+answers, a first commit, and Python that passes the generated repo's own ruff configuration."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import (
+    ALL_COMBINATIONS,
+    LEFTOVER_JINJA,
+    combination_id,
+    project_env,
+    rendered_files,
+)
+
+RUFF = Path(sys.executable).with_name("ruff")
+REMOTE_EXTRAS = {"local": None, "s3": "dvc[s3]", "gcs": "dvc[gcs]", "azure": "dvc[azure]"}
+
+
+@pytest.fixture(scope="module", params=ALL_COMBINATIONS, ids=combination_id)
+def rendered(request, copie_session):
+    result = copie_session.copy(extra_answers=request.param)
+    assert result.exit_code == 0, result.exception
+    return request.param, result.project_dir
+
+
+def test_no_leftover_jinja(rendered):
+    _, project = rendered
+    leftovers = []
+    for path in rendered_files(project):
+        assert not path.name.endswith(".jinja"), f"unrendered template file {path}"
+        text = path.read_text(errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if LEFTOVER_JINJA.search(line):
+                leftovers.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
+    assert leftovers == []
+
+
+def test_answers_file_matches_the_answers(rendered):
+    answers, project = rendered
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for key, value in answers.items():
+        assert recorded[key] == value
+
+
+def test_dvc_remote_follows_the_answer(rendered):
+    answers, project = rendered
+    config = (project / ".dvc" / "config").read_text()
+    pyproject = (project / "pyproject.toml").read_text()
+    remote = answers["data_remote"]
+    if remote == "local":
+        assert "url = ../../credit-risk-model-dvc-storage" in config
+        assert '"dvc>=' in pyproject
+    else:
+        scheme = {"s3": "s3://", "gcs": "gs://", "azure": "azure://"}[remote]
+        assert f"url = {scheme}credit-risk-model-dvc/storage" in config
+        assert f'"{REMOTE_EXTRAS[remote]}>=' in pyproject
+    assert "remote = storage" in config
+
+
+def test_params_and_pipeline_are_consistent(rendered):
+    answers, project = rendered
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["project"]["tier"] == answers["stack_tier"]
+    assert params["gates"]["min_roc_auc"] == 0.75
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["prepare", "validate", "train", "evaluate"]
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"python -m credit_risk_model {name}"
+        for dep in stage["deps"]:
+            produced = any(
+                dep in (out if isinstance(out, str) else next(iter(out)))
+                for other in stages.values()
+                for out in other.get("outs", [])
+            )
+            assert produced or (project / dep).exists(), f"{name} depends on missing {dep}"
+        for key in stage.get("params", []):
+            node = params
+            for part in key.split("."):
+                assert part in node, f"{name} uses missing param {key}"
+                node = node[part]
+
+
+def test_ci_files_follow_the_provider(rendered):
+    answers, project = rendered
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    if answers["ci_provider"] != "github":
+        assert not (project / ".github").exists()
+        return
+    ci = yaml.safe_load(workflow.read_text())
+    steps = ci["jobs"]["ci"]["steps"]
+    assert {"run": "make ci", "name": "Lint, test, run the pipeline"} in steps
+    setup_uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/setup-uv"))
+    assert setup_uv["with"]["python-version"] == "3.12"
+    assert ci["permissions"] == {}
+    assert ci["jobs"]["ci"]["permissions"] == {"contents": "read"}
+
+
+def test_python_parses_and_passes_the_generated_ruff_config(rendered):
+    _, project = rendered
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text(), filename=str(path))
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run(
+            [str(RUFF), *args], cwd=project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_is_a_git_repository_with_a_clean_first_commit(rendered):
+    _, project = rendered
+    env = project_env()
+    log = subprocess.run(
+        ["git", "log", "--format=%s"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert log.stdout.splitlines() == ["Initial commit from template"]
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert status.stdout == ""
