@@ -48,6 +48,22 @@ BAD_ANSWERS = [
     ({"container_image": "registry.example.com/ml/app:latest"}, "container_image must be"),
     ({"container_image": "justaname"}, "container_image must be"),
     ({"stack_tier": "scale-up", "k8s_namespace": "Bad_NS"}, "k8s_namespace must be a DNS-1123"),
+    (
+        {"stack_tier": "scale-up", "mlflow_tracking_secret": "mlflow-uri"},
+        "mlflow_tracking_secret must be an environment variable name",
+    ),
+    (
+        {"stack_tier": "enterprise", "max_demographic_parity_difference": "0"},
+        "max_demographic_parity_difference must be a decimal number greater than 0",
+    ),
+    (
+        {"stack_tier": "enterprise", "max_equalized_odds_difference": "lots"},
+        "max_equalized_odds_difference must be a decimal number greater than 0",
+    ),
+    (
+        {"stack_tier": "enterprise", "production_approvers": "alice, bob"},
+        "production_approvers must be a comma-separated list",
+    ),
 ]
 
 
