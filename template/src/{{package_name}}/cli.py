@@ -1,0 +1,116 @@
+"""Command line: one subcommand per pipeline stage (dvc.yaml calls them) plus `serve`.
+
+Heavy libraries (scikit-learn, pandera, MLflow) are imported inside the commands, so `--help`
+is instant and the serving image, which has no MLflow or DVC, can import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .config import PARAMS_ENV_VAR, Config, load_config
+from .errors import PipelineError
+
+app = typer.Typer(
+    help="The model's pipeline (prepare, validate, train, evaluate) and its server (serve).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params",
+            help=f"params.yaml to use (default: ${PARAMS_ENV_VAR}, else the nearest one up).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = params
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Expected failures print one readable message and exit 1, without a traceback."""
+    try:
+        yield
+    except (PipelineError, FileNotFoundError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+
+
+def _config(ctx: typer.Context) -> Config:
+    return load_config(ctx.obj)
+
+
+@app.command()
+def prepare(ctx: typer.Context) -> None:
+    """Load the raw data from params `data.source` into data/raw/."""
+    with reported_errors():
+        from .data.prepare import prepare as run_prepare
+
+        path = run_prepare(_config(ctx))
+    typer.echo(f"raw data written to {path}")
+
+
+@app.command()
+def validate(ctx: typer.Context) -> None:
+    """Check the raw data against the schema, then split it into train and test sets."""
+    with reported_errors():
+        from .data.validate import validate as run_validate
+
+        report = run_validate(_config(ctx))
+    typer.echo(report.to_text())
+
+
+@app.command()
+def train(ctx: typer.Context) -> None:
+    """Fit the model, save it with its audit record, log and register it in MLflow."""
+    with reported_errors():
+        from .train import train as run_train
+
+        result = run_train(_config(ctx))
+    record = result.record
+    typer.echo(
+        f"model saved (sha256 {record.model_sha256[:12]}), held-out roc_auc "
+        f"{record.metrics['roc_auc']:.4f}, registered as {record.registered_model_name} "
+        f"version {record.registered_model_version}"
+    )
+
+
+@app.command()
+def evaluate(ctx: typer.Context) -> None:
+    """Score the model on the test set, write metrics and plots, apply the quality gates."""
+    with reported_errors():
+        from .evaluate import evaluate as run_evaluate
+        from .evaluate import format_metrics
+
+        evaluation, gate_results = run_evaluate(_config(ctx))
+    typer.echo(f"held-out metrics:\n{format_metrics(evaluation.metrics)}")
+    for result in gate_results:
+        typer.echo(f"gate passed: {result.message}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    model_dir: Annotated[
+        Path, typer.Option(help="Folder holding model.joblib and model.json.")
+    ] = Path("models"),
+) -> None:
+    """Serve the verified model over HTTP."""
+    with reported_errors():
+        from .serving.server import run_server
+
+        run_server(host=host, port=port, model_dir=model_dir)

@@ -1,0 +1,236 @@
+"""Settings: params.yaml loaded into frozen, typed dataclasses.
+
+Every setting lives in params.yaml, where DVC tracks which stage reads which key; code never
+hard-codes one. The repo root is the folder holding params.yaml and every path resolves from it,
+so the pipeline behaves the same whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PARAMS_FILE_NAME = "params.yaml"
+# Points the code at another params file (tests, one-off experiments) without a CLI option.
+PARAMS_ENV_VAR = "PARAMS_FILE"
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    slug: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    source: str
+    n_rows: int
+    seed: int
+    test_size: float
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    classifier: str
+    random_state: int
+    hyperparameters: Mapping[str, Mapping[str, Any]]
+
+    def classifier_hyperparameters(self) -> dict[str, Any]:
+        """Hyperparameters of the selected classifier (`model.hyperparameters.<classifier>`)."""
+        if self.classifier not in self.hyperparameters:
+            raise ConfigError(
+                f"params.yaml: 'model.hyperparameters.{self.classifier}' is missing "
+                f"(model.classifier is '{self.classifier}')"
+            )
+        return dict(self.hyperparameters[self.classifier])
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    min_roc_auc: float
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    tracking_uri: str
+    experiment: str
+    registered_model: str
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Files the stages read and write; dvc.yaml declares the same paths as deps and outs."""
+
+    root: Path
+
+    @property
+    def raw_data(self) -> Path:
+        return self.root / "data" / "raw" / "credit.csv"
+
+    @property
+    def train_data(self) -> Path:
+        return self.root / "data" / "validated" / "train.csv"
+
+    @property
+    def test_data(self) -> Path:
+        return self.root / "data" / "validated" / "test.csv"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.root / "reports" / "validation.json"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "reports" / "metrics.json"
+
+    @property
+    def roc_plot(self) -> Path:
+        return self.root / "reports" / "plots" / "roc.csv"
+
+    @property
+    def confusion_plot(self) -> Path:
+        return self.root / "reports" / "plots" / "confusion.csv"
+
+
+@dataclass(frozen=True)
+class Config:
+    params_file: Path
+    project: ProjectSettings
+    data: DataSettings
+    model: ModelSettings
+    gates: GateSettings
+    mlflow: MlflowSettings
+    # The whole file as read: logged with every model so a run can be reproduced.
+    params: Mapping[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.params_file.parent
+
+    @property
+    def paths(self) -> ProjectPaths:
+        return ProjectPaths(self.root)
+
+
+def find_params_file(explicit: Path | None = None, start: Path | None = None) -> Path:
+    """params.yaml to use: `explicit`, else $PARAMS_FILE, else the nearest one up from `start`."""
+    from_env = os.environ.get(PARAMS_ENV_VAR)
+    chosen = explicit or (Path(from_env) if from_env else None)
+    if chosen is not None:
+        if not chosen.is_file():
+            raise ConfigError(f"params file not found: {chosen}")
+        return chosen.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PARAMS_FILE_NAME).is_file():
+            return folder / PARAMS_FILE_NAME
+    raise ConfigError(
+        f"no {PARAMS_FILE_NAME} in {here} or its parents: run from inside the project, "
+        f"or pass --params / set {PARAMS_ENV_VAR}"
+    )
+
+
+def load_config(params_file: Path | None = None) -> Config:
+    """Read and check params.yaml; a missing or wrong key raises ConfigError naming the key."""
+    path = find_params_file(params_file)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{path} must hold a mapping of sections (project, data, model, ...)")
+
+    reader = _Reader(params, source=path.name)
+    data = DataSettings(
+        source=reader.text("data.source"),
+        n_rows=reader.integer("data.n_rows", minimum=10),
+        seed=reader.integer("data.seed", minimum=0),
+        test_size=reader.fraction("data.test_size"),
+    )
+    model = ModelSettings(
+        classifier=reader.text("model.classifier"),
+        random_state=reader.integer("model.random_state", minimum=0),
+        hyperparameters=MappingProxyType(
+            {
+                name: MappingProxyType(dict(reader.mapping(f"model.hyperparameters.{name}")))
+                for name in reader.mapping("model.hyperparameters")
+            }
+        ),
+    )
+    return Config(
+        params_file=path,
+        project=ProjectSettings(slug=reader.text("project.slug"), tier=reader.text("project.tier")),
+        data=data,
+        model=model,
+        gates=GateSettings(min_roc_auc=reader.fraction("gates.min_roc_auc", inclusive_max=True)),
+        mlflow=MlflowSettings(
+            tracking_uri=reader.text("mlflow.tracking_uri"),
+            experiment=reader.text("mlflow.experiment"),
+            registered_model=reader.text("mlflow.registered_model"),
+        ),
+        params=MappingProxyType(dict(params)),
+    )
+
+
+class _Reader:
+    """Typed access to dotted keys, so every error message names the exact key."""
+
+    def __init__(self, params: Mapping[str, Any], source: str) -> None:
+        self._params = params
+        self._source = source
+
+    def _error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self._source}: {message}")
+
+    def value(self, key: str) -> Any:
+        node: Any = self._params
+        for depth, part in enumerate(key.split(".")):
+            if not isinstance(node, Mapping):
+                parent = ".".join(key.split(".")[:depth])
+                raise self._error(f"'{parent}' must be a mapping (needed for '{key}')")
+            if part not in node:
+                raise self._error(f"missing key '{key}'")
+            node = node[part]
+        return node
+
+    def text(self, key: str) -> str:
+        value = self.value(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self._error(f"'{key}' must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, key: str, minimum: int) -> int:
+        value = self.value(key)
+        # bool is an int subclass; `true` is never a meaningful count.
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._error(f"'{key}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def fraction(self, key: str, inclusive_max: bool = False) -> float:
+        value = self.value(key)
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        in_range = is_number and (0 < value <= 1 if inclusive_max else 0 < value < 1)
+        if not in_range:
+            bounds = "0 < x <= 1" if inclusive_max else "0 < x < 1"
+            raise self._error(f"'{key}' must be a number with {bounds}, got {value!r}")
+        return float(value)
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self.value(key)
+        if value is None:  # a key with nothing under it, e.g. a classifier with no overrides
+            return {}
+        if not isinstance(value, Mapping):
+            raise self._error(f"'{key}' must be a mapping, got {value!r}")
+        return value
