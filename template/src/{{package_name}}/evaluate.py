@@ -1,0 +1,124 @@
+"""Model evaluation: held-out metrics, the DVC plots, and the quality gates.
+
+`compute_metrics` is shared with training (the metrics logged to MLflow and the audit record),
+so both stages report the same numbers for the same model and data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from .audit import load_verified_model
+from .data.csv_files import read_frame
+from .errors import GateFailedError
+from .features import split_features_label
+from .gates import GateResult, run_gates
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .config import Config, ProjectPaths
+
+# Probability at or above which an applicant is predicted to default.
+DECISION_THRESHOLD = 0.5
+# Enough digits to compare runs, few enough to keep metrics diffs readable.
+DIGITS = 6
+
+
+def compute_metrics(
+    y_true: ArrayLike, y_prob: ArrayLike, threshold: float = DECISION_THRESHOLD
+) -> dict[str, float]:
+    """Ranking (ROC AUC, PR AUC), calibration (Brier) and thresholded metrics of predictions."""
+    truth = np.asarray(y_true).astype(int)
+    prob = np.asarray(y_prob, dtype=float)
+    pred = (prob >= threshold).astype(int)
+    metrics = {
+        "roc_auc": roc_auc_score(truth, prob),
+        "pr_auc": average_precision_score(truth, prob),
+        "brier": brier_score_loss(truth, prob),
+        "accuracy": accuracy_score(truth, pred),
+        "precision": precision_score(truth, pred, zero_division=0),
+        "recall": recall_score(truth, pred, zero_division=0),
+        "f1": f1_score(truth, pred, zero_division=0),
+    }
+    return {name: round(float(value), DIGITS) for name, value in metrics.items()}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions of a model on the test set, with everything a gate may need."""
+
+    # The test set as read, protected attribute included (for fairness gates).
+    test: pd.DataFrame
+    y_true: np.ndarray
+    y_prob: np.ndarray
+    y_pred: np.ndarray
+    metrics: dict[str, float]
+
+
+def evaluate_model(model: Any, test: pd.DataFrame) -> Evaluation:
+    """Score a fitted pipeline on a test frame."""
+    features, label = split_features_label(test)
+    y_prob = model.predict_proba(features)[:, 1]
+    return Evaluation(
+        test=test,
+        y_true=label.to_numpy(),
+        y_prob=y_prob,
+        y_pred=(y_prob >= DECISION_THRESHOLD).astype(int),
+        metrics=compute_metrics(label, y_prob),
+    )
+
+
+def roc_points(y_true: ArrayLike, y_prob: ArrayLike) -> pd.DataFrame:
+    """The ROC curve as `fpr,tpr` rows (DVC `simple` plot template)."""
+    fpr, tpr, _ = roc_curve(y_true, y_prob)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(DIGITS)
+
+
+def confusion_rows(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
+    """One `actual,predicted` row per sample: DVC's `confusion` template counts them itself."""
+    return pd.DataFrame({"actual": np.asarray(y_true), "predicted": np.asarray(y_pred)})
+
+
+def write_reports(evaluation: Evaluation, paths: ProjectPaths) -> None:
+    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+    paths.metrics.write_text(json.dumps(evaluation.metrics, indent=2) + "\n", encoding="utf-8")
+    paths.roc_plot.parent.mkdir(parents=True, exist_ok=True)
+    roc_points(evaluation.y_true, evaluation.y_prob).to_csv(paths.roc_plot, index=False)
+    confusion_rows(evaluation.y_true, evaluation.y_pred).to_csv(paths.confusion_plot, index=False)
+
+
+def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
+    """The `evaluate` stage: score the verified model, write reports, then apply the gates.
+
+    Reports are written before the gates run, so a failing model's numbers can be inspected.
+    """
+    paths = config.paths
+    model, _ = load_verified_model(paths.models_dir)
+    evaluation = evaluate_model(model, read_frame(paths.test_data))
+    write_reports(evaluation, paths)
+    results = run_gates(evaluation, config)
+    failed = [result.message for result in results if not result.passed]
+    if failed:
+        raise GateFailedError("quality gate failed: " + "; ".join(failed))
+    return evaluation, results
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """One aligned `name value` line per metric, for the console."""
+    return "\n".join(f"  {name:<10} {value:.4f}" for name, value in metrics.items())

@@ -1,0 +1,162 @@
+"""MLflow: where runs and registered models go, and how a training run is logged.
+
+The tracking URI is $MLFLOW_TRACKING_URI when set (a tracking server, or a temporary store in
+tests), else params `mlflow.tracking_uri`. A relative sqlite path resolves from the repo root, and
+a local sqlite store keeps its artifacts beside the database (mlruns/artifacts/ by default), so
+the embedded store never writes outside mlruns/ whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from .config import Config
+
+TRACKING_URI_ENV_VAR = "MLFLOW_TRACKING_URI"
+SQLITE_PREFIX = "sqlite:///"
+MODEL_ARTIFACT_NAME = "model"
+# Types the registry copy (skops format, safer than pickle) may load: this code produced them.
+# Another classifier may need more; MLflow's error names them.
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+
+
+def resolve_tracking_uri(
+    configured: str, root: Path, environ: Mapping[str, str] = os.environ
+) -> str:
+    """$MLFLOW_TRACKING_URI or the configured URI, with a relative sqlite path made absolute."""
+    uri = environ.get(TRACKING_URI_ENV_VAR) or configured
+    if uri.startswith(SQLITE_PREFIX):
+        database = uri.removeprefix(SQLITE_PREFIX)
+        # sqlite:///relative.db has three slashes, sqlite:////absolute.db four.
+        if database and database != ":memory:" and not Path(database).is_absolute():
+            return SQLITE_PREFIX + str((root / database).resolve())
+    return uri
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a local sqlite URI, None for any other store."""
+    database = uri.removeprefix(SQLITE_PREFIX) if uri.startswith(SQLITE_PREFIX) else ""
+    return Path(database) if database and database != ":memory:" else None
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a local sqlite store go beside it; a tracking server picks its own (None)."""
+    database = sqlite_database(uri)
+    return (database.parent / "artifacts").as_uri() if database else None
+
+
+@contextmanager
+def training_run(config: Config) -> Iterator[str]:
+    """Point MLflow at the store and experiment of `config` and yield an active run's id."""
+    import mlflow
+
+    _quiet_mlflow()
+    uri = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
+    database = sqlite_database(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    name = config.mlflow.experiment
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location(uri))
+    elif experiment.lifecycle_stage == "deleted":
+        raise PipelineError(
+            f"MLflow experiment '{name}' is deleted: restore it "
+            f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) "
+            "or change params mlflow.experiment"
+        )
+    else:
+        experiment_id = experiment.experiment_id
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        yield run.info.run_id
+
+
+def log_params_and_metrics(params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Log nested params as dotted keys (`model.hyperparameters.gradient_boosting.max_depth`)."""
+    import mlflow
+
+    mlflow.log_params(_flatten(params))
+    mlflow.log_metrics(dict(metrics))
+
+
+def log_and_register_model(
+    pipeline: Pipeline,
+    input_sample: pd.DataFrame,
+    registered_model: str,
+    version_tags: Mapping[str, str],
+) -> int:
+    """Log the pipeline to the active run, register it, tag the version; return the version."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    with warnings.catch_warnings():
+        # The integer columns (age, term, late payments) are never missing: the hint about
+        # integers with missing values does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(input_sample, pipeline.predict_proba(input_sample)[:, 1])
+    info = mlflow.sklearn.log_model(
+        sk_model=pipeline,
+        name=MODEL_ARTIFACT_NAME,
+        signature=signature,
+        registered_model_name=registered_model,
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # Explicit requirements: MLflow would otherwise infer them by inspecting the
+        # environment, which is slow and needs pip.
+        pip_requirements=_pip_requirements(),
+    )
+    version = int(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in version_tags.items():
+        client.set_model_version_tag(registered_model, str(version), key, value)
+    return version
+
+
+def log_file(path: Path) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path))
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("scikit-learn", "numpy", "pandas", "skops")
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _quiet_mlflow() -> None:
+    """Silence start-up chatter (database migrations, pip probing) that hides real warnings."""
+    loggers = (
+        "alembic",
+        "mlflow.store.db.utils",
+        "mlflow.utils.environment",
+        "mlflow.utils.uv_utils",
+    )
+    for logger in loggers:
+        logging.getLogger(logger).setLevel(logging.ERROR)

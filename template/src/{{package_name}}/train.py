@@ -1,0 +1,121 @@
+"""The `train` stage: fit the pipeline, save it with its audit record, track and register it."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sklearn
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+# Public class, private module: the error sklearn raises for a hyperparameter value out of range.
+from sklearn.utils._param_validation import InvalidParameterError
+
+from . import tracking
+from .audit import ModelRecord, git_commit, save_model, sha256_file, write_record
+from .data.columns import FEATURE_NAMES
+from .data.csv_files import read_frame
+from .errors import ConfigError
+from .evaluate import compute_metrics
+from .features import build_preprocessor, split_features_label
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Config, ModelSettings
+
+CLASSIFIERS: dict[str, type] = {
+    "gradient_boosting": GradientBoostingClassifier,
+    "random_forest": RandomForestClassifier,
+    "logistic_regression": LogisticRegression,
+}
+# Rows kept to infer the MLflow model signature.
+SIGNATURE_SAMPLE_ROWS = 50
+
+
+def build_classifier(settings: ModelSettings) -> Any:
+    """The classifier named by params `model.classifier` with its hyperparameters."""
+    if settings.classifier not in CLASSIFIERS:
+        raise ConfigError(
+            f"params.yaml: unknown model.classifier '{settings.classifier}'; "
+            f"choose one of {', '.join(CLASSIFIERS)}"
+        )
+    hyperparameters = settings.classifier_hyperparameters()
+    try:
+        return CLASSIFIERS[settings.classifier](
+            **hyperparameters, random_state=settings.random_state
+        )
+    except TypeError as error:
+        raise ConfigError(
+            f"params.yaml: model.hyperparameters.{settings.classifier}: {error}"
+        ) from error
+
+
+def build_pipeline(settings: ModelSettings) -> Pipeline:
+    return Pipeline(
+        [("preprocessor", build_preprocessor()), ("classifier", build_classifier(settings))]
+    )
+
+
+def fit_pipeline(train: pd.DataFrame, settings: ModelSettings) -> Pipeline:
+    """Fit on the training frame; a fixed random_state makes refits give identical models."""
+    features, label = split_features_label(train)
+    pipeline = build_pipeline(settings)
+    try:
+        pipeline.fit(features, label)
+    except InvalidParameterError as error:
+        raise ConfigError(
+            f"params.yaml: model.hyperparameters.{settings.classifier}: {error}"
+        ) from error
+    return pipeline
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    pipeline: Pipeline
+    record: ModelRecord
+
+
+def train(config: Config) -> TrainingResult:
+    """Fit, measure on the held-out set, save model.joblib, log to MLflow, write model.json."""
+    paths = config.paths
+    train_frame = read_frame(paths.train_data)
+    test_frame = read_frame(paths.test_data)
+    pipeline = fit_pipeline(train_frame, config.model)
+    test_features, test_label = split_features_label(test_frame)
+    metrics = compute_metrics(test_label, pipeline.predict_proba(test_features)[:, 1])
+    model_file = save_model(pipeline, paths.models_dir)
+    model_sha256 = sha256_file(model_file)
+    commit = git_commit(config.root)
+
+    with tracking.training_run(config) as run_id:
+        tracking.log_params_and_metrics(config.params, metrics)
+        version = tracking.log_and_register_model(
+            pipeline,
+            input_sample=train_frame[list(FEATURE_NAMES)].head(SIGNATURE_SAMPLE_ROWS),
+            registered_model=config.mlflow.registered_model,
+            # Ties the registry version to the DVC-versioned file and the code that made it.
+            version_tags={"model_sha256": model_sha256, "git_commit": commit or "unknown"},
+        )
+        record = ModelRecord(
+            model_file=model_file.name,
+            model_sha256=model_sha256,
+            training_data_sha256=sha256_file(paths.train_data),
+            test_data_sha256=sha256_file(paths.test_data),
+            git_commit=commit,
+            params=dict(config.params),
+            metrics=metrics,
+            mlflow_run_id=run_id,
+            registered_model_name=config.mlflow.registered_model,
+            registered_model_version=version,
+            sklearn_version=sklearn.__version__,
+            python_version=platform.python_version(),
+            feature_names=list(FEATURE_NAMES),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        tracking.log_file(write_record(record, paths.models_dir))
+    return TrainingResult(pipeline=pipeline, record=record)
