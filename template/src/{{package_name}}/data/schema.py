@@ -132,6 +132,11 @@ def _summarise(failure_cases: pd.DataFrame) -> tuple[CheckFailure, ...]:
         .where(cases["check"] != LABEL_CHECK_NAME, LABEL.name)
         .fillna("<dataframe>")
     )
+    # A range or category check cannot run on a column of the wrong type; pandera reports the
+    # resulting exception as one more failure, which only repeats the dtype failure.
+    wrong_type = cases.loc[cases["check"].str.contains("dtype(", regex=False), "column"]
+    could_not_run = cases["column"].isin(wrong_type) & cases["index"].isna()
+    cases = cases[~could_not_run | cases["check"].str.contains("dtype(", regex=False)]
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         values = group["failure_case"].astype(str).drop_duplicates().head(MAX_EXAMPLES)
