@@ -56,8 +56,15 @@ def test_registry_holds_a_model_version(default_project):
 def test_audit_record_matches_the_artifact(default_project):
     record = json.loads((default_project / "models" / "model.json").read_text())
     artifact = (default_project / "models" / "model.joblib").read_bytes()
-    assert hashlib.sha256(artifact).hexdigest() in json.dumps(record)
-    assert record["mlflow_run_id"] if "mlflow_run_id" in record else record["mlflow"]["run_id"]
+    training_data = (default_project / "data" / "validated" / "train.csv").read_bytes()
+    assert record["model_sha256"] == hashlib.sha256(artifact).hexdigest()
+    assert record["training_data_sha256"] == hashlib.sha256(training_data).hexdigest()
+    assert len(record["git_commit"]) == 40
+    assert record["mlflow_run_id"]
+    assert record["registered_model_name"] == "credit-risk-model"
+    assert record["registered_model_version"] == 1
+    assert record["metrics"]["roc_auc"] >= 0.75
+    assert record["params"]["model"]["classifier"] == "gradient_boosting"
 
 
 def test_second_pipeline_runs_no_stage(default_project):
