@@ -88,10 +88,13 @@ def test_params_and_pipeline_are_consistent(rendered):
 
 
 def test_ci_files_follow_the_provider(rendered):
+    # The CI/CD files of every tier are checked in depth by test_ci_files.py.
     answers, project = rendered
+    provider_files = {"github": ".github", "gitlab": ".gitlab-ci.yml", "jenkins": "Jenkinsfile"}
+    for provider, path in provider_files.items():
+        assert (project / path).exists() == (provider == answers["ci_provider"]), path
     workflow = project / ".github" / "workflows" / "ci.yml"
     if answers["ci_provider"] != "github":
-        assert not (project / ".github").exists()
         return
     ci = yaml.safe_load(workflow.read_text())
     steps = ci["jobs"]["ci"]["steps"]

@@ -1,0 +1,683 @@
+"""The CI/CD files of every answer combination (tier x CI provider x data remote).
+
+Each rendered CI file passes its real validators (GitHub: actionlint, SchemaStore schema, zizmor;
+GitLab: SchemaStore schema and a stages/needs/extends check; Jenkins: tree-sitter-groovy and the
+declarative structure), carries the jobs of its tier and nothing more, calls only Makefile targets
+that exist, uses the answered Python version and takes secrets only by reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import ALL_COMBINATIONS, combination_id
+from .validators import (
+    called_make_targets,
+    check_dvc_dag,
+    check_github_workflows,
+    check_gitlab_ci,
+    check_jenkinsfile,
+    make_invocations,
+    make_targets,
+    zizmor_findings,
+)
+
+DEFAULT_PYTHON = "3.12"
+APPROVERS = "ml-release-approvers"
+
+# Every CI file any provider could leave behind, relative to the project.
+CI_PATHS = (".github", ".gitlab-ci.yml", "Jenkinsfile")
+
+# Answers beyond the 36 combinations: another Python, a custom tracking-secret name, the
+# providers' own registries and custom approvers.
+VARIANTS: list[dict[str, str]] = [
+    {
+        "stack_tier": "enterprise",
+        "ci_provider": "github",
+        "data_remote": "gcs",
+        "python_version": "3.11",
+        "mlflow_tracking_secret": "PROD_MLFLOW_URI",
+        "container_image": "ghcr.io/acme/credit-risk-model",
+        "production_approvers": "alice,ml-leads",
+    },
+    {
+        "stack_tier": "scale-up",
+        "ci_provider": "gitlab",
+        "data_remote": "azure",
+        "python_version": "3.13",
+        "mlflow_tracking_secret": "PROD_MLFLOW_URI",
+        "container_image": "registry.gitlab.com/acme/credit-risk-model",
+    },
+    {
+        "stack_tier": "enterprise",
+        "ci_provider": "jenkins",
+        "data_remote": "s3",
+        "python_version": "3.11",
+        "mlflow_tracking_secret": "PROD_MLFLOW_URI",
+        "production_approvers": "alice,ml-leads",
+    },
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+_RENDERS: dict[str, tuple[dict[str, str], Path]] = {}
+
+
+def variant_id(answers: Mapping[str, str]) -> str:
+    if "python_version" not in answers:
+        return combination_id(answers)
+    return f"variant-{answers['ci_provider']}-{answers['stack_tier']}-py{answers['python_version']}"
+
+
+def _render(copie_session, answers: Mapping[str, str]) -> tuple[dict[str, str], Path]:
+    """Render once per answers in this module (the projects stay on disk for the session)."""
+    key = variant_id(answers)
+    if key not in _RENDERS:
+        result = copie_session.copy(extra_answers=dict(answers))
+        assert result.exit_code == 0, result.exception
+        _RENDERS[key] = (dict(answers), Path(result.project_dir))
+    return _RENDERS[key]
+
+
+@pytest.fixture(scope="module", params=ALL_COMBINATIONS + VARIANTS, ids=variant_id)
+def rendered(request, copie_session) -> tuple[dict[str, str], Path]:
+    """The 36 combinations, then the variants."""
+    return _render(copie_session, request.param)
+
+
+def _of(provider: str) -> list[dict[str, str]]:
+    return [a for a in ALL_COMBINATIONS + VARIANTS if a["ci_provider"] == provider]
+
+
+@pytest.fixture(scope="module", params=_of("github"), ids=variant_id)
+def github(request, copie_session) -> tuple[dict[str, str], Path]:
+    return _render(copie_session, request.param)
+
+
+@pytest.fixture(scope="module", params=_of("gitlab"), ids=variant_id)
+def gitlab(request, copie_session) -> tuple[dict[str, str], Path]:
+    return _render(copie_session, request.param)
+
+
+@pytest.fixture(scope="module", params=_of("jenkins"), ids=variant_id)
+def jenkins(request, copie_session) -> tuple[dict[str, str], Path]:
+    return _render(copie_session, request.param)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def answer(answers: Mapping[str, str], key: str) -> str:
+    defaults = {
+        "python_version": DEFAULT_PYTHON,
+        "mlflow_tracking_secret": "MLFLOW_TRACKING_URI",
+        "container_image": "registry.example.com/ml/credit-risk-model",
+        "production_approvers": APPROVERS,
+    }
+    return answers.get(key, defaults.get(key, ""))
+
+
+def cluster(answers: Mapping[str, str]) -> bool:
+    return answers["stack_tier"] != "startup"
+
+
+def enterprise(answers: Mapping[str, str]) -> bool:
+    return answers["stack_tier"] == "enterprise"
+
+
+def ci_files(project: Path) -> list[Path]:
+    """The CI files present in a rendered project."""
+    files: list[Path] = []
+    workflows = project / ".github" / "workflows"
+    if workflows.is_dir():
+        files += sorted(p for p in workflows.iterdir() if p.suffix in (".yml", ".yaml"))
+    for name in (".gitlab-ci.yml", "Jenkinsfile"):
+        if (project / name).is_file():
+            files.append(project / name)
+    return files
+
+
+def expected_ci_files(answers: Mapping[str, str]) -> set[str]:
+    provider = answers["ci_provider"]
+    if provider == "github":
+        names = ["ci.yml", "cd.yml", "retrain.yml"] if cluster(answers) else ["ci.yml"]
+        return {f".github/workflows/{n}" for n in names}
+    return {".gitlab-ci.yml" if provider == "gitlab" else "Jenkinsfile"}
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    workflow = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    if True in workflow:
+        workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def workflow_steps(workflow: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            yield name, step
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def gitlab_jobs(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The config and its visible jobs with `extends:` resolved (GitLab's deep merge)."""
+    config = yaml.safe_load(path.read_text())
+    keywords = {"workflow", "stages", "variables", "default", "include", "image", "cache"}
+
+    def resolve(name: str) -> dict[str, Any]:
+        body = config[name]
+        parents = body.get("extends", [])
+        merged: dict[str, Any] = {}
+        for parent in [parents] if isinstance(parents, str) else parents:
+            merged = _merge(merged, resolve(parent))
+        return _merge(merged, {k: v for k, v in body.items() if k != "extends"})
+
+    jobs = {k: resolve(k) for k in config if k not in keywords and not k.startswith(".")}
+    return config, jobs
+
+
+def is_manual(job: Mapping[str, Any]) -> bool:
+    rules = job.get("rules", [])
+    return job.get("when") == "manual" or any(r.get("when") == "manual" for r in rules)
+
+
+def ci_make_commands(project: Path) -> set[str]:
+    """Every make invocation of the CI files, as 'make <targets> <VAR=value>...'."""
+    commands = set()
+    for path in ci_files(project):
+        for inv in make_invocations(path.read_text()):
+            words = [*inv.targets, *(f"{k}={v}" for k, v in inv.variables.items())]
+            commands.add(" ".join(["make", *words]))
+    return commands
+
+
+def readme_ci_section(project: Path) -> str:
+    text = (project / "README.md").read_text()
+    match = re.search(r"^## CI/CD\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert match, "README.md has no '## CI/CD' section"
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Files and validators
+# --------------------------------------------------------------------------------------------
+
+
+def test_only_the_chosen_providers_ci_files_exist(rendered):
+    answers, project = rendered
+    present = {str(p.relative_to(project)) for p in ci_files(project)}
+    assert present == expected_ci_files(answers)
+    others = {"github": ".github", "gitlab": ".gitlab-ci.yml", "jenkins": "Jenkinsfile"}
+    for provider, path in others.items():
+        if provider != answers["ci_provider"]:
+            assert not (project / path).exists(), f"{path} rendered for {answers['ci_provider']}"
+
+
+def test_ci_files_pass_their_validators(rendered):
+    answers, project_dir = rendered
+    files = ci_files(project_dir)
+    provider = answers["ci_provider"]
+    if provider == "github":
+        check_github_workflows(files)  # actionlint (+ shellcheck), schema, zizmor high
+    elif provider == "gitlab":
+        check_gitlab_ci(project_dir / ".gitlab-ci.yml")  # schema, stages, needs, extends
+    else:
+        check_jenkinsfile(project_dir / "Jenkinsfile")  # parse + declarative structure
+
+
+def test_every_make_target_called_by_ci_exists_in_the_makefile(rendered):
+    _, project_dir = rendered
+    called: set[str] = set()
+    for path in ci_files(project_dir):
+        called |= called_make_targets(path.read_text(), include_other_makefiles=False)
+    assert called, "the CI files call no make target"
+    missing = sorted(called - make_targets(project_dir / "Makefile"))
+    assert missing == [], f"CI calls make targets the Makefile does not define: {missing}"
+
+
+def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
+    answers, project = rendered
+    commands = ci_make_commands(project)
+    provider = answers["ci_provider"]
+    ci = {"make setup", "make ci"} if provider == "github" else {"make setup", "make lint"}
+    ci |= {"make test", "make pipeline"} if provider != "github" else set()
+    cd = {
+        "make pipeline",
+        "make promote",
+        "make docker-build docker-push",
+        "make deploy ENV=staging",
+        "make deploy ENV=production",
+        "make retrain",
+    }
+    canary = {"make deploy ENV=production CANARY_PERCENT=10", "make model-card"}
+    push = {"make push"}
+    expected = set(ci)
+    if cluster(answers):
+        expected |= cd
+        if answers["data_remote"] != "local":
+            expected |= push
+    if enterprise(answers):
+        expected |= canary
+    if provider == "github" and cluster(answers):
+        expected.add("make lint test")  # cd.yml's checks job
+    assert commands == expected
+
+
+# --------------------------------------------------------------------------------------------
+# GitHub Actions
+# --------------------------------------------------------------------------------------------
+
+PINNED_USES = re.compile(r"^\s*(?:-\s*)?uses:\s*(?P<ref>\S+)\s+#\s*v\d+(?:\.\d+)*\s*$")
+
+
+def test_github_actions_are_pinned_by_commit_sha_with_a_version_comment(github):
+    _, project_dir = github
+    for path in ci_files(project_dir):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not re.match(r"^\s*(?:-\s*)?uses:", line):
+                continue
+            match = PINNED_USES.match(line)
+            assert match, f"{path.name}:{number}: `uses:` without a `# vX.Y.Z` comment: {line}"
+            ref = match.group("ref")
+            assert ref.startswith("./") or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), (
+                f"{path.name}:{number}: not pinned by a 40-hex commit SHA: {ref}"
+            )
+
+
+def test_github_least_privilege_concurrency_and_no_persisted_credentials(github):
+    answers, project_dir = github
+    ghcr = answer(answers, "container_image").startswith("ghcr.io/")
+    for path in ci_files(project_dir):
+        workflow = load_workflow(path)
+        assert workflow["permissions"] == {}, path.name
+        assert "group" in workflow["concurrency"], path.name
+        for name, job in workflow["jobs"].items():
+            expected = {"contents": "read"}
+            if name == "build" and ghcr:
+                expected["packages"] = "write"
+            assert job["permissions"] == expected, f"{path.name}: job {name}"
+            assert "timeout-minutes" in job, f"{path.name}: job {name}"
+        for name, step in workflow_steps(workflow):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, f"{path.name}: {name}"
+
+
+def test_github_jobs_and_triggers_follow_the_tier(github):
+    answers, project = github
+    workflows = project / ".github" / "workflows"
+    ci = load_workflow(workflows / "ci.yml")
+    assert list(ci["jobs"]) == ["ci"]
+    assert {"run": "make ci", "name": "Lint, test, run the pipeline"} in ci["jobs"]["ci"]["steps"]
+    upload = next(s for _, s in workflow_steps(ci) if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "reports/"
+    if not cluster(answers):
+        assert set(ci["on"]) == {"push", "pull_request"}
+        assert ci["on"]["push"] == {"branches": ["main"]}
+        return
+    assert set(ci["on"]) == {"pull_request"}  # on main, cd.yml runs lint, test and training
+
+    cd = load_workflow(workflows / "cd.yml")
+    assert cd["on"]["push"] == {"branches": ["main"]}
+    assert cd["concurrency"]["cancel-in-progress"] is False
+    production = ["deploy-production-canary", "deploy-production"]
+    expected_jobs = ["checks", "train", "build", "deploy-staging"]
+    expected_jobs += production if enterprise(answers) else ["deploy-production"]
+    assert list(cd["jobs"]) == expected_jobs
+    for before, after in itertools.pairwise(expected_jobs):
+        assert cd["jobs"][after]["needs"] == before  # a chain: nothing deploys untested
+    jobs = cd["jobs"]
+    assert jobs["deploy-staging"]["environment"] == "staging"
+    for name in production if enterprise(answers) else ["deploy-production"]:
+        # On enterprise the environment's required reviewers gate these jobs.
+        assert jobs[name]["environment"] == "production"
+    runs = {name: [s.get("run") for s in job["steps"]] for name, job in jobs.items()}
+    assert ("make model-card" in runs["train"]) == enterprise(answers)
+    if enterprise(answers):
+        assert "make deploy ENV=production CANARY_PERCENT=10" in runs["deploy-production-canary"]
+        uploads = [s["with"] for s in jobs["train"]["steps"] if "upload" in s.get("uses", "")]
+        assert any(u["path"] == "docs/model_card.md" for u in uploads)
+
+    retrain = load_workflow(workflows / "retrain.yml")
+    assert set(retrain["on"]) == {"schedule", "workflow_dispatch"}
+    assert retrain["on"]["schedule"][0]["cron"]
+    assert "make retrain" in [s.get("run") for s in retrain["jobs"]["retrain"]["steps"]]
+    # CD and retraining never promote at the same time.
+    group = jobs["train"]["concurrency"]["group"]
+    assert retrain["jobs"]["retrain"]["concurrency"]["group"] == group
+
+
+def test_github_python_version_comes_from_the_answer(github):
+    answers, project_dir = github
+    versions = {
+        step["with"]["python-version"]
+        for path in ci_files(project_dir)
+        for _, step in workflow_steps(load_workflow(path))
+        if step.get("uses", "").startswith("astral-sh/setup-uv@")
+    }
+    assert versions == {answer(answers, "python_version")}
+
+
+GITHUB_EXPRESSION = re.compile(r"^\$\{\{ (?:secrets\.[A-Z][A-Z0-9_]*|github\.actor) \}\}$")
+
+
+def test_github_secrets_only_by_reference(github):
+    answers, project_dir = github
+    names = set()
+    for path in ci_files(project_dir):
+        workflow = load_workflow(path)
+        envs = [job.get("env", {}) for job in workflow["jobs"].values()]
+        envs += [step.get("env", {}) for _, step in workflow_steps(workflow)]
+        for env in envs:
+            for key, value in env.items():
+                assert GITHUB_EXPRESSION.match(str(value)), f"{path.name}: {key}={value!r}"
+        text = path.read_text()
+        names |= set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text))
+        # Expressions never reach a shell script (template injection).
+        for _, step in workflow_steps(workflow):
+            assert "${{" not in str(step.get("run", "")), f"{path.name}: {step}"
+    if cluster(answers):
+        assert answer(answers, "mlflow_tracking_secret") in names
+        assert "MLFLOW_TRACKING_URI" not in names - {answer(answers, "mlflow_tracking_secret")}
+    else:
+        assert names == set()
+
+
+# --------------------------------------------------------------------------------------------
+# GitLab CI
+# --------------------------------------------------------------------------------------------
+
+
+GITLAB_STAGES = ["lint", "test", "train", "build", "deploy-staging", "deploy-production"]
+
+
+def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
+    answers, project = gitlab
+    info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
+    config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+    expected_jobs = {"lint", "test", "pipeline"}
+    if cluster(answers):
+        expected_jobs |= {"train", "retrain", "build-image", "deploy-staging", "deploy-production"}
+    if enterprise(answers):
+        expected_jobs.add("deploy-production-canary")
+    assert set(info.jobs) == expected_jobs
+    assert info.stages == (GITLAB_STAGES if cluster(answers) else GITLAB_STAGES[:3])
+    assert set(info.job_stages.values()) == set(info.stages)  # no empty stage
+
+    rules = config["workflow"]["rules"]
+    assert {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'} in rules
+    assert {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"} in rules
+    schedule = '$CI_PIPELINE_SOURCE == "schedule"'
+    for name, job in jobs.items():
+        if name == "retrain":  # the only job of a scheduled pipeline
+            assert job["rules"] == [{"if": schedule}]
+        else:
+            assert {"if": schedule, "when": "never"} in job["rules"] or all(
+                r.get("if") == '$CI_PIPELINE_SOURCE == "merge_request_event"' for r in job["rules"]
+            ), f"job {name} would run on schedules"
+
+    manual = {name for name, job in jobs.items() if is_manual(job)}
+    environments = {name: job.get("environment", {}).get("name") for name, job in jobs.items()}
+    if not cluster(answers):
+        assert manual == set() and set(environments.values()) == {None}
+        return
+    production = {"deploy-production-canary", "deploy-production"}
+    assert manual == (production if enterprise(answers) else set())
+    for name in manual:
+        assert jobs[name]["allow_failure"] is False  # the pipeline waits for the approval
+    assert environments["deploy-staging"] == "staging"
+    assert {environments[n] for n in production & set(jobs)} == {"production"}
+    assert info.needs["train"] == ["lint", "test"]
+    assert "build-image" in info.needs["deploy-staging"]
+    if enterprise(answers):
+        assert "deploy-staging" in info.needs["deploy-production-canary"]
+        assert "deploy-production-canary" in info.needs["deploy-production"]
+        assert info.scripts["deploy-production-canary"][-1] == (
+            "make deploy ENV=production CANARY_PERCENT=10"
+        )
+        assert "docs/model_card.md" in jobs["train"]["artifacts"]["paths"]
+    else:
+        assert "deploy-staging" in info.needs["deploy-production"]
+    assert "make retrain" in info.scripts["retrain"]
+    assert "docker:" in jobs["build-image"]["services"][0]
+    assert jobs["train"]["resource_group"] == jobs["retrain"]["resource_group"]
+
+
+def test_gitlab_python_image_uv_cache_and_artifacts(gitlab):
+    answers, project_dir = gitlab
+    config, jobs = gitlab_jobs(project_dir / ".gitlab-ci.yml")
+    python = answer(answers, "python_version")
+    assert config["variables"]["UV_PYTHON"] == python
+    assert config["variables"]["UV_CACHE_DIR"].startswith("$CI_PROJECT_DIR/")
+    cache_dir = config["variables"]["UV_CACHE_DIR"].removeprefix("$CI_PROJECT_DIR/")
+    for name, job in jobs.items():
+        if name == "build-image":
+            assert job["image"].startswith("docker:")
+            continue
+        assert job["image"] == f"python:{python}-bookworm", name
+        assert job["cache"]["key"]["files"] == ["uv.lock", "pyproject.toml"], name
+        assert job["cache"]["paths"] == [f"{cache_dir}/"], name
+    assert set(jobs["pipeline"]["artifacts"]["paths"]) >= {"reports/", "models/"}
+
+
+def test_gitlab_secrets_only_by_reference(gitlab):
+    answers, project_dir = gitlab
+    config, jobs = gitlab_jobs(project_dir / ".gitlab-ci.yml")
+    secret_name = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIALS|KUBECONFIG|TRACKING_URI")
+    for scope, variables in [("top", config["variables"])] + [
+        (name, job.get("variables", {})) for name, job in jobs.items()
+    ]:
+        for key, value in variables.items():
+            if secret_name.search(key):
+                assert re.fullmatch(r"\$[A-Z][A-Z0-9_]*", str(value)), f"{scope}: {key}={value}"
+    text = (project_dir / ".gitlab-ci.yml").read_text()
+    secret = answer(answers, "mlflow_tracking_secret")
+    if cluster(answers) and secret != "MLFLOW_TRACKING_URI":
+        assert jobs["train"]["variables"]["MLFLOW_TRACKING_URI"] == f"${secret}"
+        assert jobs["retrain"]["variables"]["MLFLOW_TRACKING_URI"] == f"${secret}"
+    if answer(answers, "container_image").startswith("registry.gitlab.com/"):
+        assert "$CI_REGISTRY_PASSWORD" in text
+        assert not re.search(r"(?<!CI_)REGISTRY_PASSWORD", text)
+
+
+# --------------------------------------------------------------------------------------------
+# Jenkins
+# --------------------------------------------------------------------------------------------
+
+
+def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
+    answers, project_dir = jenkins
+    path = project_dir / "Jenkinsfile"
+    info = check_jenkinsfile(path)
+    text = path.read_text()
+    expected = ["Setup", "Lint", "Test", "Pipeline"]
+    if cluster(answers):
+        expected += ["Train", "Build image", "Deploy staging"]
+        expected += ["Deploy production canary"] if enterprise(answers) else []
+        expected += ["Deploy production", "Retrain"]
+    assert info.stage_names == expected
+    assert info.agent == "any"
+    approvers = answer(answers, "production_approvers")
+    if enterprise(answers):
+        assert info.input_submitters == {
+            "Deploy production canary": approvers,
+            "Deploy production": approvers,
+        }
+        assert info.stage("Deploy production canary").sh == (
+            "make deploy ENV=production CANARY_PERCENT=10",
+        )
+        assert "make model-card" in info.stage("Train").sh
+    else:
+        assert not info.has_input_with_submitter
+        assert "input(" not in text
+    # The retraining schedule: a cron trigger on main only, and a stage gated on the timer.
+    assert info.has_cron_trigger == cluster(answers)
+    if cluster(answers):
+        assert 'cron(env.BRANCH_NAME == "main" ? "H 3 * * 1" : "")' in text
+        assert info.stage("Retrain").has_when and "make retrain" in info.stage("Retrain").sh
+        retrain_block = text[text.index("stage('Retrain')") :]
+        assert "triggeredBy 'TimerTrigger'" in retrain_block.split("steps")[0]
+        for name in ("Train", "Build image", "Deploy staging", "Deploy production"):
+            assert info.stage(name).has_when, name  # main only, not on the timer
+    assert "archiveArtifacts artifacts: 'reports/**'" in text
+    assert ("docs/model_card.md" in text) == enterprise(answers)
+    assert f"UV_PYTHON = '{answer(answers, 'python_version')}'" in text
+
+
+def test_jenkins_credentials_only_by_id(jenkins):
+    answers, project_dir = jenkins
+    text = (project_dir / "Jenkinsfile").read_text()
+    ids = set(re.findall(r"credentials\('([^']+)'\)", text))
+    ids |= set(re.findall(r"credentialsId: '([^']+)'", text))
+    if not cluster(answers):
+        assert ids == set() and "withCredentials" not in text
+        return
+    expected = {
+        answer(answers, "mlflow_tracking_secret"),
+        "registry-credentials",
+        "kubeconfig-staging",
+        "kubeconfig-production",
+    }
+    remote = {"local": None, "s3": "dvc-remote-aws", "gcs": "dvc-remote-gcs"}
+    remote["azure"] = "dvc-remote-azure"
+    if remote[answers["data_remote"]]:
+        expected.add(remote[answers["data_remote"]])
+    assert ids == expected
+    # Secrets expand in the shell, never through Groovy string interpolation.
+    for command in re.findall(r'\bsh\s+"([^"]*)"', text):
+        assert "$" not in command, command
+
+
+# --------------------------------------------------------------------------------------------
+# Every provider: secrets documented, nothing secret inline
+# --------------------------------------------------------------------------------------------
+
+CREDENTIAL_LITERALS = re.compile(
+    r"AKIA[0-9A-Z]{16}|-----BEGIN|ghp_[A-Za-z0-9]{20,}|glpat-|AccountKey=|"
+    r"\"private_key\"|(?:password|token|secret)\s*[:=]\s*['\"][^'\"$]{6,}",
+    re.IGNORECASE,
+)
+
+
+def test_no_credential_literal_in_ci_files(rendered):
+    _, project_dir = rendered
+    for path in ci_files(project_dir):
+        found = CREDENTIAL_LITERALS.findall(path.read_text())
+        assert found == [], f"{path.name}: {found}"
+
+
+def referenced_secrets(answers: Mapping[str, str], project: Path) -> set[str]:
+    """Names a user must create: secrets, variables or credential IDs the CI files read."""
+    provider = answers["ci_provider"]
+    names: set[str] = set()
+    for path in ci_files(project):
+        text = path.read_text()
+        if provider == "github":
+            names |= set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text)) - {"GITHUB_TOKEN"}
+        elif provider == "gitlab":
+            config = yaml.safe_load(text)
+            defined = set(config.get("variables", {}))
+            for body in config.values():
+                if isinstance(body, dict) and isinstance(body.get("variables"), dict):
+                    defined |= set(body["variables"])
+            refs = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
+            names |= {n for n in refs if not n.startswith("CI_") and n not in defined}
+        else:
+            names |= set(re.findall(r"credentials\('([^']+)'\)", text))
+            names |= set(re.findall(r"credentialsId: '([^']+)'", text))
+    return names
+
+
+def test_readme_documents_every_secret_the_ci_reads(rendered):
+    answers, project_dir = rendered
+    section = readme_ci_section(project_dir)
+    names = referenced_secrets(answers, project_dir)
+    if answers["ci_provider"] == "gitlab" and cluster(answers):
+        # Read by the tools themselves, not by the file: still documented by name.
+        names |= {"KUBECONFIG", answer(answers, "mlflow_tracking_secret")}
+        remote = {"s3": "AWS_SECRET_ACCESS_KEY", "gcs": "GOOGLE_APPLICATION_CREDENTIALS"}
+        remote["azure"] = "AZURE_STORAGE_CONNECTION_STRING"
+        if answers["data_remote"] in remote:
+            names.add(remote[answers["data_remote"]])
+    if cluster(answers):
+        assert answer(answers, "mlflow_tracking_secret") in names
+    else:
+        assert names == set()
+        assert "none, the" in section
+    for name in names:
+        assert f"`{name}`" in section, f"README's CI/CD section does not document {name}"
+    dvc_names = ("AWS_ACCESS_KEY_ID", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_SERVICE_ACCOUNT_KEY")
+    if answers["data_remote"] == "local" or not cluster(answers):
+        assert not any(n in section for n in (*dvc_names, "AZURE_STORAGE_CONNECTION_STRING"))
+
+
+def test_readme_explains_the_approval_only_on_enterprise(rendered):
+    answers, project_dir = rendered
+    section = readme_ci_section(project_dir)
+    assert ("**Production approval.**" in section) == enterprise(answers)
+    if enterprise(answers):
+        assert answer(answers, "production_approvers") in section
+        where = {
+            "github": "Required reviewers",
+            "gitlab": "Protected environments",
+            "jenkins": "`submitter`",
+        }[answers["ci_provider"]]
+        assert where in section
+
+
+# --------------------------------------------------------------------------------------------
+# Once: zizmor at every severity, and dvc dag
+# --------------------------------------------------------------------------------------------
+
+
+def test_zizmor_reports_nothing_at_medium_or_above_on_any_workflow(copie_session):
+    """All severities on the largest workflows (enterprise, plus the ghcr/gcs variant)."""
+    files: list[Path] = []
+    for answers in (
+        {"stack_tier": "enterprise", "ci_provider": "github", "data_remote": "s3"},
+        VARIANTS[0],
+    ):
+        _, project = _render(copie_session, answers)
+        files += ci_files(project)
+    findings = zizmor_findings(files)
+    serious = [f for f in findings if f.severity in ("medium", "high")]
+    assert serious == [], "\n".join(f"{f.severity} {f.ident} {f.path}:{f.line}" for f in serious)
+
+
+def _dvc_command() -> Sequence[str]:
+    if exe := shutil.which("dvc"):
+        return [exe]
+    if uv := shutil.which("uv"):
+        argv = [uv, "tool", "run", "--from", "dvc>=3.50", "dvc"]
+        proc = subprocess.run([*argv, "--version"], capture_output=True, timeout=600, check=False)
+        if proc.returncode == 0:
+            return argv
+    pytest.skip("dvc is not available (not installed and not installable with uv)")
+
+
+def test_dvc_dag_of_a_rendered_project(copie_session):
+    # dvc.yaml differs between answers only by the package name: one project is enough.
+    _, project = _render(copie_session, ALL_COMBINATIONS[-1])
+    dag = check_dvc_dag(project, _dvc_command())
+    assert set(dag.stages) == {"prepare", "validate", "train", "evaluate"}
+    assert ("prepare", "validate") in dag.edges and ("train", "evaluate") in dag.edges
