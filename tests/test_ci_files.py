@@ -563,6 +563,11 @@ def test_jenkins_credentials_only_by_id(jenkins):
     if remote[answers["data_remote"]]:
         expected.add(remote[answers["data_remote"]])
     assert ids == expected
+    # Every environment assignment but the Python version binds a credential by ID.
+    for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):
+        if name != "UV_PYTHON":
+            assert re.fullmatch(r"credentials\('[^']+'\)", value), f"{name} = {value}"
+    assert text.count("MLFLOW_TRACKING_URI = credentials(") == 2  # Train and Retrain
     # Secrets expand in the shell, never through Groovy string interpolation.
     for command in re.findall(r'\bsh\s+"([^"]*)"', text):
         assert "$" not in command, command
