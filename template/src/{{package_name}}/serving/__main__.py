@@ -1,0 +1,47 @@
+"""``python -m <package>.serving``: start the model server (the container's command).
+
+Same as the CLI's ``serve``, without the CLI's own imports. Options default to the environment
+(HOST, PORT, MODEL_DIR, WEB_CONCURRENCY, MAX_BODY_BYTES, LOG_LEVEL), so a container or a
+Kubernetes manifest can set them as variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import PipelineError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))
+    parser.add_argument("--workers", type=int, default=None, help="default: $WEB_CONCURRENCY")
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=None, help="default: $MAX_BODY_BYTES or 1 MiB"
+    )
+    parser.add_argument("--log-level", default=None, help="default: $LOG_LEVEL or info")
+    args = parser.parse_args(argv)
+
+    from .server import run_server  # after argument parsing: --help stays instant
+
+    try:
+        run_server(
+            args.host,
+            args.port,
+            args.model_dir,
+            workers=args.workers,
+            max_body_bytes=args.max_body_bytes,
+            log_level=args.log_level,
+        )
+    except (PipelineError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The served model: loaded only after its sha256 matches the audit record, then predicted on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from .. import DISTRIBUTION_NAME
+from ..audit import ModelRecord, load_verified_model
+from ..errors import ArtifactIntegrityError
+from .batching import Columns, Prediction
+from .validation import InputSchema
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A verified model with what the endpoints report about it."""
+
+    name: str
+    version: str
+    pipeline: Any
+    record: ModelRecord
+    schema: InputSchema
+
+    @classmethod
+    def load(cls, model_dir: str | Path, schema: InputSchema | None = None) -> ServedModel:
+        """Verify models/model.joblib against models/model.json, then load it.
+
+        Raises ArtifactIntegrityError (a clear message, no traceback needed) when the artifact is
+        missing, differs from its record, or does not take the inputs the schema declares.
+        """
+        schema = schema or InputSchema()
+        pipeline, record = load_verified_model(Path(model_dir))
+        expected = getattr(pipeline, "feature_names_in_", None)
+        if expected is not None and set(expected) != set(schema.names):
+            raise ArtifactIntegrityError(
+                f"the model in {model_dir} was trained on features {list(expected)}, but "
+                f"data/columns.py declares {list(schema.names)}: retrain the model"
+            )
+        classes = list(getattr(pipeline, "classes_", []))
+        if len(classes) != 2 or not hasattr(pipeline, "predict_proba"):
+            raise ArtifactIntegrityError(
+                f"the model in {model_dir} is not a binary classifier with predict_proba"
+            )
+        model = cls(
+            name=model_name(record),
+            version=model_version(record),
+            pipeline=pipeline,
+            record=record,
+            schema=schema,
+        )
+        # One prediction before serving: a model that cannot score a valid row fails here, not
+        # on the first request, and the first request does not pay for lazy initialisation.
+        try:
+            model.predict(schema.parse_v1({"instances": [schema.example_record()]}).columns)
+        except Exception as error:
+            raise ArtifactIntegrityError(
+                f"the model in {model_dir} failed on a valid example row: {error}"
+            ) from error
+        return model
+
+    @property
+    def feature_order(self) -> tuple[str, ...]:
+        names = getattr(self.pipeline, "feature_names_in_", None)
+        return tuple(names) if names is not None else self.schema.names
+
+    def frame(self, columns: Columns) -> pd.DataFrame:
+        """The DataFrame the pipeline was trained on: same column names, order and dtypes."""
+        return pd.DataFrame({name: columns[name] for name in self.feature_order}, copy=False)
+
+    def predict(self, columns: Columns) -> Prediction:
+        """Probability of the positive class and the predicted class, one of each per row."""
+        # Inputs were checked (finite, in range) by the validation module.
+        with sklearn.config_context(assume_finite=True):
+            proba = self.pipeline.predict_proba(self.frame(columns))
+        classes = np.asarray(self.pipeline.classes_)
+        predicted = classes[proba.argmax(axis=1)].astype(np.int64)
+        return proba[:, 1].astype(np.float64), predicted
+
+
+def model_name(record: ModelRecord) -> str:
+    """The name in the URLs: params.yaml's ``project.slug`` as recorded at training time."""
+    project = record.params.get("project") if isinstance(record.params, dict) else None
+    slug = project.get("slug") if isinstance(project, dict) else None
+    return slug if isinstance(slug, str) and slug else DISTRIBUTION_NAME
+
+
+def model_version(record: ModelRecord) -> str:
+    """The MLflow registry version when the model was registered, else its sha256 prefix."""
+    if record.registered_model_version is not None:
+        return str(record.registered_model_version)
+    return record.model_sha256[:12]
