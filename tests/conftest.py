@@ -21,8 +21,9 @@ ALL_COMBINATIONS: list[dict[str, str]] = [
     for tier, ci, remote in itertools.product(TIERS, CI_PROVIDERS, DATA_REMOTES)
 ]
 
-# A leftover Jinja tag in rendered output; GitHub Actions' `${{ ... }}` is meant to stay.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|#\}")
+# A leftover opening Jinja tag in rendered output; GitHub Actions' `${{ ... }}` is meant to stay.
+# (Closing tags alone are not looked for: Python format specs such as `{x:.0%}` end in `%}`.)
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
 # Variables of the calling environment that must not leak into a rendered project's commands.
 LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
