@@ -1,4 +1,5 @@
-"""Command line: one subcommand per pipeline stage (dvc.yaml calls them) plus `serve`.
+"""Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
+`model-card` and `serve`.
 
 Heavy libraries (scikit-learn, pandera, MLflow) are imported inside the commands, so `--help`
 is instant and the serving image, which has no MLflow or DVC, can import this module.
@@ -17,7 +18,10 @@ from .config import PARAMS_ENV_VAR, Config, load_config
 from .errors import PipelineError
 
 app = typer.Typer(
-    help="The model's pipeline (prepare, validate, train, evaluate) and its server (serve).",
+    help=(
+        "The model's pipeline (prepare, validate, train, evaluate), its registry promotion "
+        "(promote), its model card (model-card) and its server (serve)."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -99,6 +103,40 @@ def evaluate(ctx: typer.Context) -> None:
     typer.echo(f"held-out metrics:\n{format_metrics(evaluation.metrics)}")
     for result in gate_results:
         typer.echo(f"gate passed: {result.message}")
+
+
+@app.command()
+def promote(ctx: typer.Context) -> None:
+    """Alias the new model version `challenger`; make it `champion` if it beats the current one."""
+    with reported_errors():
+        from .promotion import promote as run_promote
+
+        promotion = run_promote(_config(ctx))
+    for role, contender in (
+        ("challenger", promotion.challenger),
+        ("champion", promotion.previous_champion),
+    ):
+        if contender is not None:
+            gates = "passes every gate" if not contender.failed_gates else "fails a gate"
+            typer.echo(
+                f"{role}: version {contender.version}, held-out roc_auc "
+                f"{contender.roc_auc:.4f}, {gates}"
+            )
+    if promotion.outcome == "promoted":
+        typer.echo(f"promoted: version {promotion.champion_version} is the champion now")
+    elif promotion.outcome == "kept_champion":
+        typer.echo(f"kept champion version {promotion.champion_version}")
+    typer.echo(f"reason: {promotion.reason}")
+
+
+@app.command("model-card")
+def model_card(ctx: typer.Context) -> None:
+    """Write docs/model_card.md from the audit record, metrics, fairness and promotion reports."""
+    with reported_errors():
+        from .model_card import write_model_card
+
+        path = write_model_card(_config(ctx))
+    typer.echo(f"model card written to {path}")
 
 
 @app.command()

@@ -54,8 +54,31 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class FairnessSettings:
+    """Largest allowed gaps between the groups of the protected attribute (fairlearn metrics)."""
+
+    max_demographic_parity_difference: float
+    max_equalized_odds_difference: float
+
+
+@dataclass(frozen=True)
 class GateSettings:
     min_roc_auc: float
+    # None when params.yaml has no `gates.fairness` section: the fairness gates do not run.
+    fairness: FairnessSettings | None = None
+
+
+@dataclass(frozen=True)
+class PromotionSettings:
+    """How much a challenger must beat the champion's held-out roc_auc by to replace it."""
+
+    min_improvement: float = 0.0
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    # Who approves production deployments in CI; empty in tiers without that approval.
+    production_approvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,18 @@ class ProjectPaths:
     def confusion_plot(self) -> Path:
         return self.root / "reports" / "plots" / "confusion.csv"
 
+    @property
+    def fairness_report(self) -> Path:
+        return self.root / "reports" / "fairness.json"
+
+    @property
+    def promotion_report(self) -> Path:
+        return self.root / "reports" / "promotion.json"
+
+    @property
+    def model_card(self) -> Path:
+        return self.root / "docs" / "model_card.md"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -112,6 +147,8 @@ class Config:
     model: ModelSettings
     gates: GateSettings
     mlflow: MlflowSettings
+    promotion: PromotionSettings
+    governance: GovernanceSettings
     # The whole file as read: logged with every model so a run can be reproduced.
     params: Mapping[str, Any]
 
@@ -174,13 +211,51 @@ def load_config(params_file: Path | None = None) -> Config:
         project=ProjectSettings(slug=reader.text("project.slug"), tier=reader.text("project.tier")),
         data=data,
         model=model,
-        gates=GateSettings(min_roc_auc=reader.fraction("gates.min_roc_auc", inclusive_max=True)),
+        gates=GateSettings(
+            min_roc_auc=reader.fraction("gates.min_roc_auc", inclusive_max=True),
+            fairness=_fairness_settings(reader),
+        ),
         mlflow=MlflowSettings(
             tracking_uri=reader.text("mlflow.tracking_uri"),
             experiment=reader.text("mlflow.experiment"),
             registered_model=reader.text("mlflow.registered_model"),
         ),
+        promotion=_promotion_settings(reader),
+        governance=_governance_settings(reader),
         params=MappingProxyType(dict(params)),
+    )
+
+
+def _fairness_settings(reader: _Reader) -> FairnessSettings | None:
+    """`gates.fairness` is optional (the enterprise tier renders it); when present, it is whole."""
+    if not reader.has("gates.fairness"):
+        return None
+    return FairnessSettings(
+        max_demographic_parity_difference=reader.fraction(
+            "gates.fairness.max_demographic_parity_difference", inclusive_max=True
+        ),
+        max_equalized_odds_difference=reader.fraction(
+            "gates.fairness.max_equalized_odds_difference", inclusive_max=True
+        ),
+    )
+
+
+def _promotion_settings(reader: _Reader) -> PromotionSettings:
+    """`promotion` is optional (rendered from scale-up on); absent, any strict gain promotes."""
+    if not reader.has("promotion"):
+        return PromotionSettings()
+    return PromotionSettings(
+        min_improvement=reader.number("promotion.min_improvement", minimum=0.0, maximum=1.0)
+    )
+
+
+def _governance_settings(reader: _Reader) -> GovernanceSettings:
+    """`governance` is optional (rendered on the enterprise tier)."""
+    if not reader.has("governance"):
+        return GovernanceSettings()
+    approvers = reader.text("governance.production_approvers")
+    return GovernanceSettings(
+        production_approvers=tuple(name.strip() for name in approvers.split(",") if name.strip())
     )
 
 
@@ -205,6 +280,12 @@ class _Reader:
             node = node[part]
         return node
 
+    def has(self, key: str) -> bool:
+        """Whether an optional key is present (its parents must still be mappings)."""
+        *parents, leaf = key.split(".")
+        node = self.value(".".join(parents)) if parents else self._params
+        return isinstance(node, Mapping) and leaf in node
+
     def text(self, key: str) -> str:
         value = self.value(key)
         if not isinstance(value, str) or not value.strip():
@@ -225,6 +306,15 @@ class _Reader:
         if not in_range:
             bounds = "0 < x <= 1" if inclusive_max else "0 < x < 1"
             raise self._error(f"'{key}' must be a number with {bounds}, got {value!r}")
+        return float(value)
+
+    def number(self, key: str, minimum: float, maximum: float) -> float:
+        value = self.value(key)
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not minimum <= value <= maximum:
+            raise self._error(
+                f"'{key}' must be a number with {minimum} <= x <= {maximum}, got {value!r}"
+            )
         return float(value)
 
     def mapping(self, key: str) -> Mapping[str, Any]:

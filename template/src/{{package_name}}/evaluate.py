@@ -1,4 +1,4 @@
-"""Model evaluation: held-out metrics, the DVC plots, and the quality gates.
+"""Model evaluation: held-out metrics, the DVC plots, the fairness report, and the quality gates.
 
 `compute_metrics` is shared with training (the metrics logged to MLflow and the audit record),
 so both stages report the same numbers for the same model and data.
@@ -112,6 +112,10 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
     model, _ = load_verified_model(paths.models_dir)
     evaluation = evaluate_model(model, read_frame(paths.test_data))
     write_reports(evaluation, paths)
+    if config.gates.fairness is not None:
+        from .fairness import fairness_report, write_fairness_report
+
+        write_fairness_report(fairness_report(evaluation), paths.fairness_report)
     results = run_gates(evaluation, config)
     failed = [result.message for result in results if not result.passed]
     if failed:

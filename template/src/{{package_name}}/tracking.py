@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import PipelineError
 
@@ -57,9 +58,18 @@ def artifact_location(uri: str) -> str | None:
     return (database.parent / "artifacts").as_uri() if database else None
 
 
-@contextmanager
-def training_run(config: Config) -> Iterator[str]:
-    """Point MLflow at the store and experiment of `config` and yield an active run's id."""
+def redacted(uri: str) -> str:
+    """The URI without user and password, fit for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connect(config: Config) -> str:
+    """Point MLflow (runs, the registry, `models:/` URIs) at the store of `config`; its URI."""
     import mlflow
 
     _quiet_mlflow()
@@ -68,6 +78,15 @@ def training_run(config: Config) -> Iterator[str]:
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextmanager
+def training_run(config: Config) -> Iterator[str]:
+    """Point MLflow at the store and experiment of `config` and yield an active run's id."""
+    import mlflow
+
+    uri = connect(config)
     name = config.mlflow.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:

@@ -90,6 +90,8 @@ def train(config: Config) -> TrainingResult:
     metrics = compute_metrics(test_label, pipeline.predict_proba(test_features)[:, 1])
     model_file = save_model(pipeline, paths.models_dir)
     model_sha256 = sha256_file(model_file)
+    training_data_sha256 = sha256_file(paths.train_data)
+    test_data_sha256 = sha256_file(paths.test_data)
     commit = git_commit(config.root)
 
     with tracking.training_run(config) as run_id:
@@ -98,14 +100,22 @@ def train(config: Config) -> TrainingResult:
             pipeline,
             input_sample=train_frame[list(FEATURE_NAMES)].head(SIGNATURE_SAMPLE_ROWS),
             registered_model=config.mlflow.registered_model,
-            # Ties the registry version to the DVC-versioned file and the code that made it.
-            version_tags={"model_sha256": model_sha256, "git_commit": commit or "unknown"},
+            # Ties the registry version to the DVC-versioned file, the data and the code that
+            # made it (the whole audit record is an artifact of the run).
+            version_tags={
+                "model_sha256": model_sha256,
+                "training_data_sha256": training_data_sha256,
+                "test_data_sha256": test_data_sha256,
+                "git_commit": commit or "unknown",
+                "classifier": config.model.classifier,
+                "roc_auc": str(metrics["roc_auc"]),
+            },
         )
         record = ModelRecord(
             model_file=model_file.name,
             model_sha256=model_sha256,
-            training_data_sha256=sha256_file(paths.train_data),
-            test_data_sha256=sha256_file(paths.test_data),
+            training_data_sha256=training_data_sha256,
+            test_data_sha256=test_data_sha256,
             git_commit=commit,
             params=dict(config.params),
             metrics=metrics,

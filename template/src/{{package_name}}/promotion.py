@@ -1,0 +1,238 @@
+"""`promote`: the new model version becomes the registry's champion only if it beats the old one.
+
+The version trained last (models/model.json) gets the alias `challenger`. It also gets the alias
+`champion` when it passes every gate of the project and
+- there is no champion yet, or
+- the champion fails a gate (thresholds tightened since it was promoted), or
+- its held-out roc_auc exceeds the champion's by more than params `promotion.min_improvement`.
+A tie keeps the champion: retraining an identical model must not churn deployments.
+
+Both models are scored by the same code on the same held-out set (data/validated/test.csv), so
+the comparison does not depend on the numbers each recorded when it was trained. The decision is
+written to reports/promotion.json and as tags on the challenger version. Promotion only moves
+aliases and writes tags: it never deploys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from .audit import ModelRecord, load_verified_model, record_path, sha256_file
+from .data.csv_files import read_frame
+from .errors import ArtifactIntegrityError, PipelineError
+from .evaluate import DIGITS, evaluate_model
+from .gates import GateResult, run_gates
+from .registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .config import Config
+
+Outcome = Literal["promoted", "kept_champion", "already_champion"]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A registered model version scored on the held-out set, with the project's gates applied."""
+
+    version: int
+    metrics: dict[str, float]
+    gates: list[GateResult]
+    training_data_sha256: str | None
+
+    @property
+    def roc_auc(self) -> float:
+        return self.metrics["roc_auc"]
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if not gate.passed]
+
+
+@dataclass(frozen=True)
+class Decision:
+    promoted: bool
+    reason: str
+
+
+def decide(challenger: Contender, champion: Contender | None, min_improvement: float) -> Decision:
+    """The promotion rule (see the module docstring); the reason names the numbers behind it."""
+    if challenger.failed_gates:
+        failed = "; ".join(gate.message for gate in challenger.failed_gates)
+        return Decision(False, f"challenger version {challenger.version} fails a gate: {failed}")
+    if champion is None:
+        return Decision(True, "no champion yet, and the challenger passes every gate")
+    if champion.failed_gates:
+        failed = "; ".join(gate.message for gate in champion.failed_gates)
+        return Decision(True, f"champion version {champion.version} fails a gate: {failed}")
+    # Rounded like the metrics, so float noise cannot turn a tie into an improvement.
+    gain = round(challenger.roc_auc - champion.roc_auc, DIGITS)
+    comparison = (
+        f"roc_auc {challenger.roc_auc:.4f} vs champion version {champion.version}'s "
+        f"{champion.roc_auc:.4f} (gain {gain:+.4f}, promotion.min_improvement {min_improvement})"
+    )
+    if gain > min_improvement:
+        return Decision(True, f"challenger beats the champion: {comparison}")
+    return Decision(False, f"challenger does not beat the champion: {comparison}")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What `promote` decided, as written to reports/promotion.json."""
+
+    registered_model: str
+    outcome: Outcome
+    reason: str
+    champion_version: int
+    challenger: Contender | None
+    previous_champion: Contender | None
+    test_data_sha256: str
+    min_improvement: float
+    decided_at: str
+
+
+def promote(config: Config) -> Promotion:
+    """Score the new version and the champion on the test set, decide, record, move aliases."""
+    paths = config.paths
+    model, record = load_verified_model(paths.models_dir)
+    name, version = _registration(record, paths.models_dir)
+    registry = Registry(config)
+    registered = registry.version(name, version)
+    _check_same_model(registered, record, registry.location)
+    current = registry.aliased(name, CHAMPION)
+    common = {
+        "registered_model": name,
+        "test_data_sha256": sha256_file(paths.test_data),
+        "min_improvement": config.promotion.min_improvement,
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if current is not None and current.version == version:
+        # Nothing to compare, and the tags of the original decision stay as they are.
+        promotion = Promotion(
+            outcome="already_champion",
+            reason=f"version {version} is already the champion",
+            champion_version=version,
+            challenger=None,
+            previous_champion=None,
+            **common,
+        )
+        write_promotion_report(promotion, paths.promotion_report)
+        return promotion
+
+    test = read_frame(paths.test_data)
+    challenger = _score(model, registered, test, config)
+    champion = None
+    if current is not None:
+        champion = _score(registry.load_model(name, current.version), current, test, config)
+    decision = decide(challenger, champion, config.promotion.min_improvement)
+    promotion = Promotion(
+        outcome="promoted" if decision.promoted else "kept_champion",
+        reason=decision.reason,
+        champion_version=version if decision.promoted or champion is None else champion.version,
+        challenger=challenger,
+        previous_champion=champion,
+        **common,
+    )
+    registry.set_alias(name, CHALLENGER, version)
+    registry.set_tags(name, version, decision_tags(promotion, challenger))
+    if decision.promoted:
+        if champion is not None:
+            registry.set_tags(
+                name,
+                champion.version,
+                {
+                    "promotion.replaced_by": str(version),
+                    "promotion.replaced_at": common["decided_at"],
+                },
+            )
+        registry.set_alias(name, CHAMPION, version)
+    write_promotion_report(promotion, paths.promotion_report)
+    return promotion
+
+
+def decision_tags(promotion: Promotion, challenger: Contender) -> dict[str, str]:
+    """Tags of the challenger version: the decision, both versions' numbers and the data used."""
+    champion = promotion.previous_champion
+    return {
+        "promotion.decision": promotion.outcome,
+        "promotion.reason": promotion.reason,
+        "promotion.decided_at": promotion.decided_at,
+        "promotion.champion_before": str(champion.version) if champion else "none",
+        "promotion.champion_after": str(promotion.champion_version),
+        "promotion.challenger_roc_auc": str(challenger.roc_auc),
+        "promotion.champion_roc_auc": str(champion.roc_auc) if champion else "none",
+        "promotion.challenger_gates": _gate_summary(challenger.gates),
+        "promotion.champion_gates": _gate_summary(champion.gates) if champion else "none",
+        "promotion.test_data_sha256": promotion.test_data_sha256,
+        "promotion.champion_training_data_sha256": (
+            (champion.training_data_sha256 or "unknown") if champion else "none"
+        ),
+        "promotion.min_improvement": str(promotion.min_improvement),
+    }
+
+
+def write_promotion_report(promotion: Promotion, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(promotion), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_promotion_report(path: Path) -> dict[str, Any] | None:
+    """The last decision as written, None when `promote` never ran here."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ArtifactIntegrityError(f"{path} is not valid JSON: {error}") from error
+
+
+def _registration(record: ModelRecord, model_dir: Path) -> tuple[str, int]:
+    if record.registered_model_name is None or record.registered_model_version is None:
+        raise ArtifactIntegrityError(
+            f"{record_path(model_dir)} names no registered model version: the model was not "
+            "registered in MLflow; re-train it (`make pipeline`)"
+        )
+    return record.registered_model_name, int(record.registered_model_version)
+
+
+def _check_same_model(registered: RegisteredVersion, record: ModelRecord, location: str) -> None:
+    """The registry version must hold the very model file the record describes."""
+    held = registered.tags.get("model_sha256")
+    if held != record.model_sha256:
+        raise ArtifactIntegrityError(
+            f"version {registered.version} of '{registered.name}' in the registry at {location} "
+            f"holds model sha256 {held or '(none)'}, but models/model.json records "
+            f"{record.model_sha256}: the model was registered in another tracking store; "
+            "re-train against this one (`make pipeline` with MLFLOW_TRACKING_URI set)"
+        )
+
+
+def _score(
+    model: Any, registered: RegisteredVersion, test: pd.DataFrame, config: Config
+) -> Contender:
+    try:
+        evaluation = evaluate_model(model, test)
+    except (KeyError, ValueError) as error:
+        raise PipelineError(
+            f"version {registered.version} of '{registered.name}' cannot score "
+            f"{config.paths.test_data}: {error}"
+        ) from error
+    return Contender(
+        version=registered.version,
+        metrics=evaluation.metrics,
+        gates=run_gates(evaluation, config),
+        training_data_sha256=registered.tags.get("training_data_sha256"),
+    )
+
+
+def _gate_summary(gates: list[GateResult]) -> str:
+    return "; ".join(
+        f"{gate.name} {gate.value:.4f} {'pass' if gate.passed else 'FAIL'}" for gate in gates
+    )
