@@ -75,3 +75,15 @@ def rendered_files(project: Path) -> Iterator[Path]:
     for path in project.rglob("*"):
         if path.is_file() and not skip.intersection(path.relative_to(project).parts):
             yield path
+
+
+@pytest.fixture(scope="session")
+def default_project(copie_session) -> Path:
+    """The all-defaults project (startup, GitHub) after `make setup lint test pipeline`.
+
+    Shared by the modules that check it, so its slow set-up and pipeline run once.
+    """
+    result = copie_session.copy()
+    assert result.exit_code == 0, result.exception
+    make(result.project_dir, "setup", "lint", "test", "pipeline")
+    return result.project_dir

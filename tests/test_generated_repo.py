@@ -22,15 +22,6 @@ print(json.dumps(sorted(int(v.version) for v in versions)))
 """
 
 
-@pytest.fixture(scope="module")
-def default_project(copie_session) -> Path:
-    """The all-defaults project after `make setup lint test pipeline`."""
-    result = copie_session.copy()
-    assert result.exit_code == 0, result.exception
-    make(result.project_dir, "setup", "lint", "test", "pipeline")
-    return result.project_dir
-
-
 def registered_versions(project: Path, name: str) -> list[int]:
     tracking = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
     out = run(
