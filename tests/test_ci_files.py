@@ -156,6 +156,7 @@ def expected_ci_files(answers: Mapping[str, str]) -> set[str]:
     provider = answers["ci_provider"]
     if provider == "github":
         names = ["ci.yml", "cd.yml", "retrain.yml"] if cluster(answers) else ["ci.yml"]
+        names.append("template-update.yml")
         return {f".github/workflows/{n}" for n in names}
     return {".gitlab-ci.yml" if provider == "gitlab" else "Jenkinsfile"}
 
@@ -281,6 +282,11 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
         expected |= canary
     if provider == "github" and cluster(answers):
         expected.add("make lint test")  # cd.yml's checks job
+    # Template updates: GitHub and GitLab propose them, Jenkins reports them.
+    if provider == "jenkins":
+        expected.add("make template-check FORMAT=json STRICT=1")
+    else:
+        expected |= {"make template-check FORMAT=json", "make template-update"}
     assert commands == expected
 
 
@@ -316,6 +322,8 @@ def test_github_least_privilege_concurrency_and_no_persisted_credentials(github)
             expected = {"contents": "read"}
             if name == "build" and ghcr:
                 expected["packages"] = "write"
+            if name == "template-update":  # pushes its branch and opens the pull request
+                expected = {"contents": "write", "pull-requests": "write"}
             assert job["permissions"] == expected, f"{path.name}: job {name}"
             assert "timeout-minutes" in job, f"{path.name}: job {name}"
         for name, step in workflow_steps(workflow):
@@ -392,7 +400,13 @@ def test_github_secrets_only_by_reference(github):
             for key, value in env.items():
                 assert GITHUB_EXPRESSION.match(str(value)), f"{path.name}: {key}={value!r}"
         text = path.read_text()
-        names |= set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text))
+        if path.name == "template-update.yml":  # its optional token, with GITHUB_TOKEN as fallback
+            assert set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text)) == {
+                "TEMPLATE_UPDATE_TOKEN",
+                "GITHUB_TOKEN",
+            }
+        else:
+            names |= set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text))
         # Expressions never reach a shell script (template injection).
         for _, step in workflow_steps(workflow):
             assert "${{" not in str(step.get("run", "")), f"{path.name}: {step}"
@@ -415,7 +429,7 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     answers, project = gitlab
     info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
     config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
-    expected_jobs = {"lint", "test", "pipeline"}
+    expected_jobs = {"lint", "test", "pipeline", "template-update"}
     if cluster(answers):
         expected_jobs |= {"train", "retrain", "build-image", "deploy-staging", "deploy-production"}
     if enterprise(answers):
@@ -429,8 +443,10 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     assert {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"} in rules
     schedule = '$CI_PIPELINE_SOURCE == "schedule"'
     for name, job in jobs.items():
-        if name == "retrain":  # the only job of a scheduled pipeline
+        if name == "retrain":  # with template-update, the only jobs of a scheduled pipeline
             assert job["rules"] == [{"if": schedule}]
+        elif name == "template-update":
+            assert job["rules"] == [{"if": f'{schedule} && $TEMPLATE_UPDATE != "false"'}]
         else:
             assert {"if": schedule, "when": "never"} in job["rules"] or all(
                 r.get("if") == '$CI_PIPELINE_SOURCE == "merge_request_event"' for r in job["rules"]
@@ -515,6 +531,7 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
         expected += ["Train", "Build image", "Deploy staging"]
         expected += ["Deploy production canary"] if enterprise(answers) else []
         expected += ["Deploy production", "Retrain"]
+    expected.append("Template check")
     assert info.stage_names == expected
     assert info.agent == "any"
     approvers = answer(answers, "production_approvers")
@@ -617,6 +634,16 @@ def test_readme_documents_every_secret_the_ci_reads(rendered):
     answers, project_dir = rendered
     section = readme_ci_section(project_dir)
     names = referenced_secrets(answers, project_dir)
+    # The template-update job's token and switch are documented in "## Template updates".
+    updates = re.search(
+        r"^## Template updates\n(.*?)(?=^## |\Z)",
+        (project_dir / "README.md").read_text(),
+        re.M | re.S,
+    )
+    assert updates, "README.md has no '## Template updates' section"
+    for name in {n for n in names if n.startswith("TEMPLATE_UPDATE")}:
+        assert f"`{name}`" in updates.group(1), f"'Template updates' does not document {name}"
+        names.discard(name)
     if answers["ci_provider"] == "gitlab" and cluster(answers):
         # Read by the tools themselves, not by the file: still documented by name.
         names |= {"KUBECONFIG", answer(answers, "mlflow_tracking_secret")}
