@@ -1,0 +1,579 @@
+"""`copier update` from the previous release, as a platform team runs it.
+
+A temporary git repository holds two releases of the template: 0.2.0 is the working tree as it
+is, 0.1.0 the same files with the differences a real release brings: reworded first lines of
+params.yaml, train.py, the data source module and a test module, and one test module at another
+path. 0.2.0 moves that module back with a `_migrations` entry running hooks/move_generated_file.py:
+a test-only variant of copier.yml (0.1.0, the first real release, has nothing to migrate), the
+script itself is the template's.
+
+Projects are rendered at 0.1.0, committed, edited the way teams do, committed again, then updated
+with the generated repo's own `make template-update`. The updated project must equal a fresh
+0.2.0 render with the same user edits applied: every edit kept, every template change arrived.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from .conftest import TEMPLATE_DIR, make, rendered_files, run
+
+
+def load_hook(name: str) -> ModuleType:
+    """A script of hooks/ as a module (hooks/ is not a package: Copier runs the files)."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+absolute_src_path = load_hook("absolute_src_path")
+move_generated_file = load_hook("move_generated_file")
+
+PREVIOUS, NEXT = "0.1.0", "0.2.0"
+PACKAGE = "{{package_name}}"
+# Template paths (under template/) that the previous release words differently.
+REWORDED = (
+    "params.yaml.jinja",
+    f"src/{PACKAGE}/train.py",
+    f"src/{PACKAGE}/data/source.py",
+    "tests/test_gates.py.jinja",
+    "tests/data/test_synthetic.py.jinja",
+)
+# The module the previous release had at another path, and that path (both rendered names).
+MOVED_NEW, MOVED_OLD = "tests/test_gates.py", "tests/test_gate_checks.py"
+MIGRATION = f"""_migrations:
+  - version: "{NEXT}"
+    command:
+      - "{{{{ _copier_python }}}}"
+      - "{{{{ _copier_conf.src_path }}}}/hooks/move_generated_file.py"
+      - "--answers-file={{{{ _copier_conf.answers_file }}}}"
+      - "--move={MOVED_OLD}:{MOVED_NEW}"
+    when: "{{{{ _stage == 'after' }}}}"
+"""
+
+TEAM_TEST = '''"""The team's own rule: kept across template updates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def test_team_hyperparameter_is_kept() -> None:
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert params["model"]["hyperparameters"]["gradient_boosting"]["n_estimators"] == 120
+'''
+TEAM_GATE_TEST = """
+
+def test_team_gate_is_in_params() -> None:
+    import pathlib
+
+    params = pathlib.Path(__file__).parents[1] / "params.yaml"
+    assert "min_roc_auc" in params.read_text()
+"""
+TEAM_DOCSTRING = '"""Training for the credit team: fit, save, track and register the model."""'
+
+# --------------------------------------------------------------------------------------------
+# The two releases
+# --------------------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(["git", *args], repo).stdout
+
+
+def previous_wording(text: str) -> str:
+    """The previous release's first line: another wording of a comment or docstring, or a
+    comment line the next release dropped."""
+    first, _, rest = text.partition("\n")
+    if first.startswith("# "):
+        return f"# Previous release: {first[2:]}\n{rest}"
+    if first.startswith('"""'):
+        return f'"""Previous release: {first[3:]}\n{rest}'
+    return f"# Previous release of this module.\n{text}"
+
+
+def snapshot_working_tree(dest: Path) -> None:
+    """The template as it is on disk (committed or not): what the next release will be."""
+    listed = run(
+        [
+            *("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
+            *("--", "copier.yml", "hooks", "template"),
+        ],
+        TEMPLATE_DIR,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = TEMPLATE_DIR / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A template repository tagged 0.1.0 (previous release) and 0.2.0 (the working tree)."""
+    repo = tmp_path_factory.mktemp("releases") / "mlops-stack-template"
+    snapshot_working_tree(repo)
+    git(repo.parent, "init", "--quiet", "--initial-branch=main", str(repo))
+    template = repo / "template"
+    current = {name: (template / name).read_text() for name in REWORDED}
+    for name, text in current.items():
+        (template / name).write_text(previous_wording(text))
+    (template / f"{MOVED_NEW}.jinja").rename(template / f"{MOVED_OLD}.jinja")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", f"Release {PREVIOUS}")
+    git(repo, "tag", "-a", PREVIOUS, "-m", PREVIOUS)
+
+    (template / f"{MOVED_OLD}.jinja").rename(template / f"{MOVED_NEW}.jinja")
+    for name, text in current.items():
+        (template / name).write_text(text)
+    copier_yml = (repo / "copier.yml").read_text()
+    assert copier_yml.count("\n_migrations: []\n") == 1, "copier.yml should have no migration yet"
+    (repo / "copier.yml").write_text(copier_yml.replace("_migrations: []\n", MIGRATION))
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", f"Release {NEXT}")
+    git(repo, "tag", "-a", NEXT, "-m", NEXT)
+    return repo
+
+
+def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "copier", *args], cwd)
+
+
+def render(
+    src: str, dst: Path, ref: str, answers: Mapping[str, object], *, cwd: Path, tasks: bool = True
+) -> Path:
+    data = [arg for k, v in answers.items() for arg in ("--data", f"{k}={v}")]
+    flags = ["--trust"] if tasks else ["--skip-tasks"]
+    copier("copy", *flags, "--defaults", "--quiet", "--vcs-ref", ref, *data, src, str(dst), cwd=cwd)
+    return dst
+
+
+def recorded_answers(project: Path) -> dict[str, object]:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+
+def files(project: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in rendered_files(project)
+        if path.name != ".copier-answers.yml"
+    }
+
+
+def fresh_render(releases: Path, project: Path, into: Path) -> dict[str, bytes]:
+    """The next release rendered from scratch with the project's (updated) recorded answers."""
+    answers = {k: v for k, v in recorded_answers(project).items() if not k.startswith("_")}
+    return files(render(str(releases), into, NEXT, answers, cwd=into.parent, tasks=False))
+
+
+def assert_same_files(actual: dict[str, bytes], expected: dict[str, bytes]) -> None:
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    differ = sorted(p for p in set(actual) & set(expected) if actual[p] != expected[p])
+    assert not (missing or extra or differ), f"missing {missing}, extra {extra}, differ {differ}"
+
+
+# --------------------------------------------------------------------------------------------
+# Team edits
+# --------------------------------------------------------------------------------------------
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"expected one {old!r} to edit"
+    return text.replace(old, new)
+
+
+def edit_params(text: str) -> str:
+    return replace_once(text, "n_estimators: 150", "n_estimators: 120")
+
+
+def edit_train(text: str) -> str:
+    return replace_once(text, "SIGNATURE_SAMPLE_ROWS = 50", "SIGNATURE_SAMPLE_ROWS = 20")
+
+
+def edit_source(text: str) -> str:
+    return replace_once(
+        text, 'KNOWN_SOURCES = ("synthetic",)', 'KNOWN_SOURCES = ("synthetic",)  # warehouse next'
+    )
+
+
+def add_gate_test(text: str) -> str:
+    return text.rstrip("\n") + "\n" + TEAM_GATE_TEST
+
+
+@dataclass
+class Edits:
+    """What a team changed after the first render, as functions of a file's content."""
+
+    package: str
+    modified: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    added: dict[str, str] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+
+    def apply(self, project: Path, *, moved_from: str | None = None) -> None:
+        for path, change in self.modified.items():
+            on_disk = project / (moved_from if path == MOVED_NEW and moved_from else path)
+            on_disk.write_text(change(on_disk.read_text()))
+        for path, text in self.added.items():
+            (project / path).write_text(text)
+        for path in self.deleted:
+            (project / (moved_from if path == MOVED_NEW and moved_from else path)).unlink()
+
+    def expected(self, fresh: dict[str, bytes], owned: Mapping[str, bytes]) -> dict[str, bytes]:
+        """A fresh render with these edits, and the team-owned files as the team left them."""
+        result = dict(fresh)
+        for path, change in self.modified.items():
+            result[path] = change(fresh[path].decode()).encode()
+        result.update({path: text.encode() for path, text in self.added.items()})
+        for path in self.deleted:
+            del result[path]
+        return {**result, **owned}
+
+
+def team_edits(package: str, *, delete_moved: bool = False) -> Edits:
+    edits = Edits(
+        package,
+        modified={
+            "params.yaml": edit_params,
+            f"src/{package}/train.py": edit_train,
+            f"src/{package}/data/source.py": edit_source,
+        },
+        added={"tests/test_team_rules.py": TEAM_TEST},
+        deleted=["tests/data/test_synthetic.py"],
+    )
+    if delete_moved:
+        edits.deleted.append(MOVED_NEW)
+    else:
+        edits.modified[MOVED_NEW] = add_gate_test
+    return edits
+
+
+def keep_ours(text: str) -> str:
+    """Resolve every conflict block in favour of the project's side ("before updating")."""
+    kept: list[str] = []
+    side = None
+    for line in text.split("\n"):
+        if line.startswith("<<<<<<< "):
+            side = "ours"
+        elif line.startswith(("|||||||", "=======")) and side:
+            side = "other"
+        elif line.startswith(">>>>>>> "):
+            side = None
+        elif side in (None, "ours"):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def commit_all(project: Path, message: str) -> None:
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", message)
+
+
+def head(project: Path) -> str:
+    return git(project, "rev-parse", "HEAD").strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 1 and 3: several answer sets updated from 0.1.0 to 0.2.0 with the team's edits
+# --------------------------------------------------------------------------------------------
+
+ANSWER_SETS: dict[str, dict[str, str]] = {
+    "startup-github": {},
+    "scale-up-gitlab": {
+        "project_name": "Fraud Detector",
+        "stack_tier": "scale-up",
+        "ci_provider": "gitlab",
+        "data_remote": "s3",
+    },
+    "enterprise-jenkins": {
+        "project_name": "Churn Model",
+        "package_name": "churn_scoring",
+        "stack_tier": "enterprise",
+        "ci_provider": "jenkins",
+    },
+}
+
+
+@dataclass
+class Updated:
+    project: Path
+    edits: Edits
+    owned_before: dict[str, bytes]
+    head_before: str
+    output: str
+
+
+@pytest.fixture(scope="module")
+def updated(releases: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Updated]:
+    results: dict[str, Updated] = {}
+    for name, answers in ANSWER_SETS.items():
+        root = tmp_path_factory.mktemp(name)
+        project = render(str(releases), root / "repo", PREVIOUS, answers, cwd=root)
+        package = str(recorded_answers(project)["package_name"])
+        edits = team_edits(package, delete_moved=name == "enterprise-jenkins")
+        edits.apply(project, moved_from=MOVED_OLD)
+        commit_all(project, "Team edits")
+        source = f"src/{package}/data/source.py"
+        owned = {source: (project / source).read_bytes()}
+        before = head(project)
+        result = make(project, "template-update")
+        results[name] = Updated(project, edits, owned, before, result.stdout + result.stderr)
+    return results
+
+
+@pytest.mark.parametrize("name", ANSWER_SETS)
+def test_update_keeps_every_edit_and_brings_every_template_change(
+    name: str, updated: dict[str, Updated], releases: Path, tmp_path: Path
+) -> None:
+    up = updated[name]
+    fresh = fresh_render(releases, up.project, tmp_path / "fresh")
+    assert_same_files(files(up.project), up.edits.expected(fresh, up.owned_before))
+
+
+@pytest.mark.parametrize("name", ANSWER_SETS)
+def test_update_records_the_new_release_and_commits_nothing(
+    name: str, updated: dict[str, Updated], releases: Path
+) -> None:
+    up = updated[name]
+    answers = recorded_answers(up.project)
+    assert answers["_commit"] == NEXT
+    assert answers["_src_path"] == str(releases)
+    assert head(up.project) == up.head_before
+    assert "Template update applied" in up.output
+    assert "to resolve" not in up.output
+
+
+def test_team_owned_source_module_is_left_as_the_team_wrote_it(
+    updated: dict[str, Updated], releases: Path
+) -> None:
+    up = updated["startup-github"]
+    path = f"src/{up.edits.package}/data/source.py"
+    text = (up.project / path).read_text()
+    assert "# warehouse next" in text  # the team's edit
+    assert text.startswith('"""Previous release: ')  # the template's rewording did not apply
+
+
+def test_migration_carries_the_edit_to_the_moved_module(updated: dict[str, Updated]) -> None:
+    project = updated["startup-github"].project
+    assert not (project / MOVED_OLD).exists()
+    moved = (project / MOVED_NEW).read_text()
+    assert "def test_team_gate_is_in_params" in moved  # the team's addition followed the move
+    assert not moved.startswith("# Previous release")  # and the template's change arrived
+    assert (
+        "move-generated-file: tests/test_gate_checks.py -> tests/test_gates.py: edits carried"
+        in (updated["startup-github"].output)
+    )
+
+
+def test_migration_keeps_a_deleted_module_deleted(updated: dict[str, Updated]) -> None:
+    project = updated["enterprise-jenkins"].project
+    assert not (project / MOVED_OLD).exists()
+    assert not (project / MOVED_NEW).exists()
+
+
+def test_template_check_says_up_to_date_after_the_update(updated: dict[str, Updated]) -> None:
+    project = updated["scale-up-gitlab"].project
+    report = json.loads(
+        make(project, "--no-print-directory", "template-check", "FORMAT=json").stdout
+    )
+    assert report["update_available"] is False
+    assert report["current_version"] == NEXT
+    assert make(project, "template-check", "STRICT=1", check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 2: the team edited the lines the template changed
+# --------------------------------------------------------------------------------------------
+
+
+def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
+    releases: Path, tmp_path: Path
+) -> None:
+    project = render(str(releases), tmp_path / "repo", PREVIOUS, {}, cwd=tmp_path)
+    train = project / "src" / "credit_risk_model" / "train.py"
+    lines = train.read_text().split("\n")
+    lines[0] = TEAM_DOCSTRING  # the line 0.2.0 rewords
+    train.write_text("\n".join(lines))
+    commit_all(project, "Our docstring")
+    before = head(project)
+
+    failed = make(project, "template-update", check=False)
+
+    assert failed.returncode != 0
+    assert "src/credit_risk_model/train.py" in failed.stderr
+    assert "Nothing was committed" in failed.stderr
+    text = train.read_text()
+    assert "<<<<<<< before updating" in text and ">>>>>>> after updating" in text
+    assert TEAM_DOCSTRING in text
+    assert head(project) == before
+    assert git(project, "diff", "HEAD", "--", "src/credit_risk_model/train.py")  # not committed
+
+    # Resolve: keep the team's side, drop the markers, `git add`; the scan is then clean.
+    train.write_text(keep_ours(text))
+    git(project, "add", "--", "src/credit_risk_model/train.py")
+    scan = run([sys.executable, "tools/template_update.py", "conflicts"], project)
+    assert "No conflict markers" in scan.stdout
+    assert train.read_text().startswith(TEAM_DOCSTRING + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 4: answers changed through an update
+# --------------------------------------------------------------------------------------------
+
+
+def test_answer_change_moves_the_repo_to_the_new_provider_and_tier(
+    releases: Path, tmp_path: Path
+) -> None:
+    project = render(str(releases), tmp_path / "repo", PREVIOUS, {}, cwd=tmp_path)
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    workflow.write_text(workflow.read_text() + "# our note\n")
+    edits = Edits(
+        "credit_risk_model", {"params.yaml": edit_params}, {"tests/test_team.py": "X = 1\n"}
+    )
+    edits.apply(project)
+    commit_all(project, "Team edits")
+    source = "src/credit_risk_model/data/source.py"
+    owned = {source: (project / source).read_bytes()}  # team-owned: never updated
+
+    result = make(project, "template-update", "DATA=ci_provider=gitlab stack_tier=scale-up")
+
+    answers = recorded_answers(project)
+    assert (answers["ci_provider"], answers["stack_tier"], answers["_commit"]) == (
+        "gitlab",
+        "scale-up",
+        NEXT,
+    )
+    assert answers["data_remote"] == "local"  # recorded answers stay
+    assert not (project / ".github").exists()
+    assert (project / ".gitlab-ci.yml").is_file()
+    assert "promotion" in yaml.safe_load((project / "params.yaml").read_text())
+    # The edited workflow went with its provider; the summary says so and HEAD still has it.
+    assert "Removed by the update" in result.stdout
+    assert ".github/workflows/ci.yml" in result.stdout
+    assert "# our note" in git(project, "show", "HEAD:.github/workflows/ci.yml")
+    fresh = fresh_render(releases, project, tmp_path / "fresh")
+    assert_same_files(files(project), edits.expected(fresh, owned))
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 5 and the answers file: a relative template path, then `make template-check`
+# --------------------------------------------------------------------------------------------
+
+
+def test_relative_template_path_is_recorded_absolute_and_check_reports_the_release(
+    releases: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    relative = os.path.relpath(releases, workdir)
+    assert relative.startswith("..")
+    project = render(relative, workdir / "repo", PREVIOUS, {}, cwd=workdir)
+    assert recorded_answers(project)["_src_path"] == str(releases)
+    committed = yaml.safe_load(git(project, "show", "HEAD:.copier-answers.yml"))
+    assert committed["_src_path"] == str(releases)  # before the first commit
+
+    text = make(project, "--no-print-directory", "template-check").stdout
+    assert f"template release {NEXT} is available (this repository is on {PREVIOUS})" in text
+    report = json.loads(
+        make(project, "--no-print-directory", "template-check", "FORMAT=json").stdout
+    )
+    assert report == {
+        "project": "credit-risk-model",
+        "template": str(releases),
+        "current_version": PREVIOUS,
+        "latest_version": NEXT,
+        "update_available": True,
+    }
+    strict = make(project, "template-check", "STRICT=1", check=False)
+    assert strict.returncode != 0, (
+        "STRICT=1 fails while an update is waiting (Jenkins' yellow stage)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The hooks on their own
+# --------------------------------------------------------------------------------------------
+
+
+def answers_file(tmp_path: Path, src: str) -> Path:
+    path = tmp_path / ".copier-answers.yml"
+    path.write_text(f"# header\n_commit: 0.1.0\n_src_path: {src}\nproject_name: Demo\n")
+    return path
+
+
+def test_absolute_src_path_resolves_a_relative_git_template(tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "copier.yml").write_text("_subdirectory: template\n")
+    git(template, "init", "--quiet")
+    # Copier clones a local git template from the relative path it was given.
+    clone = tmp_path / "clone"
+    run(["git", "clone", "--quiet", "../template", str(clone)], tmp_path / "template")
+    path = answers_file(tmp_path, "../template")
+
+    assert absolute_src_path.rewrite(path, clone) == str(template)
+    assert path.read_text() == (
+        f"# header\n_commit: 0.1.0\n_src_path: {template}\nproject_name: Demo\n"
+    )
+    assert absolute_src_path.rewrite(path, clone) is None  # idempotent
+
+
+def test_absolute_src_path_leaves_urls_and_absolute_paths(tmp_path: Path) -> None:
+    for src in ("https://git.example.com/ml/template.git", "gh:acme/template", str(tmp_path)):
+        path = answers_file(tmp_path, src)
+        before = path.read_text()
+        assert absolute_src_path.rewrite(path, tmp_path) is None
+        assert path.read_text() == before
+
+
+def test_absolute_src_path_says_how_to_fix_what_it_cannot_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = answers_file(tmp_path, "../template")
+    no_template = tmp_path / "not-a-template"
+    no_template.mkdir()
+    code = absolute_src_path.main([f"--answers-file={path}", f"--template-root={no_template}"])
+    assert code == 1
+    assert "absolute path or git URL" in capsys.readouterr().err
+    assert "_src_path: ../template" in path.read_text()
+
+
+def test_move_option_needs_two_different_paths() -> None:
+    assert move_generated_file.parse_move("a.py:b/a.py") == move_generated_file.Move(
+        "a.py", "b/a.py"
+    )
+    for bad in ("a.py", "a.py:", ":b.py", "a.py:a.py"):
+        with pytest.raises(Exception, match="OLD:NEW"):
+            move_generated_file.parse_move(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 1, end to end: the updated repo still passes its own CI
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_updated_repo_passes_make_ci(updated: dict[str, Updated], tmp_path: Path) -> None:
+    project = tmp_path / "repo"
+    shutil.copytree(updated["startup-github"].project, project, symlinks=True)
+    commit_all(project, "Update from the template")
+    make(project, "setup", "ci")
+    assert json.loads((project / "reports" / "metrics.json").read_text())["roc_auc"] >= 0.75
