@@ -1,4 +1,5 @@
-"""Post-copy task: make the rendered project a git repository with a first commit, DVC-ready.
+"""Post-copy task: make the rendered project a git repository with a first commit, DVC-ready,
+with uv.lock in that commit so that the first CI run and the container build are reproducible.
 
 Copier runs it on `copy` only (see `_tasks` in copier.yml), in the new project's folder. It is
 idempotent: a second run finds the repository and the commit and changes nothing. A failing step
@@ -45,9 +46,13 @@ def ensure_git_repository(project: Path) -> bool:
     return True
 
 
+def has_commit(project: Path) -> bool:
+    return run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], project).returncode == 0
+
+
 def ensure_first_commit(project: Path, author_name: str, author_email: str) -> bool:
     """Commit the rendered files, unless the repository already has a commit."""
-    if run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], project).returncode == 0:
+    if has_commit(project):
         return False
     identity = git_identity_args(project, author_name, author_email)
     steps = [
@@ -70,6 +75,34 @@ def ensure_first_commit(project: Path, author_name: str, author_email: str) -> b
                 'Finish by hand: git add --all && git commit -m "Initial commit from template"'
             )
     return True
+
+
+def ensure_lock_file(project: Path) -> str:
+    """Resolve uv.lock now, so the first commit pins every dependency.
+
+    Not fatal: without uv or a network the project is still usable, and `make setup` writes the
+    lock file later (commit it then). Returns what happened, for the summary line.
+    """
+    if (project / "uv.lock").exists():
+        return ""
+    uv = shutil.which("uv")
+    if uv is None:
+        print("post-copy: no uv; `make setup` will write uv.lock: commit it.", file=sys.stderr)
+        return ""
+    try:
+        result = subprocess.run(
+            [uv, "lock", "--quiet"], cwd=project, capture_output=True, text=True, timeout=600
+        )
+    except subprocess.TimeoutExpired:
+        result = None
+    if result is None or result.returncode != 0:
+        reason = "timed out" if result is None else result.stderr.strip().splitlines()[-1:]
+        print(
+            f"post-copy: `uv lock` failed ({reason}); run `make setup` and commit uv.lock.",
+            file=sys.stderr,
+        )
+        return ""
+    return "uv.lock"
 
 
 def check_dvc_initialised(project: Path) -> None:
@@ -102,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_dvc_initialised(project)
         created = ensure_git_repository(project)
+        locked = ensure_lock_file(project) if not has_commit(project) else ""
         committed = ensure_first_commit(project, args.author_name, args.author_email)
     except StepFailedError as error:
         print(f"post-copy: {error}", file=sys.stderr)
         return 1
-    done = [msg for flag, msg in ((created, "git init"), (committed, "first commit")) if flag]
+    steps = ((created, "git init"), (locked, "uv.lock"), (committed, "first commit"))
+    done = [msg for flag, msg in steps if flag]
     print(f"post-copy: {', '.join(done) if done else 'nothing to do (already initialised)'}")
     return 0
 

@@ -3,6 +3,7 @@ and a failure that says how to finish by hand."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,8 @@ def test_hook_commits_with_the_answers_identity_when_git_has_none(bare_render, t
     (tmp_path / "home").mkdir()
     first = run_hook(bare_render, env)
     assert first.returncode == 0, first.stderr
-    assert "git init, first commit" in first.stdout
+    assert "git init, uv.lock, first commit" in first.stdout
+    assert "uv.lock" in git(bare_render, "ls-files", env=env).splitlines()
     assert git(bare_render, "log", "--format=%an <%ae>|%s", env=env) == (
         "Risk Team <risk@example.com>|Initial commit from template"
     )
@@ -84,3 +86,16 @@ def test_hook_failure_says_what_failed_and_how_to_finish(bare_render):
     assert "DVC files missing: .dvc/config" in result.stderr
     assert "Finish by hand" in result.stderr
     assert not (bare_render / ".git").exists(), "nothing is committed when a step fails"
+
+
+def test_hook_commits_without_a_lock_file_when_uv_is_missing(bare_render, tmp_path):
+    git_dir = Path(shutil.which("git")).parent
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(git_dir / "git")
+    env = project_env(PATH=str(bin_dir))
+    result = run_hook(bare_render, env)
+    assert result.returncode == 0, result.stderr
+    assert "no uv; `make setup` will write uv.lock: commit it." in result.stderr
+    assert "uv.lock" not in git(bare_render, "ls-files", env=env).splitlines()
+    assert git(bare_render, "log", "--format=%s", env=env) == "Initial commit from template"
