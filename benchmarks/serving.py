@@ -1,0 +1,603 @@
+"""Serving speed: the generated model server next to `mlflow models serve` and KServe's ModelServer.
+
+One trained model (the default project after `make setup pipeline`) is served three ways on
+127.0.0.1, one server at a time, alternating in every round:
+
+- generated: the project's own server (`python -m <package>.serving`, as the container runs it);
+- mlflow: `mlflow models serve --env-manager local` of the same model, as training registered it
+  in MLflow (`models:/<name>/<version>`);
+- kserve: KServe's `ModelServer` (its own venv) with a minimal predictor: joblib-load the same file,
+  DataFrame from the v1 instances, `predict_proba`. REST only, bound to 127.0.0.1 (KServe binds
+  0.0.0.0 by default; the launcher changes its uvicorn config).
+
+Each server is started fresh in each round (startup time to its first ready answer), loaded with
+wrk (8 connections, 2 threads) on single-row and 100-row requests, then measured for RSS (its whole
+process tree). Every request must succeed: a non-2xx answer fails the run. The figures are medians
+over the rounds; ratios are to mlflow. The installed size of the serving dependency set (what the
+image installs) is reported next to the training set's.
+
+    uv run python benchmarks/serving.py [--rounds 3] [--duration 10] [--project DIR]
+
+Without --project it renders the template's defaults into a temporary folder and runs
+`make setup pipeline` there first (minutes). Needs wrk (Debian: `apt-get install wrk`); without it
+a Python load generator is used, which is slower than the servers it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+KSERVE_VERSION = "0.21.0"
+LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
+START_TIMEOUT = 300.0
+CONNECTIONS = 8
+THREADS = 2
+
+KSERVE_LAUNCHER = """
+import sys
+import joblib
+import pandas as pd
+import kserve
+import kserve.protocol.rest.server as rest
+
+name, model_path, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+# KServe's REST server hard-codes host 0.0.0.0: keep this benchmark on the loopback interface.
+_init = rest.RESTServer.__init__
+
+
+def _loopback_init(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self.config.host = "127.0.0.1"
+
+
+rest.RESTServer.__init__ = _loopback_init
+
+
+class Predictor(kserve.Model):
+    def __init__(self):
+        super().__init__(name)
+        self.model = joblib.load(model_path)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        frame = pd.DataFrame(payload["instances"])
+        matrix = self.model.predict_proba(frame)
+        predicted = self.model.classes_[matrix.argmax(axis=1)]
+        return {
+            "predictions": [
+                {"default_probability": float(p), "predicted_class": int(c)}
+                for p, c in zip(matrix[:, 1], predicted)
+            ]
+        }
+
+
+kserve.ModelServer(http_port=port, enable_grpc=False, workers=1).start([Predictor()])
+"""
+
+
+# --- small helpers -------------------------------------------------------------------------------
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY_ENV}
+    env.update(extra)
+    return env
+
+
+def sh(args: list[str], cwd: Path | None = None, **env: str) -> str:
+    result = subprocess.run(
+        args, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"`{' '.join(args)}` failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http(url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def tree_pids(root: int) -> list[int]:
+    """The process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def rss_mb(root: int) -> float:
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port` (from `ss`), to prove a server stays on loopback."""
+    if shutil.which("ss") is None:
+        return set()
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=False
+    ).stdout
+    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def folder_mb(path: Path) -> float:
+    seen: set[int] = set()
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            stat = item.lstat()
+        except OSError:
+            continue
+        if item.is_file() and not item.is_symlink() and stat.st_ino not in seen:
+            seen.add(stat.st_ino)
+            total += stat.st_size
+    return total / 1024 / 1024
+
+
+# --- the project and the three servers -----------------------------------------------------------
+def prepare_project(scratch: Path, given: Path | None) -> Path:
+    if given is not None:
+        project = given.resolve()
+    else:
+        project = scratch / "credit-risk-model"
+        print(f"rendering the template's defaults into {project} and running its pipeline ...")
+        copy = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults"]
+        sh([*copy, "--vcs-ref=HEAD", str(TEMPLATE_DIR), str(project)])
+        sh(["make", "setup", "pipeline"], cwd=project)
+    for needed in ("models/model.joblib", "models/model.json", ".venv/bin/python"):
+        if not (project / needed).exists():
+            sys.exit(f"{project / needed} is missing: run `make setup pipeline` in {project}")
+    return project
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    cwd: Path
+    env: dict[str, str]
+    ready_path: str
+    predict_path: str
+    body_1: bytes
+    body_100: bytes
+    port: int = 0
+    notes: str = ""
+    results: list[dict[str, float]] = field(default_factory=list)
+
+
+@contextmanager
+def started(server: Server, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    server.port = free_port()
+    command = [part.replace("{port}", str(server.port)) for part in server.command]
+    with log.open("wb") as out:
+        begin = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            cwd=server.cwd,
+            env=server.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{server.port}{server.ready_path}"
+        while True:
+            if process.poll() is not None:
+                sys.exit(f"{server.name} exited with {process.returncode}; see {log}")
+            try:
+                if http(url, timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.perf_counter() - begin > START_TIMEOUT:
+                sys.exit(f"{server.name} not ready after {START_TIMEOUT}s; see {log}")
+            time.sleep(0.02)
+        yield process, time.perf_counter() - begin
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def kserve_python(scratch: Path, sklearn_version: str) -> Path:
+    venv = scratch / "kserve-venv"
+    if not (venv / "bin" / "python").exists():
+        print(f"installing kserve=={KSERVE_VERSION} into {venv} ...")
+        sh(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
+        sh(
+            [
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(venv / "bin" / "python"),
+                f"kserve=={KSERVE_VERSION}",
+                f"scikit-learn=={sklearn_version}",
+                "joblib",
+            ]
+        )
+    return venv / "bin" / "python"
+
+
+def build_servers(project: Path, scratch: Path, extra_workers: int) -> list[Server]:
+    record = json.loads((project / "models" / "model.json").read_text())
+    name = record["params"]["project"]["slug"]
+    package = next(p.parent.parent.name for p in (project / "src").glob("*/serving/server.py"))
+    read_rows = (
+        f"import pandas as pd; from {package}.data.columns import FEATURE_NAMES as F; "
+        "r = pd.read_csv('data/validated/test.csv')[list(F)].head(100); "
+        "print(r.to_json(orient='records', double_precision=15))"
+    )
+    rows = sh([".venv/bin/python", "-c", read_rows], cwd=project)
+    instances = json.loads(rows)
+    assert len(instances) == 100
+    v1_1 = json.dumps({"instances": instances[:1]}).encode()
+    v1_100 = json.dumps({"instances": instances}).encode()
+    mlflow_1 = json.dumps({"dataframe_records": instances[:1]}).encode()
+    mlflow_100 = json.dumps({"dataframe_records": instances}).encode()
+    venv_bin = project / ".venv" / "bin"
+    tracking = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    version = record["registered_model_version"]
+    base_env = clean_env(PYTHONUNBUFFERED="1", WEB_CONCURRENCY="1")
+    servers = [
+        Server(
+            name="generated",
+            command=[
+                str(venv_bin / "python"),
+                "-m",
+                f"{package}.serving",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--model-dir",
+                str(project / "models"),
+            ],
+            cwd=project,
+            env=base_env,
+            ready_path="/v2/health/ready",
+            predict_path=f"/v1/models/{name}:predict",
+            body_1=v1_1,
+            body_100=v1_100,
+            notes="1 worker, the default",
+        ),
+        Server(
+            name="mlflow",
+            command=[
+                str(venv_bin / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{name}/{version}",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "{port}",
+            ],
+            cwd=project,
+            # mlflow starts `uvicorn` from PATH
+            env={
+                **base_env,
+                "PATH": f"{venv_bin}:{os.environ['PATH']}",
+                "MLFLOW_TRACKING_URI": tracking,
+            },
+            ready_path="/health",
+            predict_path="/invocations",
+            body_1=mlflow_1,
+            body_100=mlflow_100,
+            notes="1 worker, the default",
+        ),
+        Server(
+            name="kserve",
+            command=[
+                str(kserve_python(scratch, record["sklearn_version"])),
+                "-c",
+                KSERVE_LAUNCHER,
+                name,
+                str(project / "models" / "model.joblib"),
+                "{port}",
+            ],
+            cwd=scratch,
+            env=base_env,
+            ready_path=f"/v2/models/{name}/ready",
+            predict_path=f"/v1/models/{name}:predict",
+            body_1=v1_1,
+            body_100=v1_100,
+            notes=f"{KSERVE_VERSION}, 1 worker, the default",
+        ),
+    ]
+    if extra_workers > 1:
+        extra = Server(**{**servers[0].__dict__, "results": []})
+        extra.name = f"generated-{extra_workers}w"
+        extra.env = {**base_env, "WEB_CONCURRENCY": str(extra_workers)}
+        extra.notes = f"WEB_CONCURRENCY={extra_workers}"
+        servers.insert(1, extra)
+    return servers
+
+
+# --- load ----------------------------------------------------------------------------------------
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*all")
+f:close()
+"""
+
+
+def parse_ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, body: bytes, duration: float, scratch: Path) -> dict[str, float]:
+    body_file = scratch / "body.json"
+    body_file.write_bytes(body)
+    script = scratch / "post.lua"
+    script.write_text(WRK_SCRIPT.replace("{body}", str(body_file)))
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{THREADS}",
+            f"-c{CONNECTIONS}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        sys.exit(f"requests failed during the load run:\n{out}")
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.MULTILINE))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": parse_ms(latency["50"]),
+        "p99": parse_ms(latency["99"]),
+    }
+
+
+async def _python_load(port: int, path: str, body: bytes, duration: float) -> dict[str, float]:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            begin = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 2"):
+                sys.exit(f"request failed: {head[:100]!r}")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - begin)
+        writer.close()
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    elapsed = time.perf_counter() - begin
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def load(server: Server, body: bytes, duration: float, scratch: Path) -> dict[str, float]:
+    url = f"http://127.0.0.1:{server.port}{server.predict_path}"
+    if shutil.which("wrk"):
+        return wrk(url, body, duration, scratch)
+    return asyncio.run(_python_load(server.port, server.predict_path, body, duration))
+
+
+def check_answers(server: Server) -> None:
+    """One request of each size must succeed (and give 100 answers for 100 rows)."""
+    url = f"http://127.0.0.1:{server.port}{server.predict_path}"
+    for body, rows in ((server.body_1, 1), (server.body_100, 100)):
+        status, answer = http(url, body, timeout=60)
+        if status != 200:
+            sys.exit(f"{server.name} answered {status}: {answer[:300]!r}")
+        predictions = json.loads(answer)["predictions"]
+        if len(predictions) != rows:
+            sys.exit(f"{server.name} answered {len(predictions)} predictions for {rows} rows")
+
+
+def measure(server: Server, duration: float, scratch: Path) -> dict[str, float]:
+    with started(server, scratch / f"{server.name}.log") as (process, startup):
+        addresses = listening_addresses(server.port)
+        if addresses - {"127.0.0.1"}:
+            sys.exit(f"{server.name} listens on {addresses}, not only on 127.0.0.1")
+        check_answers(server)
+        load(server, server.body_1, min(2.0, duration), scratch)  # warm-up
+        one = load(server, server.body_1, duration, scratch)
+        hundred = load(server, server.body_100, duration, scratch)
+        memory = rss_mb(process.pid)
+    return {
+        "rps_1": one["rps"],
+        "p50_1": one["p50"],
+        "p99_1": one["p99"],
+        "rps_100": hundred["rps"],
+        "p50_100": hundred["p50"],
+        "p99_100": hundred["p99"],
+        "startup_s": startup,
+        "rss_mb": memory,
+    }
+
+
+# --- dependency sets -----------------------------------------------------------------------------
+def dependency_sizes(project: Path, scratch: Path) -> dict[str, float]:
+    sizes = {}
+    sets = {
+        "serving (runtime + serve group: the image)": ["--group", "serve"],
+        "training (runtime + train group)": ["--group", "train"],
+        "everything (make setup: serve, train, dev)": ["--all-groups"],
+    }
+    for label, groups in sets.items():
+        target = scratch / f"venv-{len(sizes)}"
+        sh(
+            ["uv", "sync", "--locked", "--no-default-groups", *groups, "--no-editable", "--quiet"],
+            cwd=project,
+            UV_PROJECT_ENVIRONMENT=str(target),
+        )
+        sizes[label] = folder_mb(target)
+    return sizes
+
+
+# --- report --------------------------------------------------------------------------------------
+COLUMNS = [
+    ("rps_1", "req/s 1 row", "{:.0f}"),
+    ("p50_1", "p50 ms", "{:.1f}"),
+    ("p99_1", "p99 ms", "{:.1f}"),
+    ("rps_100", "req/s 100 rows", "{:.0f}"),
+    ("p50_100", "p50 ms", "{:.1f}"),
+    ("p99_100", "p99 ms", "{:.1f}"),
+    ("startup_s", "start s", "{:.1f}"),
+    ("rss_mb", "RSS MB", "{:.0f}"),
+]
+
+
+def median(server: Server, key: str) -> float:
+    return statistics.median(result[key] for result in server.results)
+
+
+def report(servers: list[Server], sizes: dict[str, float], rounds: int, duration: float) -> str:
+    mlflow = next(s for s in servers if s.name == "mlflow")
+    load_tool = "wrk" if shutil.which("wrk") else "python load generator"
+    lines = [
+        f"Medians of {rounds} alternating round(s); {load_tool}, {CONNECTIONS} connections, "
+        f"{THREADS} threads, {duration:g} s per load; all servers on 127.0.0.1; "
+        f"{os.cpu_count()} CPUs.",
+        "",
+        "| server | "
+        + " | ".join(title for _, title, _ in COLUMNS)
+        + " | vs mlflow: req/s 1 / 100 rows | vs mlflow: p99 1 row |",
+        "|---|" + "---:|" * (len(COLUMNS) + 2),
+    ]
+    for server in servers:
+        cells = [fmt.format(median(server, key)) for key, _, fmt in COLUMNS]
+        ratio_1 = median(server, "rps_1") / median(mlflow, "rps_1")
+        ratio_100 = median(server, "rps_100") / median(mlflow, "rps_100")
+        ratio_p99 = median(server, "p99_1") / median(mlflow, "p99_1")
+        lines.append(
+            f"| {server.name} ({server.notes}) | "
+            + " | ".join(cells)
+            + f" | {ratio_1:.2f} / {ratio_100:.2f} | {ratio_p99:.2f} |"
+        )
+    generated = servers[0]
+    kserve = next(s for s in servers if s.name == "kserve")
+    targets = [
+        ("req/s 1 row >= 3x mlflow", median(generated, "rps_1") >= 3 * median(mlflow, "rps_1")),
+        ("p99 1 row <= 0.5x mlflow", median(generated, "p99_1") <= 0.5 * median(mlflow, "p99_1")),
+        ("req/s 1 row >= kserve", median(generated, "rps_1") >= median(kserve, "rps_1")),
+        ("req/s 100 rows >= kserve", median(generated, "rps_100") >= median(kserve, "rps_100")),
+        ("p99 1 row <= kserve", median(generated, "p99_1") <= median(kserve, "p99_1")),
+    ]
+    lines += ["", "Targets (generated, 1 worker):"]
+    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets]
+    lines += ["", "Installed size of the dependency sets (uv sync --locked into a fresh venv):", ""]
+    lines += [f"- {label}: {size:.0f} MB" for label, size in sizes.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--project", type=Path, help="a rendered project after its pipeline")
+    parser.add_argument(
+        "--extra-workers", type=int, default=0, help="also measure the generated server with N"
+    )
+    parser.add_argument("--output", type=Path, help="write the raw results as JSON here")
+    args = parser.parse_args()
+    if shutil.which("uv") is None:
+        sys.exit("uv is needed (it installs the KServe venv and the dependency sets)")
+
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+        scratch = Path(tmp)
+        project = prepare_project(scratch, args.project)
+        servers = build_servers(project, scratch, args.extra_workers)
+        for round_index in range(args.rounds):
+            order = servers[round_index % len(servers) :] + servers[: round_index % len(servers)]
+            for server in order:
+                result = measure(server, args.duration, scratch)
+                server.results.append(result)
+                print(
+                    f"round {round_index + 1}/{args.rounds} {server.name}: "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
+                    flush=True,
+                )
+        sizes = dependency_sizes(project, scratch)
+        print()
+        print(report(servers, sizes, args.rounds, args.duration))
+        if args.output:
+            raw = {s.name: {"notes": s.notes, "rounds": s.results} for s in servers}
+            args.output.write_text(json.dumps({"servers": raw, "sizes_mb": sizes}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
