@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from ..audit import ModelRecord, load_verified_model
 from ..errors import ArtifactIntegrityError
 from .batching import Columns, Prediction
 from .validation import InputSchema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class ServedModel:
             raise ArtifactIntegrityError(
                 f"the model in {model_dir} was trained on features {list(expected)}, but "
                 f"data/columns.py declares {list(schema.names)}: retrain the model"
+            )
+        if record.sklearn_version != sklearn.__version__:
+            log.warning(
+                "scikit-learn version differs from training",
+                extra={"trained_with": record.sklearn_version, "serving_with": sklearn.__version__},
             )
         classes = list(getattr(pipeline, "classes_", []))
         if len(classes) != 2 or not hasattr(pipeline, "predict_proba"):
