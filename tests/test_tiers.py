@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from .conftest import make, project_env, run
+from .validators import check_kserve_manifest, shared_schema_path
 
 pytestmark = pytest.mark.slow
 
@@ -225,6 +226,9 @@ class ClusterTier:
         assert first["promotion.champion_before"] == "none"
         report = json.loads((served.path / "reports" / "promotion.json").read_text())
         assert report["registered_model"] == SLUG
+        # The champion's artifact is in models/: `make deploy` would ship it.
+        release = run([f".venv/bin/{SLUG}", "release-check"], served.path)
+        assert release.stdout.startswith("deploy: models/ holds the champion's artifact (version 1")
 
     def test_a_worse_model_keeps_the_champion_and_says_why(self, served: ServedProject) -> None:
         set_hyperparameters(served.path, CRIPPLED_HYPERPARAMETERS)
@@ -246,6 +250,10 @@ class ClusterTier:
         assert f"{challenger:.4f}" in tags["promotion.reason"]
         test_data = (served.path / "data" / "validated" / "test.csv").read_bytes()
         assert tags["promotion.test_data_sha256"] == hashlib.sha256(test_data).hexdigest()
+        # models/ now holds the refused challenger: `make deploy` must not ship it.
+        release = run([f".venv/bin/{SLUG}", "release-check"], served.path, check=False)
+        assert release.returncode == 3, release.stdout + release.stderr
+        assert "skip: models/ holds version 2, not the champion (version 1)" in release.stdout
 
         # Scheduled retraining: the data source is reloaded even though nothing changed, the
         # same data skips training, and the challenger is judged again.
@@ -255,6 +263,32 @@ class ClusterTier:
         assert "Running stage 'train'" not in output
         assert "kept champion version 1" in output
         assert registry_state(served.path, served.tracking_uri).aliases["champion"] == 1
+
+    def test_pin_image_writes_a_valid_pinned_inference_service(self, served: ServedProject) -> None:
+        manifest = served.path / "deploy" / "kserve" / "base" / "inferenceservice.yaml"
+        digest = "sha256:" + "0123456789abcdef" * 4
+        image = f"registry.example.com/ml/{SLUG}"
+        command = [f".venv/bin/{SLUG}", "pin-image", f"--image={image}", f"--digest={digest}"]
+        pinned = subprocess.run(
+            [*command, "--canary-percent=10"],
+            cwd=served.path,
+            input=manifest.read_text(),
+            capture_output=True,
+            text=True,
+            check=True,
+            env=project_env(),
+        ).stdout
+        service = yaml.safe_load(pinned)
+        predictor = service["spec"]["predictor"]
+        assert predictor["containers"][0]["image"] == f"{image}@{digest}"
+        assert predictor["canaryTrafficPercent"] == 10
+        schema = shared_schema_path()
+        if schema is None:
+            pytest.skip("../shared/schemas not present: strict InferenceService check skipped")
+        pinned_file = served.path / "build" / "pinned.yaml"
+        pinned_file.parent.mkdir(exist_ok=True)
+        pinned_file.write_text(pinned)
+        assert check_kserve_manifest(pinned_file, schema) == [SLUG]
 
 
 class TestScaleUpOnGitLab(ClusterTier):

@@ -53,6 +53,10 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
+# `make deploy` tells "nothing to deploy" (a kept champion) from a failure by this code.
+RELEASE_SKIPPED_EXIT_CODE = 3
+
+
 def _config(ctx: typer.Context) -> Config:
     return load_config(ctx.obj)
 
@@ -127,6 +131,38 @@ def promote(ctx: typer.Context) -> None:
     elif promotion.outcome == "kept_champion":
         typer.echo(f"kept champion version {promotion.champion_version}")
     typer.echo(f"reason: {promotion.reason}")
+
+
+@app.command("release-check")
+def release_check(ctx: typer.Context) -> None:
+    """Exit 0 when models/ holds the registry champion (deploy it), 3 when it does not."""
+    with reported_errors():
+        from .release import check_release
+
+        decision = check_release(_config(ctx))
+    typer.echo(("deploy: " if decision.deploy else "skip: ") + decision.reason)
+    if not decision.deploy:
+        raise typer.Exit(code=RELEASE_SKIPPED_EXIT_CODE)
+
+
+@app.command("pin-image")
+def pin_image(
+    image: Annotated[str, typer.Option(help="Image repository, as in the manifests.")],
+    digest: Annotated[str, typer.Option(help="Digest of the pushed image: sha256:<hex>.")],
+    canary_percent: Annotated[
+        int | None,
+        typer.Option(help="Traffic share of the new revision; omitted: all the traffic."),
+    ] = None,
+) -> None:
+    """Read manifests on stdin, pin the image by digest, set the canary, write them to stdout."""
+    with reported_errors():
+        import yaml
+
+        from .release import pin_image as pin
+
+        documents = list(yaml.safe_load_all(typer.get_text_stream("stdin").read()))
+        pinned = pin(documents, image=image, digest=digest, canary_percent=canary_percent)
+        typer.echo(yaml.safe_dump_all(pinned, sort_keys=False), nl=False)
 
 
 @app.command("model-card")

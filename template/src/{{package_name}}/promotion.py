@@ -90,6 +90,8 @@ class Promotion:
     outcome: Outcome
     reason: str
     champion_version: int
+    # What `make deploy` compares with models/model.json: only the champion's artifact ships.
+    champion_model_sha256: str
     challenger: Contender | None
     previous_champion: Contender | None
     test_data_sha256: str
@@ -118,6 +120,7 @@ def promote(config: Config) -> Promotion:
             outcome="already_champion",
             reason=f"version {version} is already the champion",
             champion_version=version,
+            champion_model_sha256=record.model_sha256,
             challenger=None,
             previous_champion=None,
             **common,
@@ -135,6 +138,11 @@ def promote(config: Config) -> Promotion:
         outcome="promoted" if decision.promoted else "kept_champion",
         reason=decision.reason,
         champion_version=version if decision.promoted or champion is None else champion.version,
+        champion_model_sha256=(
+            record.model_sha256
+            if decision.promoted or current is None
+            else current.tags.get("model_sha256", "unknown")
+        ),
         challenger=challenger,
         previous_champion=champion,
         **common,

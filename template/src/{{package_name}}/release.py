@@ -1,0 +1,94 @@
+"""What `make deploy` ships: the registry champion's artifact, in the image pinned by digest.
+
+`promote` may keep the current champion; the image CI just built then holds a model that lost,
+and deploying it would undo the promotion rule. `check_release` compares models/model.json with
+the champion recorded in reports/promotion.json: the same artifact (a new champion, or a retrain
+that reproduced the champion byte for byte, e.g. after a code-only change) ships; another one
+does not. `pin_image` turns the rendered KServe manifests into the exact ones to apply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .audit import verify_artifact
+from .errors import PipelineError
+from .promotion import read_promotion_report
+
+if TYPE_CHECKING:
+    from .config import Config
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+class ReleaseError(PipelineError):
+    """The deployment inputs are missing or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ReleaseDecision:
+    deploy: bool
+    reason: str
+
+
+def check_release(config: Config) -> ReleaseDecision:
+    """Deploy only when models/ holds the artifact of the registry champion."""
+    record = verify_artifact(config.paths.models_dir)
+    report = read_promotion_report(config.paths.promotion_report)
+    if report is None:
+        raise ReleaseError(
+            f"{config.paths.promotion_report} is missing: run `make promote` before deploying, "
+            "so that only the registry champion ships"
+        )
+    champion_sha256 = report.get("champion_model_sha256")
+    version = record.registered_model_version
+    if champion_sha256 == record.model_sha256:
+        return ReleaseDecision(
+            True,
+            f"models/ holds the champion's artifact (version {version}, "
+            f"sha256 {record.model_sha256[:12]}): {report['reason']}",
+        )
+    return ReleaseDecision(
+        False,
+        f"models/ holds version {version}, not the champion (version "
+        f"{report['champion_version']}): {report['reason']}. Nothing to deploy; the running "
+        "champion stays.",
+    )
+
+
+def pin_image(
+    documents: list[dict[str, Any]],
+    image: str,
+    digest: str,
+    canary_percent: int | None = None,
+) -> list[dict[str, Any]]:
+    """Pin every container of `image` in the InferenceServices to `digest`; set the canary.
+
+    Without `canary_percent` any canaryTrafficPercent is removed: the new revision takes all the
+    traffic (the full rollout after a canary step).
+    """
+    if not DIGEST_PATTERN.match(digest) or digest == PLACEHOLDER_DIGEST:
+        raise ReleaseError(f"image digest must look like sha256:<64 hex digits>, got '{digest}'")
+    if canary_percent is not None and not 0 < canary_percent <= 100:
+        raise ReleaseError(f"canary percent must be between 1 and 100, got {canary_percent}")
+    services = [doc for doc in documents if doc and doc.get("kind") == "InferenceService"]
+    if not services:
+        raise ReleaseError("no InferenceService in the manifests")
+    pinned = 0
+    for service in services:
+        predictor = service["spec"]["predictor"]
+        for container in predictor.get("containers", []):
+            repository = container.get("image", "").split("@")[0].split(":")[0]
+            if repository == image:
+                container["image"] = f"{image}@{digest}"
+                pinned += 1
+        if canary_percent is None:
+            predictor.pop("canaryTrafficPercent", None)
+        else:
+            predictor["canaryTrafficPercent"] = canary_percent
+    if pinned == 0:
+        raise ReleaseError(f"no container of the InferenceService runs the image {image}")
+    return documents
