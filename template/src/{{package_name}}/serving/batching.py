@@ -60,6 +60,7 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._queue = None  # bound to this event loop; a restarted server makes a new one
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
