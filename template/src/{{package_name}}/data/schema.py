@@ -139,7 +139,8 @@ def _summarise(failure_cases: pd.DataFrame) -> tuple[CheckFailure, ...]:
     cases = cases[~could_not_run | cases["check"].str.contains("dtype(", regex=False)]
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
-        values = group["failure_case"].astype(str).drop_duplicates().head(MAX_EXAMPLES)
+        # map(str), not astype(str): pandas 3 keeps a missing value as NaN in astype(str).
+        values = group["failure_case"].map(str).drop_duplicates().head(MAX_EXAMPLES)
         failures.append(
             CheckFailure(
                 column=str(column),
