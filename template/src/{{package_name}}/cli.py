@@ -1,5 +1,8 @@
 """Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
-`model-card` and `serve`.
+`model-card`, `serve`, and the monitoring commands `drift` and `collect`.
+
+Exit codes: 0 success, 1 an expected failure (message on stderr), 2 a usage error, 3 `drift`
+found drift, 4 the batch given to `drift` or `collect` cannot be used.
 
 Heavy libraries (scikit-learn, pandera, MLflow) are imported inside the commands, so `--help`
 is instant and the serving image, which has no MLflow or DVC, can import this module.
@@ -15,12 +18,16 @@ from typing import Annotated
 import typer
 
 from .config import PARAMS_ENV_VAR, Config, load_config
-from .errors import PipelineError
+from .errors import BatchError, PipelineError
+
+DRIFT_EXIT_CODE = 3
+BATCH_ERROR_EXIT_CODE = 4
 
 app = typer.Typer(
     help=(
         "The model's pipeline (prepare, validate, train, evaluate), its registry promotion "
-        "(promote), its model card (model-card) and its server (serve)."
+        "(promote), its model card (model-card), its server (serve) and its monitoring "
+        "(drift, collect)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -57,18 +64,53 @@ def reported_errors() -> Iterator[None]:
 RELEASE_SKIPPED_EXIT_CODE = 3
 
 
+@contextmanager
+def batch_errors() -> Iterator[None]:
+    """An unusable batch exits 4, apart from other failures, so schedulers can tell them apart."""
+    try:
+        yield
+    except BatchError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=BATCH_ERROR_EXIT_CODE) from None
+
+
 def _config(ctx: typer.Context) -> Config:
     return load_config(ctx.obj)
 
 
 @app.command()
-def prepare(ctx: typer.Context) -> None:
-    """Load the raw data from params `data.source` into data/raw/."""
+def prepare(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write a batch of current data here (for `drift`), not to data/raw/."),
+    ] = None,
+    shift: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Synthetic source: move the batch's population (0 none, 1 strong)."
+        ),
+    ] = 0.0,
+    rows: Annotated[
+        int | None, typer.Option(min=1, help="Synthetic source: rows of the batch.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Synthetic source: seed of the batch.")
+    ] = None,
+) -> None:
+    """Load the raw data from params `data.source` into data/raw/ (or a batch into --output)."""
+    if output is None and (shift or rows is not None or seed is not None):
+        raise typer.BadParameter("--shift, --rows and --seed make a batch: give --output too")
     with reported_errors():
         from .data.prepare import prepare as run_prepare
+        from .data.prepare import write_batch
 
-        path = run_prepare(_config(ctx))
-    typer.echo(f"raw data written to {path}")
+        config = _config(ctx)
+        if output is None:
+            path = run_prepare(config)
+        else:
+            path = write_batch(config, output, shift=shift, n_rows=rows, seed=seed)
+    typer.echo(f"{'raw data' if output is None else 'batch'} written to {path}")
 
 
 @app.command()
@@ -173,6 +215,51 @@ def model_card(ctx: typer.Context) -> None:
 
         path = write_model_card(_config(ctx))
     typer.echo(f"model card written to {path}")
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    current: Annotated[
+        Path,
+        typer.Argument(help="Batch of current data (.csv or .parquet) holding the model's inputs."),
+    ],
+) -> None:
+    """Compare a batch with the champion's training data; exit 3 on drift, 4 on a bad batch.
+
+    Writes reports/drift.json and reports/drift.html; thresholds: params.yaml `drift`.
+    """
+    with reported_errors(), batch_errors():
+        from .monitoring.drift import run_drift
+
+        config = _config(ctx)
+        report = run_drift(config, current)
+    typer.echo(report.to_text())
+    typer.echo(f"reports: {config.paths.drift_report}, {config.paths.drift_html}")
+    if report.drifted:
+        raise typer.Exit(code=DRIFT_EXIT_CODE)
+
+
+@app.command()
+def collect(
+    ctx: typer.Context,
+    logs: Annotated[list[Path], typer.Argument(help="The model server's JSON log files.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Batch to write (default data/current/batch.csv).")
+    ] = None,
+) -> None:
+    """Turn the model server's JSON request logs into a batch of current data for `drift`."""
+    with reported_errors(), batch_errors():
+        from .monitoring.collect import collect as run_collect
+
+        collected = run_collect(logs, output or _config(ctx).paths.current_batch)
+    skipped = f", {collected.without_features} without inputs skipped" * bool(
+        collected.without_features
+    )
+    typer.echo(
+        f"batch written to {collected.path}: {collected.rows} rows from "
+        f"{collected.predictions} logged prediction(s){skipped}"
+    )
 
 
 @app.command()

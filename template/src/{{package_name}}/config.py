@@ -76,6 +76,23 @@ class PromotionSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """When `drift` calls a batch of current data different from the champion's training data.
+
+    A feature drifts when its PSI exceeds `psi_threshold` and its test (KS or chi-square) gives a
+    p-value below `p_value`; the batch drifts when more than `max_drifted_share` of the features
+    drifted, the model's scores drifted, or the batch breaks the schema's value checks.
+    """
+
+    psi_threshold: float
+    p_value: float
+    bins: int
+    max_drifted_share: float
+    prediction_psi_threshold: float
+    min_rows: int
+
+
+@dataclass(frozen=True)
 class GovernanceSettings:
     # Who approves production deployments in CI; empty in tiers without that approval.
     production_approvers: tuple[str, ...] = ()
@@ -138,6 +155,19 @@ class ProjectPaths:
     def model_card(self) -> Path:
         return self.root / "docs" / "model_card.md"
 
+    @property
+    def current_batch(self) -> Path:
+        """Where `make batch` and `make collect` write a batch of current data for `drift`."""
+        return self.root / "data" / "current" / "batch.csv"
+
+    @property
+    def drift_report(self) -> Path:
+        return self.root / "reports" / "drift.json"
+
+    @property
+    def drift_html(self) -> Path:
+        return self.root / "reports" / "drift.html"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -151,6 +181,8 @@ class Config:
     governance: GovernanceSettings
     # The whole file as read: logged with every model so a run can be reproduced.
     params: Mapping[str, Any]
+    # None when params.yaml has no `drift` section: only the `drift` command needs it.
+    drift: DriftSettings | None = None
 
     @property
     def root(self) -> Path:
@@ -223,6 +255,7 @@ def load_config(params_file: Path | None = None) -> Config:
         promotion=_promotion_settings(reader),
         governance=_governance_settings(reader),
         params=MappingProxyType(dict(params)),
+        drift=_drift_settings(reader),
     )
 
 
@@ -246,6 +279,22 @@ def _promotion_settings(reader: _Reader) -> PromotionSettings:
         return PromotionSettings()
     return PromotionSettings(
         min_improvement=reader.number("promotion.min_improvement", minimum=0.0, maximum=1.0)
+    )
+
+
+def _drift_settings(reader: _Reader) -> DriftSettings | None:
+    """`drift` is read when present; a project from an older template may not have it yet."""
+    if not reader.has("drift"):
+        return None
+    return DriftSettings(
+        psi_threshold=reader.number("drift.psi_threshold", minimum=0.0, maximum=10.0),
+        p_value=reader.fraction("drift.p_value"),
+        bins=reader.integer("drift.bins", minimum=2),
+        max_drifted_share=reader.number("drift.max_drifted_share", minimum=0.0, maximum=1.0),
+        prediction_psi_threshold=reader.number(
+            "drift.prediction_psi_threshold", minimum=0.0, maximum=10.0
+        ),
+        min_rows=reader.integer("drift.min_rows", minimum=1),
     )
 
 

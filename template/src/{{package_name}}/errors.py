@@ -25,3 +25,7 @@ class GateFailedError(PipelineError):
 
 class ArtifactIntegrityError(PipelineError):
     """A model file is missing, unreadable or differs from its audit record."""
+
+
+class BatchError(PipelineError):
+    """A batch of current data (drift, collect) is unreadable, empty or lacks model inputs."""

@@ -1,12 +1,17 @@
-"""The `prepare` stage: fetch the raw data from the configured source into data/raw/."""
+"""The `prepare` stage: fetch the raw data from the configured source into data/raw/.
+
+`write_batch` fetches the same way into another file: a batch of current data for `drift`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import DataSourceError
 from .csv_files import write_frame
 from .source import load_raw_data
+from .synthetic import generate
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -15,3 +20,32 @@ if TYPE_CHECKING:
 def prepare(config: Config) -> Path:
     """Write the raw dataset and return its path."""
     return write_frame(load_raw_data(config), config.paths.raw_data)
+
+
+def write_batch(
+    config: Config,
+    output: Path,
+    shift: float = 0.0,
+    n_rows: int | None = None,
+    seed: int | None = None,
+) -> Path:
+    """Write the data source's current data to `output`, for a drift check.
+
+    With the synthetic source, `shift`, `n_rows` and `seed` simulate another population (see
+    synthetic.generate), so the monitoring loop can be shown and tested without real traffic.
+    A real source gives its current data as it is, and refuses them.
+    """
+    if config.data.source == "synthetic":
+        frame = generate(
+            n_rows=config.data.n_rows if n_rows is None else n_rows,
+            seed=config.data.seed if seed is None else seed,
+            shift=shift,
+        )
+    elif shift or n_rows is not None or seed is not None:
+        raise DataSourceError(
+            "--shift, --rows and --seed simulate a batch with the synthetic source only; "
+            f"data.source is '{config.data.source}', whose current data is taken as it is"
+        )
+    else:
+        frame = load_raw_data(config)
+    return write_frame(frame, output)

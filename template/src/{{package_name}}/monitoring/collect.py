@@ -1,0 +1,104 @@
+"""`collect`: turn the model server's JSON request logs into a batch of current data.
+
+The server writes one JSON object per line (serving/logs.py). A line of a successful prediction
+(`event` "request", `endpoint` v1_predict or v2_infer, `status` 200) that carries the request's
+inputs in a `features` field becomes rows of the batch; `features` holds either one object per
+row (`[{"age": 41, ...}, ...]`) or one list per input (`{"age": [41, 35], ...}`). The batch keeps
+the line's `time` and `model_version` beside the inputs. Lines without `features` are counted:
+a server that does not log its inputs cannot be monitored from its logs, and `collect` says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..data.columns import FEATURE_NAMES
+from ..data.csv_files import write_frame
+from ..errors import BatchError
+
+FEATURES_FIELD = "features"
+PREDICTION_ENDPOINTS = frozenset({"v1_predict", "v2_infer"})
+CONTEXT_FIELDS = ("time", "model_version")
+
+
+@dataclass(frozen=True)
+class Collected:
+    path: Path
+    rows: int
+    lines: int
+    predictions: int
+    without_features: int
+
+
+def collect(logs: Iterable[Path], output: Path) -> Collected:
+    """Write the inputs logged by successful predictions in `logs` to `output` (CSV)."""
+    lines = predictions = without_features = 0
+    frames: list[pd.DataFrame] = []
+    for entry in _entries(logs):
+        lines += 1
+        if not _is_prediction(entry):
+            continue
+        predictions += 1
+        if FEATURES_FIELD not in entry:
+            without_features += 1
+            continue
+        frame = _rows(entry[FEATURES_FIELD], entry)
+        for name in CONTEXT_FIELDS:
+            frame[name] = entry.get(name)
+        frames.append(frame)
+    if not frames:
+        detail = (
+            f"{predictions} successful prediction(s) in {lines} log line(s), none with a "
+            f"'{FEATURES_FIELD}' field: the server must log each request's inputs"
+            if predictions
+            else f"no successful prediction among {lines} log line(s)"
+        )
+        raise BatchError(f"nothing to collect: {detail}")
+    batch = pd.concat(frames, ignore_index=True)
+    write_frame(batch[[*FEATURE_NAMES, *CONTEXT_FIELDS]], output)
+    return Collected(output, len(batch), lines, predictions, without_features)
+
+
+def _entries(logs: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Every JSON object of the files, one per line; other lines (plain text) are skipped."""
+    for path in logs:
+        if not path.is_file():
+            raise BatchError(f"{path}: no such log file")
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    yield entry
+
+
+def _is_prediction(entry: Mapping[str, Any]) -> bool:
+    return (
+        entry.get("event") == "request"
+        and entry.get("endpoint") in PREDICTION_ENDPOINTS
+        and entry.get("status") == 200
+    )
+
+
+def _rows(features: Any, entry: Mapping[str, Any]) -> pd.DataFrame:
+    try:
+        if isinstance(features, list):
+            frame = pd.DataFrame.from_records(features)
+        elif isinstance(features, dict):
+            frame = pd.DataFrame(features)
+        else:
+            raise TypeError(f"'{FEATURES_FIELD}' is a {type(features).__name__}")
+    except (TypeError, ValueError) as error:
+        raise BatchError(
+            f"log line of {entry.get('time', 'unknown time')}: '{FEATURES_FIELD}' is neither a "
+            f"list of rows nor a mapping of equal-length columns ({error})"
+        ) from error
+    return frame.reindex(columns=list(FEATURE_NAMES))

@@ -1,0 +1,266 @@
+"""`drift`: compare a batch of current data with the champion's training data.
+
+Per feature (data/columns.py) a PSI and a chi-square test (statistics.py), the same for the
+model's scores on both (prediction drift), and the schema's value checks on the batch (data
+quality). The batch has drifted when more than params `drift.max_drifted_share` of the features
+drifted, or the scores drifted, or the batch has data-quality problems. The result is written to
+reports/drift.json and drawn in reports/drift.html. Nothing here writes to the model registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.columns import FEATURE_NAMES, FEATURES
+from ..errors import ConfigError
+from .batch import QualityProblem, quality_problems, read_batch, usable_features
+from .reference import Reference, find_reference
+from .statistics import MISSING, ColumnDrift, categorical_drift, numeric_drift
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..config import Config, DriftSettings
+
+DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Shares:
+    """The bins of a column with the share of each side in them (what the plots draw)."""
+
+    bins: list[str]
+    reference: list[float]
+    current: list[float]
+
+
+@dataclass(frozen=True)
+class ColumnResult:
+    name: str
+    kind: str
+    drifted: bool
+    psi: float
+    p_value: float
+    chi2_statistic: float
+    ks_statistic: float | None
+    ks_p_value: float | None
+    # "How much" in the column's own terms: medians of numbers, the most changed category.
+    change: str
+    reference_missing_share: float
+    current_missing_share: float
+    shares: Shares
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    batch: str
+    batch_rows: int
+    model: str
+    model_version: int | None
+    reference_data: str
+    reference_rows: int
+    training_data_sha256: str
+    settings: dict[str, float]
+    features: list[ColumnResult]
+    prediction: ColumnResult
+    quality_problems: list[QualityProblem]
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def drifted_features(self) -> list[ColumnResult]:
+        """The drifted features, largest PSI first."""
+        return sorted((f for f in self.features if f.drifted), key=lambda f: -f.psi)
+
+    @property
+    def drifted_share(self) -> float:
+        return len(self.drifted_features) / len(self.features)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the batch counts as drifted; empty when it does not."""
+        reasons = []
+        limit = self.settings["max_drifted_share"]
+        if self.drifted_features and self.drifted_share > limit:
+            names = ", ".join(f.name for f in self.drifted_features)
+            reasons.append(
+                f"{len(self.drifted_features)} of {len(self.features)} features drifted "
+                f"({self.drifted_share:.0%} > drift.max_drifted_share {limit:.0%}): {names}"
+            )
+        if self.prediction.drifted:
+            reasons.append(f"the model's scores drifted: {self.prediction.change}")
+        if self.quality_problems:
+            columns = sorted({problem.column for problem in self.quality_problems})
+            reasons.append(f"data-quality problems in {', '.join(columns)}")
+        return reasons
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        content = asdict(self)
+        content["drifted"] = self.drifted
+        content["reasons"] = self.reasons
+        content["drifted_features"] = [f.name for f in self.drifted_features]
+        content["drifted_share"] = round(self.drifted_share, DIGITS)
+        return content
+
+    def to_text(self) -> str:
+        lines = [
+            f"reference: {self.model}",
+            f"  training data: {self.reference_data}, {self.reference_rows} rows, sha256 verified",
+            f"batch: {self.batch}, {self.batch_rows} rows",
+        ]
+        drifted = self.drifted_features
+        lines.append(
+            f"drifted features: {len(drifted)} of {len(self.features)}" + (":" if drifted else "")
+        )
+        lines += [f"  {_describe(column)}" for column in drifted]
+        state = "drifted" if self.prediction.drifted else "stable"
+        lines.append(
+            f"predictions (vs. held-out test scores): {state}, {_describe(self.prediction)}"
+        )
+        lines.append(f"data-quality problems: {len(self.quality_problems) or 'none'}")
+        lines += [f"  {problem.describe()}" for problem in self.quality_problems]
+        if self.drifted:
+            lines.append("DRIFT: " + "; ".join(self.reasons))
+        else:
+            lines.append("no drift beyond the thresholds of params.yaml `drift`")
+        return "\n".join(lines)
+
+
+def drift_settings(config: Config) -> DriftSettings:
+    if config.drift is None:
+        raise ConfigError(
+            f"{config.params_file.name}: no 'drift' section (thresholds of the drift check); "
+            "copy it from the template's params.yaml"
+        )
+    return config.drift
+
+
+def run_drift(config: Config, batch_path: Path) -> DriftReport:
+    """Check the batch, find the reference, compare them, write the JSON and HTML reports."""
+    from .html_report import write_html_report
+
+    settings = drift_settings(config)
+    # The batch first: an unusable one fails before the registry is even contacted.
+    current = usable_features(read_batch(batch_path), settings.min_rows, str(batch_path))
+    problems = quality_problems(current)
+    reference = find_reference(config)
+    report = compare(reference, current, problems, settings, str(batch_path))
+    write_json_report(report, config.paths.drift_report)
+    write_html_report(report, config.paths.drift_html)
+    return report
+
+
+def compare(
+    reference: Reference,
+    current: pd.DataFrame,
+    problems: list[QualityProblem],
+    settings: DriftSettings,
+    batch: str,
+) -> DriftReport:
+    """The drift of every feature and of the scores, judged by `settings`."""
+    baseline = reference.training_data[list(FEATURE_NAMES)]
+    features = []
+    for spec in FEATURES:
+        if spec.kind == "category":
+            drift = categorical_drift(baseline[spec.name], current[spec.name])
+            change = _largest_share_change(drift)
+        else:
+            drift = numeric_drift(baseline[spec.name], current[spec.name], settings.bins)
+            change = _median_change(baseline[spec.name], current[spec.name])
+        features.append(
+            _result(spec.name, spec.kind, drift, change, settings.psi_threshold, settings.p_value)
+        )
+    holdout = reference.test_data[list(FEATURE_NAMES)]
+    reference_scores = pd.Series(reference.model.predict_proba(holdout)[:, 1])
+    current_scores = pd.Series(reference.model.predict_proba(current)[:, 1])
+    scores = numeric_drift(reference_scores, current_scores, settings.bins)
+    prediction = _result(
+        "predicted default probability",
+        "score",
+        scores,
+        f"mean {reference_scores.mean():.4f} -> {current_scores.mean():.4f}",
+        settings.prediction_psi_threshold,
+        settings.p_value,
+    )
+    return DriftReport(
+        batch=batch,
+        batch_rows=len(current),
+        model=reference.model_description,
+        model_version=reference.model_version,
+        reference_data=reference.data_location,
+        reference_rows=len(baseline),
+        training_data_sha256=reference.training_data_sha256,
+        settings={key: float(value) for key, value in asdict(settings).items()},
+        features=features,
+        prediction=prediction,
+        quality_problems=problems,
+    )
+
+
+def write_json_report(report: DriftReport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _result(
+    name: str,
+    kind: str,
+    drift: ColumnDrift,
+    change: str,
+    psi_threshold: float,
+    p_value: float,
+) -> ColumnResult:
+    binned = drift.binned
+    reference_shares, current_shares = binned.reference_shares, binned.current_shares
+    missing = binned.labels.index(MISSING) if MISSING in binned.labels else None
+    return ColumnResult(
+        name=name,
+        kind=kind,
+        drifted=drift.psi > psi_threshold and drift.p_value < p_value,
+        psi=round(drift.psi, DIGITS),
+        p_value=float(f"{drift.p_value:.3g}"),
+        chi2_statistic=round(drift.chi2_statistic, DIGITS),
+        ks_statistic=None if drift.ks_statistic is None else round(drift.ks_statistic, DIGITS),
+        ks_p_value=None if drift.ks_p_value is None else float(f"{drift.ks_p_value:.3g}"),
+        change=change,
+        reference_missing_share=_round(reference_shares[missing]) if missing is not None else 0.0,
+        current_missing_share=_round(current_shares[missing]) if missing is not None else 0.0,
+        shares=Shares(
+            bins=list(binned.labels),
+            reference=[_round(share) for share in reference_shares],
+            current=[_round(share) for share in current_shares],
+        ),
+    )
+
+
+def _median_change(reference: pd.Series, current: pd.Series) -> str:
+    return f"median {reference.median():.6g} -> {current.median():.6g}"
+
+
+def _largest_share_change(drift: ColumnDrift) -> str:
+    binned = drift.binned
+    gaps = binned.current_shares - binned.reference_shares
+    top = int(np.argmax(np.abs(gaps)))
+    return (
+        f"{binned.labels[top]} {binned.reference_shares[top]:.1%} -> "
+        f"{binned.current_shares[top]:.1%}"
+    )
+
+
+def _describe(column: ColumnResult) -> str:
+    p_value = "p < 0.001" if column.p_value < 0.001 else f"p {column.p_value:.3f}"
+    return f"{column.name}: PSI {column.psi:.3f} ({p_value}), {column.change}"
+
+
+def _round(value: float) -> float:
+    return round(float(value), DIGITS)
