@@ -1,8 +1,8 @@
 """``python -m <package>.serving``: start the model server (the container's command).
 
 Same as the CLI's ``serve``, without the CLI's own imports. Options default to the environment
-(HOST, PORT, MODEL_DIR, WEB_CONCURRENCY, MAX_BODY_BYTES, LOG_LEVEL), so a container or a
-Kubernetes manifest can set them as variables.
+(HOST, PORT, MODEL_DIR, WEB_CONCURRENCY, MAX_BODY_BYTES, LOG_LEVEL, LOG_FEATURES), so a container
+or a Kubernetes manifest can set them as variables.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-body-bytes", type=int, default=None, help="default: $MAX_BODY_BYTES or 1 MiB"
     )
     parser.add_argument("--log-level", default=None, help="default: $LOG_LEVEL or info")
+    parser.add_argument(
+        "--log-features",
+        action="store_true",
+        default=None,
+        help="log each prediction's inputs, for drift monitoring (default: $LOG_FEATURES)",
+    )
     args = parser.parse_args(argv)
 
     from .server import run_server  # after argument parsing: --help stays instant
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
+            log_features=args.log_features,
         )
     except (PipelineError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from .batching import MicroBatcher
 from .metrics import CONTENT_TYPE, Metrics
-from .validation import CLASS_OUTPUT, OUTPUTS, PROBABILITY_OUTPUT, RequestError
+from .validation import CLASS_OUTPUT, OUTPUTS, PROBABILITY_OUTPUT, ParsedRequest, RequestError
 
 if TYPE_CHECKING:
     from .model import ServedModel
@@ -133,9 +133,18 @@ class AccessLog:
 
 
 def create_app(
-    model: ServedModel, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch_rows: int = 1024
+    model: ServedModel,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_batch_rows: int = 1024,
+    log_features: bool = False,
 ) -> ASGIApp:
-    """The server's ASGI application for one verified model."""
+    """The server's ASGI application for one verified model.
+
+    ``log_features`` adds each prediction's inputs to its log line (``features``: one list per
+    feature), the data that drift monitoring collects from the logs. Off by default: the inputs
+    may be personal data, so log them only where the logs may hold them.
+    """
     schema = model.schema
     batcher = MicroBatcher(model.predict, max_rows=max_batch_rows)
     metrics = Metrics()
@@ -200,9 +209,15 @@ def create_app(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     # --- inference ------------------------------------------------------------------------------
+    def note(request: Request, parsed: ParsedRequest) -> None:
+        fields = request.scope["log_fields"]
+        fields["rows"] = parsed.n_rows
+        if log_features:
+            fields["features"] = {name: column.tolist() for name, column in parsed.columns.items()}
+
     async def v1_predict(request: Request) -> Response:
         parsed = schema.parse_v1(await read_json(request, max_body_bytes))
-        request.scope["log_fields"]["rows"] = parsed.n_rows
+        note(request, parsed)
         probability, predicted = await batcher.predict(parsed.columns, parsed.n_rows)
         return json_response(
             {
@@ -215,7 +230,7 @@ def create_app(
 
     async def v2_infer(request: Request) -> Response:
         parsed = schema.parse_v2(await read_json(request, max_body_bytes))
-        request.scope["log_fields"]["rows"] = parsed.n_rows
+        note(request, parsed)
         probability, predicted = await batcher.predict(parsed.columns, parsed.n_rows)
         values = {PROBABILITY_OUTPUT: probability, CLASS_OUTPUT: predicted}
         return json_response(
