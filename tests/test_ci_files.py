@@ -155,8 +155,8 @@ def ci_files(project: Path) -> list[Path]:
 def expected_ci_files(answers: Mapping[str, str]) -> set[str]:
     provider = answers["ci_provider"]
     if provider == "github":
-        names = ["ci.yml", "cd.yml", "retrain.yml"] if cluster(answers) else ["ci.yml"]
-        names.append("template-update.yml")
+        names = ["ci.yml", "cd.yml"] if cluster(answers) else ["ci.yml"]
+        names += ["retrain.yml", "template-update.yml"]
         return {f".github/workflows/{n}" for n in names}
     return {".gitlab-ci.yml" if provider == "gitlab" else "Jenkinsfile"}
 
@@ -269,11 +269,10 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
         "make docker-build docker-push",
         "make deploy ENV=staging",
         "make deploy ENV=production",
-        "make retrain",
     }
     canary = {"make deploy ENV=production CANARY_PERCENT=10", "make model-card"}
     push = {"make push"}
-    expected = set(ci)
+    expected = set(ci) | {"make monitor"}  # the schedule: drift check, retraining on drift
     if cluster(answers):
         expected |= cd
         if answers["data_remote"] != "local":
@@ -339,6 +338,14 @@ def test_github_jobs_and_triggers_follow_the_tier(github):
     assert {"run": "make ci", "name": "Lint, test, run the pipeline"} in ci["jobs"]["ci"]["steps"]
     upload = next(s for _, s in workflow_steps(ci) if "upload-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "reports/"
+    # Every tier's schedule: a drift check, retraining on drift, the reports kept.
+    retrain = load_workflow(workflows / "retrain.yml")
+    assert set(retrain["on"]) == {"schedule", "workflow_dispatch"}
+    assert retrain["on"]["schedule"][0]["cron"]
+    steps = retrain["jobs"]["retrain"]["steps"]
+    assert "make monitor" in [s.get("run") for s in steps]
+    uploads = [s["with"]["path"] for s in steps if "upload-artifact" in s.get("uses", "")]
+    assert uploads and uploads[0].startswith("reports/")
     if not cluster(answers):
         assert set(ci["on"]) == {"push", "pull_request"}
         assert ci["on"]["push"] == {"branches": ["main"]}
@@ -366,10 +373,6 @@ def test_github_jobs_and_triggers_follow_the_tier(github):
         uploads = [s["with"] for s in jobs["train"]["steps"] if "upload" in s.get("uses", "")]
         assert any(u["path"] == "docs/model_card.md" for u in uploads)
 
-    retrain = load_workflow(workflows / "retrain.yml")
-    assert set(retrain["on"]) == {"schedule", "workflow_dispatch"}
-    assert retrain["on"]["schedule"][0]["cron"]
-    assert "make retrain" in [s.get("run") for s in retrain["jobs"]["retrain"]["steps"]]
     # CD and retraining never promote at the same time.
     group = jobs["train"]["concurrency"]["group"]
     assert retrain["jobs"]["retrain"]["concurrency"]["group"] == group
@@ -429,9 +432,9 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     answers, project = gitlab
     info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
     config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
-    expected_jobs = {"lint", "test", "pipeline", "template-update"}
+    expected_jobs = {"lint", "test", "pipeline", "retrain", "template-update"}
     if cluster(answers):
-        expected_jobs |= {"train", "retrain", "build-image", "deploy-staging", "deploy-production"}
+        expected_jobs |= {"train", "build-image", "deploy-staging", "deploy-production"}
     if enterprise(answers):
         expected_jobs.add("deploy-production-canary")
     assert set(info.jobs) == expected_jobs
@@ -452,6 +455,8 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
                 r.get("if") == '$CI_PIPELINE_SOURCE == "merge_request_event"' for r in job["rules"]
             ), f"job {name} would run on schedules"
 
+    assert info.scripts["retrain"] == ["make setup", "make monitor"]
+    assert "reports/" in jobs["retrain"]["artifacts"]["paths"]
     manual = {name for name, job in jobs.items() if is_manual(job)}
     environments = {name: job.get("environment", {}).get("name") for name, job in jobs.items()}
     if not cluster(answers):
@@ -474,7 +479,6 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
         assert "docs/model_card.md" in jobs["train"]["artifacts"]["paths"]
     else:
         assert "deploy-staging" in info.needs["deploy-production"]
-    assert "make retrain" in info.scripts["retrain"]
     assert "docker:" in jobs["build-image"]["services"][0]
     assert jobs["train"]["resource_group"] == jobs["retrain"]["resource_group"]
 
@@ -530,8 +534,8 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     if cluster(answers):
         expected += ["Train", "Build image", "Deploy staging"]
         expected += ["Deploy production canary"] if enterprise(answers) else []
-        expected += ["Deploy production", "Retrain"]
-    expected.append("Template check")
+        expected += ["Deploy production"]
+    expected += ["Monitor", "Template check"]
     assert info.stage_names == expected
     assert info.agent == "any"
     approvers = answer(answers, "production_approvers")
@@ -547,13 +551,15 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     else:
         assert not info.has_input_with_submitter
         assert "input(" not in text
-    # The retraining schedule: a cron trigger on main only, and a stage gated on the timer.
-    assert info.has_cron_trigger == cluster(answers)
+    # The monitoring schedule: a cron trigger on main only, and a stage gated on the timer.
+    assert info.has_cron_trigger
+    assert 'cron(env.BRANCH_NAME == "main" ? "H 3 * * 1" : "")' in text
+    assert info.stage("Monitor").has_when and info.stage("Monitor").sh == ("make monitor",)
+    monitor_block = text[text.index("stage('Monitor')") :]
+    assert "triggeredBy 'TimerTrigger'" in monitor_block.split("steps")[0]
+    for name in ("Lint", "Test", "Pipeline"):
+        assert info.stage(name).has_when, name  # not on the timer
     if cluster(answers):
-        assert 'cron(env.BRANCH_NAME == "main" ? "H 3 * * 1" : "")' in text
-        assert info.stage("Retrain").has_when and "make retrain" in info.stage("Retrain").sh
-        retrain_block = text[text.index("stage('Retrain')") :]
-        assert "triggeredBy 'TimerTrigger'" in retrain_block.split("steps")[0]
         for name in ("Train", "Build image", "Deploy staging", "Deploy production"):
             assert info.stage(name).has_when, name  # main only, not on the timer
     assert "archiveArtifacts artifacts: 'reports/**'" in text
@@ -584,7 +590,7 @@ def test_jenkins_credentials_only_by_id(jenkins):
     for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):
         if name != "UV_PYTHON":
             assert re.fullmatch(r"credentials\('[^']+'\)", value), f"{name} = {value}"
-    assert text.count("MLFLOW_TRACKING_URI = credentials(") == 2  # Train and Retrain
+    assert text.count("MLFLOW_TRACKING_URI = credentials(") == 2  # Train and Monitor
     # Secrets expand in the shell, never through Groovy string interpolation.
     for command in re.findall(r'\bsh\s+"([^"]*)"', text):
         assert "$" not in command, command
