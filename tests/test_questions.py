@@ -137,6 +137,16 @@ def test_slug_and_package_name_are_derived_from_the_project_name(
     assert (result.project_dir / "src" / package / "data" / "columns.py").is_file()
 
 
+def test_a_long_slug_gives_a_namespace_that_fits_the_rule(copie):
+    slug = "a-very-long-project-name-for-a-credit-model-abcdef"
+    assert len(slug) == 50
+    result = copie.copy(extra_answers={"project_slug": slug, "stack_tier": "scale-up"})
+    assert result.exit_code == 0, result.exception
+    namespace = result.answers["k8s_namespace"]
+    assert namespace == "a-very-long-project-name-for-a-credit-mode"
+    assert len(namespace) <= 42
+
+
 def test_reserved_module_names_cover_this_pythons_stdlib():
     """The validator's list is literal Jinja; it must not fall behind the Python at hand."""
     config = (TEMPLATE_DIR / "copier.yml").read_text()

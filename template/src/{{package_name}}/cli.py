@@ -269,9 +269,31 @@ def serve(
     model_dir: Annotated[
         Path, typer.Option(help="Folder holding model.joblib and model.json.")
     ] = Path("models"),
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: $WEB_CONCURRENCY, else 1).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(help="Larger request bodies get 413 (default: $MAX_BODY_BYTES, else 1 MiB)."),
+    ] = None,
+    log_features: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-features/--no-log-features",
+            help="Put each prediction's inputs in its log line, for `collect` (default: "
+            "$LOG_FEATURES, else off: the inputs are applicant data).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the verified model over HTTP."""
     with reported_errors():
         from .serving.server import run_server
 
-        run_server(host=host, port=port, model_dir=model_dir)
+        run_server(
+            host=host,
+            port=port,
+            model_dir=model_dir,
+            workers=workers,
+            max_body_bytes=max_body_bytes,
+            log_features=log_features,
+        )

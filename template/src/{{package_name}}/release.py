@@ -59,6 +59,13 @@ def check_release(config: Config) -> ReleaseDecision:
     )
 
 
+def repository_of(reference: str) -> str:
+    """`host:5000/team/app:1.0@sha256:…` -> `host:5000/team/app` (a port is not a tag)."""
+    name = reference.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
+
+
 def pin_image(
     documents: list[dict[str, Any]],
     image: str,
@@ -81,8 +88,7 @@ def pin_image(
     for service in services:
         predictor = service["spec"]["predictor"]
         for container in predictor.get("containers", []):
-            repository = container.get("image", "").split("@")[0].split(":")[0]
-            if repository == image:
+            if repository_of(container.get("image", "")) == image:
                 container["image"] = f"{image}@{digest}"
                 pinned += 1
         if canary_percent is None:
