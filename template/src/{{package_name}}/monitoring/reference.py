@@ -37,7 +37,7 @@ import yaml
 from ..audit import load_verified_model
 from ..data.csv_files import write_frame
 from ..errors import PipelineError
-from ..registry import CHAMPION, Registry
+from ..registry import CHAMPION, RegisteredVersion, Registry
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -112,7 +112,7 @@ def find_data(
     )
 
 
-def _champion(registry: Registry, name: str) -> Any:
+def _champion(registry: Registry, name: str) -> RegisteredVersion | None:
     try:
         return registry.aliased(name, CHAMPION)
     except PipelineError as error:
