@@ -37,5 +37,11 @@ lint: setup ## Lint the template's own code (hooks, tests, benchmarks)
 	$(RUN) ruff format --check hooks tests benchmarks
 
 .PHONY: bench
-bench: setup ## Run the benchmarks (figures next to a baseline measured in the same run)
+bench: setup ## Render benchmark: defaults of startup and enterprise next to `copier --version`
 	$(RUN) python benchmarks/render.py
+
+.PHONY: bench-all
+bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift
+	$(RUN) python benchmarks/generated_repo.py
+	$(RUN) python benchmarks/serving.py
+	$(RUN) python benchmarks/drift.py
