@@ -1,8 +1,10 @@
 """Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
-`model-card`, `serve`, and the monitoring commands `drift` and `collect`.
+`model-card`, `serve`, the release commands `release-check` and `pin-image` (`make deploy`), and
+the monitoring commands `drift` and `collect`.
 
 Exit codes: 0 success, 1 an expected failure (message on stderr), 2 a usage error, 3 `drift`
-found drift, 4 the batch given to `drift` or `collect` cannot be used.
+found drift or `release-check` found nothing to deploy, 4 the batch given to `drift` or
+`collect` cannot be used.
 
 Heavy libraries (scikit-learn, pandera, MLflow) are imported inside the commands, so `--help`
 is instant and the serving image, which has no MLflow or DVC, can import this module.
