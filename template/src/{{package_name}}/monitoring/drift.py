@@ -1,10 +1,11 @@
 """`drift`: compare a batch of current data with the champion's training data.
 
-Per feature (data/columns.py) a PSI and a chi-square test (statistics.py), the same for the
-model's scores on both (prediction drift), and the schema's value checks on the batch (data
-quality). The batch has drifted when more than params `drift.max_drifted_share` of the features
-drifted, or the scores drifted, or the batch has data-quality problems. The result is written to
-reports/drift.json and drawn in reports/drift.html. Nothing here writes to the model registry.
+Per feature (data/columns.py) a PSI and a chi-square test (statistics.py); the same for the
+model's scores on the batch against its scores on its held-out test data (prediction drift); and
+the schema's value checks on the batch (data quality). The batch has drifted when more than
+params `drift.max_drifted_share` of the features drifted, or the scores drifted, or the batch has
+data-quality problems. The result is written to reports/drift.json and drawn in
+reports/drift.html. Nothing here writes to the model registry.
 """
 
 from __future__ import annotations
