@@ -165,7 +165,7 @@ def _revisions(root: Path, commit: str | None) -> list[str]:
     """The training commit, then its descendants up to HEAD, oldest first."""
     if commit is None or commit == UNKNOWN_COMMIT:
         return []
-    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:  # not in this clone
+    if _git(root, "cat-file", "-e", commit + "^{commit}") is None:  # not in this clone
         return []
     later = _git(root, "rev-list", "--reverse", "--ancestry-path", f"{commit}..HEAD") or ""
     return [commit, *later.split()[:MAX_REVISIONS]]
