@@ -170,11 +170,16 @@ def recorded_answers(project: Path) -> dict[str, object]:
     return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
+# Not rendered: the answers differ by design, and uv.lock is resolved by the post-copy task (the
+# fresh render below runs no task); update must leave it alone, which `make ci` then relies on.
+NOT_RENDERED = {".copier-answers.yml", "uv.lock"}
+
+
 def files(project: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(project)): path.read_bytes()
         for path in rendered_files(project)
-        if path.name != ".copier-answers.yml"
+        if path.name not in NOT_RENDERED
     }
 
 
