@@ -1,5 +1,8 @@
 """Render speed: `copier copy` of the defaults (startup and enterprise) next to `copier --version`.
 
+A render includes the post-copy task, which resolves uv.lock and makes the first commit; the
+`--skip-tasks` case shows Copier's rendering alone.
+
 Copier's own import is most of a render, so the baseline is `copier --version` measured in the
 same run, alternating with the renders; the figures to quote are medians and their ratio to it.
 
@@ -24,6 +27,10 @@ CASES: dict[str, list[str]] = {
     "copier --version (baseline)": [*COPIER, "--version"],
     "render startup defaults": [
         *COPIER, "copy", "--quiet", "--trust", "--defaults", "--vcs-ref=HEAD",
+    ],
+    # Copier's rendering alone: without the post-copy task (uv lock, git init, first commit).
+    "render startup, --skip-tasks": [
+        *COPIER, "copy", "--quiet", "--skip-tasks", "--defaults", "--vcs-ref=HEAD",
     ],
     "render enterprise defaults": [
         *COPIER, "copy", "--quiet", "--trust", "--defaults", "--vcs-ref=HEAD",
