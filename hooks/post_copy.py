@@ -77,18 +77,18 @@ def ensure_first_commit(project: Path, author_name: str, author_email: str) -> b
     return True
 
 
-def ensure_lock_file(project: Path) -> str:
+def ensure_lock_file(project: Path) -> bool:
     """Resolve uv.lock now, so the first commit pins every dependency.
 
     Not fatal: without uv or a network the project is still usable, and `make setup` writes the
-    lock file later (commit it then). Returns what happened, for the summary line.
+    lock file later (commit it then). Returns whether it wrote the lock file.
     """
     if (project / "uv.lock").exists():
-        return ""
+        return False
     uv = shutil.which("uv")
     if uv is None:
         print("post-copy: no uv; `make setup` will write uv.lock: commit it.", file=sys.stderr)
-        return ""
+        return False
     try:
         result = subprocess.run(
             [uv, "lock", "--quiet"], cwd=project, capture_output=True, text=True, timeout=600
@@ -101,8 +101,8 @@ def ensure_lock_file(project: Path) -> str:
             f"post-copy: `uv lock` failed ({reason}); run `make setup` and commit uv.lock.",
             file=sys.stderr,
         )
-        return ""
-    return "uv.lock"
+        return False
+    return True
 
 
 def check_dvc_initialised(project: Path) -> None:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_dvc_initialised(project)
         created = ensure_git_repository(project)
-        locked = ensure_lock_file(project) if not has_commit(project) else ""
+        locked = not has_commit(project) and ensure_lock_file(project)
         committed = ensure_first_commit(project, args.author_name, args.author_email)
     except StepFailedError as error:
         print(f"post-copy: {error}", file=sys.stderr)

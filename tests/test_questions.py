@@ -86,7 +86,7 @@ def copy_with(data: dict, dst: Path) -> None:
 )
 def test_bad_answer_is_refused_before_anything_is_written(tmp_path, data, message):
     dst = tmp_path / "project"
-    with pytest.raises(ValueError, match=r".*") as error:
+    with pytest.raises(ValueError) as error:
         copy_with(data, dst)
     question = next(iter(data)) if len(data) == 1 else list(data)[-1]
     assert question in str(error.value)
