@@ -115,6 +115,56 @@ def prepare(
     typer.echo(f"{'raw data' if output is None else 'batch'} written to {path}")
 
 
+@app.command("use-data")
+def use_data(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The team's data: a .csv or .parquet file.")],
+    label: Annotated[str, typer.Option(help="The column to predict: exactly two distinct values.")],
+    positive: Annotated[
+        str | None,
+        typer.Option(help="The label's positive value (needed unless it is 0/1 or true/false)."),
+    ] = None,
+    protected: Annotated[
+        str | None,
+        typer.Option(
+            help="A protected attribute (any type): kept out of the features, for fairness."
+        ),
+    ] = None,
+    max_category_levels: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Whole-number columns with at most this many values become categories "
+            "(default: params data.max_category_levels).",
+        ),
+    ] = None,
+) -> None:
+    """Adopt a CSV or Parquet file: infer data/columns.yaml, `dvc add` it into data/, point
+    params.yaml at it. Refused (exit 1, nothing written) when the label is not binary."""
+    with reported_errors():
+        from .data.adopt import use_data as adopt
+        from .data.report import format_adoption
+
+        adoption = adopt(
+            _config(ctx),
+            file,
+            label=label,
+            positive=positive,
+            protected=protected,
+            max_category_levels=max_category_levels,
+        )
+    typer.echo(format_adoption(adoption))
+
+
+@app.command()
+def data(ctx: typer.Context) -> None:
+    """Fetch the `file` source's data from the DVC remote when it is missing (CI runs this)."""
+    with reported_errors():
+        from .data.fetch import fetch_data
+
+        typer.echo(fetch_data(_config(ctx)))
+
+
 @app.command()
 def validate(ctx: typer.Context) -> None:
     """Check the raw data against the schema, then split it into train and test sets."""

@@ -35,6 +35,10 @@ class DataSettings:
     n_rows: int
     seed: int
     test_size: float
+    # The data file of the `file` source, relative to the repo root (`make use-data` sets it).
+    path: str | None = None
+    # `use-data`: whole-number columns with at most this many distinct values become categories.
+    max_category_levels: int = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class ModelSettings:
     classifier: str
     random_state: int
     hyperparameters: Mapping[str, Mapping[str, Any]]
+    # Probability at or above which the positive class is predicted (evaluation, gates, serving).
+    threshold: float = 0.5
 
     def classifier_hyperparameters(self) -> dict[str, Any]:
         """Hyperparameters of the selected classifier (`model.hyperparameters.<classifier>`)."""
@@ -59,6 +65,11 @@ class FairnessSettings:
 
     max_demographic_parity_difference: float
     max_equalized_odds_difference: float
+    # Groups smaller than this, or with fewer positives, cannot be judged: "insufficient data".
+    min_group_size: int = 30
+    min_group_positives: int = 5
+    # Whether a group with insufficient data fails the gate (true) or is only reported (false).
+    block_on_insufficient_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,10 +238,17 @@ def load_config(params_file: Path | None = None) -> Config:
         n_rows=reader.integer("data.n_rows", minimum=10),
         seed=reader.integer("data.seed", minimum=0),
         test_size=reader.fraction("data.test_size"),
+        path=reader.text("data.path") if reader.has("data.path") else None,
+        max_category_levels=(
+            reader.integer("data.max_category_levels", minimum=0)
+            if reader.has("data.max_category_levels")
+            else 10
+        ),
     )
     model = ModelSettings(
         classifier=reader.text("model.classifier"),
         random_state=reader.integer("model.random_state", minimum=0),
+        threshold=reader.fraction("model.threshold") if reader.has("model.threshold") else 0.5,
         hyperparameters=MappingProxyType(
             {
                 name: MappingProxyType(dict(reader.mapping(f"model.hyperparameters.{name}")))
@@ -270,7 +288,21 @@ def _fairness_settings(reader: _Reader) -> FairnessSettings | None:
         max_equalized_odds_difference=reader.fraction(
             "gates.fairness.max_equalized_odds_difference", inclusive_max=True
         ),
+        **_group_minimums(reader),
     )
+
+
+def _group_minimums(reader: _Reader) -> dict[str, Any]:
+    """The optional per-group minimums of `gates.fairness` (older params files lack them)."""
+    values: dict[str, Any] = {}
+    for key in ("min_group_size", "min_group_positives"):
+        if reader.has(f"gates.fairness.{key}"):
+            values[key] = reader.integer(f"gates.fairness.{key}", minimum=0)
+    if reader.has("gates.fairness.block_on_insufficient_data"):
+        values["block_on_insufficient_data"] = reader.boolean(
+            "gates.fairness.block_on_insufficient_data"
+        )
+    return values
 
 
 def _promotion_settings(reader: _Reader) -> PromotionSettings:
@@ -346,6 +378,12 @@ class _Reader:
         # bool is an int subclass; `true` is never a meaningful count.
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self._error(f"'{key}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.value(key)
+        if not isinstance(value, bool):
+            raise self._error(f"'{key}' must be true or false, got {value!r}")
         return value
 
     def fraction(self, key: str, inclusive_max: bool = False) -> float:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
     from .config import Config, ProjectPaths
 
-# Probability at or above which an applicant is predicted to default.
+# Probability at or above which the positive class is predicted, unless params.yaml sets
+# `model.threshold`.
 DECISION_THRESHOLD = 0.5
 # Enough digits to compare runs, few enough to keep metrics diffs readable.
 DIGITS = 6
@@ -71,16 +72,18 @@ class Evaluation:
     metrics: dict[str, float]
 
 
-def evaluate_model(model: Any, test: pd.DataFrame) -> Evaluation:
-    """Score a fitted pipeline on a test frame."""
+def evaluate_model(
+    model: Any, test: pd.DataFrame, threshold: float = DECISION_THRESHOLD
+) -> Evaluation:
+    """Score a fitted pipeline on a test frame, deciding at `threshold`."""
     features, label = split_features_label(test)
     y_prob = model.predict_proba(features)[:, 1]
     return Evaluation(
         test=test,
         y_true=label.to_numpy(),
         y_prob=y_prob,
-        y_pred=(y_prob >= DECISION_THRESHOLD).astype(int),
-        metrics=compute_metrics(label, y_prob),
+        y_pred=(y_prob >= threshold).astype(int),
+        metrics=compute_metrics(label, y_prob, threshold),
     )
 
 
@@ -110,12 +113,14 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
     """
     paths = config.paths
     model, _ = load_verified_model(paths.models_dir)
-    evaluation = evaluate_model(model, read_frame(paths.test_data))
+    evaluation = evaluate_model(model, read_frame(paths.test_data), config.model.threshold)
     write_reports(evaluation, paths)
     if config.gates.fairness is not None:
         from .fairness import fairness_report, write_fairness_report
 
-        write_fairness_report(fairness_report(evaluation), paths.fairness_report)
+        write_fairness_report(
+            fairness_report(evaluation, config.gates.fairness), paths.fairness_report
+        )
     results = run_gates(evaluation, config)
     failed = [result.message for result in results if not result.passed]
     if failed:

@@ -8,7 +8,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .data.columns import CATEGORICAL_FEATURES, FEATURE_NAMES, LABEL, NUMERIC_FEATURES
+from .data.columns import CATEGORICAL_FEATURES, FEATURE_NAMES, LABEL, NUMERIC_FEATURES, binary_label
 
 
 def build_preprocessor() -> ColumnTransformer:
@@ -33,5 +33,5 @@ def build_preprocessor() -> ColumnTransformer:
 
 
 def split_features_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Model inputs (in the declared order) and the label of a dataset."""
-    return frame[list(FEATURE_NAMES)], frame[LABEL.name]
+    """Model inputs (in the declared order) and the label as 0/1 (1: the positive value)."""
+    return frame[list(FEATURE_NAMES)], binary_label(frame[LABEL.name])

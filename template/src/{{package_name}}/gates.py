@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config import Config
     from .evaluate import Evaluation
+    from .fairness import FairnessReport
 
 
 @dataclass(frozen=True)
@@ -46,32 +47,72 @@ def min_roc_auc_gate(evaluation: Evaluation, config: Config) -> GateResult:
 
 def demographic_parity_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
     """Selection rates of the protected groups may differ by at most the configured gap."""
-    fairness = config.gates.fairness
-    if fairness is None:
-        return None
-    from .fairness import fairness_report
-
-    return _at_most(
+    return _fairness_gap_gate(
+        evaluation,
+        config,
         "demographic_parity_difference",
-        fairness_report(evaluation).demographic_parity_difference,
-        "gates.fairness.max_demographic_parity_difference",
-        fairness.max_demographic_parity_difference,
+        "max_demographic_parity_difference",
     )
 
 
 def equalized_odds_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
     """True and false positive rates of the protected groups may differ by at most the gap."""
+    return _fairness_gap_gate(
+        evaluation, config, "equalized_odds_difference", "max_equalized_odds_difference"
+    )
+
+
+def fairness_group_size_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
+    """Groups too small to judge fail the gate when `block_on_insufficient_data` says so."""
     fairness = config.gates.fairness
-    if fairness is None:
+    report = _fairness_report(evaluation, config)
+    if fairness is None or report is None or not report.insufficient:
+        return None
+    blocks = fairness.block_on_insufficient_data
+    problems = "; ".join(group.describe() for group in report.insufficient)
+    return GateResult(
+        name="fairness_group_size",
+        passed=not blocks,
+        value=float(len(report.insufficient)),
+        threshold=0.0,
+        message=(
+            f"{problems} (gates.fairness.min_group_size {fairness.min_group_size}, "
+            f"min_group_positives {fairness.min_group_positives}; "
+            f"block_on_insufficient_data is {str(blocks).lower()})"
+        ),
+    )
+
+
+def _fairness_report(evaluation: Evaluation, config: Config) -> FairnessReport | None:
+    """The report of the configured fairness gate; None when there is no gate or nothing to
+    measure (no protected attribute declared)."""
+    if config.gates.fairness is None:
         return None
     from .fairness import fairness_report
 
-    return _at_most(
-        "equalized_odds_difference",
-        fairness_report(evaluation).equalized_odds_difference,
-        "gates.fairness.max_equalized_odds_difference",
-        fairness.max_equalized_odds_difference,
-    )
+    report = fairness_report(evaluation, config.gates.fairness)
+    return report if report.applicable else None
+
+
+def _fairness_gap_gate(
+    evaluation: Evaluation, config: Config, metric: str, setting: str
+) -> GateResult | None:
+    fairness = config.gates.fairness
+    report = _fairness_report(evaluation, config)
+    if fairness is None or report is None:
+        return None
+    limit = getattr(fairness, setting)
+    value = getattr(report, metric)
+    if value is None:  # fewer than two groups with enough data: nothing to compare
+        return GateResult(
+            name=metric,
+            passed=not fairness.block_on_insufficient_data,
+            value=float("nan"),
+            threshold=limit,
+            message=f"{metric}: not measured, fewer than two groups of "
+            f"{report.protected_attribute} have enough data",
+        )
+    return _at_most(metric, value, f"gates.fairness.{setting}", limit)
 
 
 def _at_most(metric: str, value: float, setting: str, threshold: float) -> GateResult:
@@ -86,7 +127,12 @@ def _at_most(metric: str, value: float, setting: str, threshold: float) -> GateR
     )
 
 
-GATES: tuple[Gate, ...] = (min_roc_auc_gate, demographic_parity_gate, equalized_odds_gate)
+GATES: tuple[Gate, ...] = (
+    min_roc_auc_gate,
+    demographic_parity_gate,
+    equalized_odds_gate,
+    fairness_group_size_gate,
+)
 
 
 def run_gates(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import DISTRIBUTION_NAME
 from .audit import MODEL_FILE_NAME, ModelRecord, read_record
-from .data.columns import FEATURES, LABEL, PROTECTED_ATTRIBUTE
+from .data.columns import FEATURES, LABEL, PREDICTION_MEANING, PROTECTED_ATTRIBUTE
 from .errors import ArtifactIntegrityError
 from .evaluate import DECISION_THRESHOLD
 from .fairness import FairnessReport, read_fairness_report
@@ -27,15 +27,23 @@ if TYPE_CHECKING:
 
     from .config import Config
 
+_POSITIVE = f"{LABEL.name} = {LABEL.positive}"
 METRIC_MEANINGS = {
-    "roc_auc": "ranking: chance a defaulter scores above a non-defaulter",
-    "pr_auc": "ranking among the riskiest applicants (average precision)",
+    "roc_auc": f"ranking: chance a row with {_POSITIVE} scores above one without",
+    "pr_auc": f"ranking among the highest scores (average precision for {_POSITIVE})",
     "brier": "calibration: mean squared error of the probability (lower is better)",
     "accuracy": "share of correct decisions at the threshold",
-    "precision": "share of predicted defaults that defaulted",
-    "recall": "share of defaults that were predicted",
+    "precision": f"share of rows predicted {_POSITIVE} that are",
+    "recall": f"share of rows with {_POSITIVE} that were predicted so",
     "f1": "harmonic mean of precision and recall",
 }
+
+
+def decision_threshold(record: ModelRecord) -> float:
+    """The threshold the model was trained and evaluated with (params `model.threshold`)."""
+    model = record.params.get("model") if isinstance(record.params, dict) else None
+    value = model.get("threshold") if isinstance(model, dict) else None
+    return float(value) if isinstance(value, int | float) else DECISION_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,8 @@ def _details(inputs: CardInputs) -> str:
         ),
         (
             "Output",
-            f"probability of default; predicted `default` at probability >= {DECISION_THRESHOLD}",
+            f"`{LABEL.name}_probability`, the {PREDICTION_MEANING}; predicted class 1 "
+            f"(`{LABEL.name}` = {LABEL.positive}) at probability >= {decision_threshold(record)}",
         ),
         ("Model file", f"`models/{MODEL_FILE_NAME}`, sha256 `{record.model_sha256}`"),
         ("Libraries", f"scikit-learn {record.sklearn_version}, Python {record.python_version}"),
@@ -148,15 +157,16 @@ def _details(inputs: CardInputs) -> str:
 
 
 def _intended_use() -> str:
-    return """## Intended use
+    purpose = _package_metadata("Summary") or "see pyproject.toml"
+    return f"""## Intended use
 
-- Estimate the probability that a loan applicant defaults, from the application data listed
-  under Data, to support credit decisions that people make and review.
-- Rank applications for manual review, and monitor the risk of a portfolio.
+- {purpose.rstrip(".")}: estimate the {PREDICTION_MEANING} ({LABEL.description}), from the
+  data listed under Data, to support decisions that people make and review.
+- Rank rows by that probability for manual review, and monitor it over time.
 
 Out of scope:
 
-- Decisions without human review, or used as the only ground to decline an applicant.
+- Decisions without human review, or used as the only ground for a decision about a person.
 - Applicants, products or markets unlike the training data (see Limitations).
 - Any decision that uses the protected attribute: it is not a model input, and is kept only to
   measure fairness."""
@@ -177,12 +187,12 @@ def _data(inputs: CardInputs) -> str:
         ),
         ("Training set", f"`data/validated/train.csv`, sha256 `{record.training_data_sha256}`"),
         ("Test set", f"`data/validated/test.csv`, sha256 `{record.test_data_sha256}`"),
-        ("Label", f"`{LABEL.name}`: {LABEL.description}"),
         (
-            "Protected attribute",
-            f"`{PROTECTED_ATTRIBUTE.name}` ({', '.join(PROTECTED_ATTRIBUTE.categories)}): "
-            "not a model input; used to measure fairness",
+            "Label",
+            f"`{LABEL.name}`: {LABEL.description} (values {', '.join(LABEL.values)}; "
+            f"positive {LABEL.positive})",
         ),
+        ("Protected attribute", _protected_attribute()),
     ]
     features = [
         (
@@ -216,6 +226,15 @@ def _performance(inputs: CardInputs) -> str:
     )
 
 
+def _protected_attribute() -> str:
+    if PROTECTED_ATTRIBUTE is None:
+        return "none declared (data/columns.yaml `protected_attribute`): fairness is not measured"
+    values = (
+        f" ({', '.join(PROTECTED_ATTRIBUTE.categories)})" if PROTECTED_ATTRIBUTE.categories else ""
+    )
+    return f"`{PROTECTED_ATTRIBUTE.name}`{values}: not a model input; used to measure fairness"
+
+
 def _fairness(inputs: CardInputs) -> str:
     report = inputs.fairness
     settings = inputs.config.gates.fairness
@@ -224,11 +243,17 @@ def _fairness(inputs: CardInputs) -> str:
             "## Fairness\n\n"
             "Not measured: this project has no fairness gate (params `gates.fairness`)."
         )
+    if not report.applicable or report.overall is None:
+        return (
+            "## Fairness\n\nNot applicable: data/columns.yaml declares no protected attribute "
+            "(`make use-data ... PROTECTED=<column>` declares one)."
+        )
     groups = [("all", report.overall), *sorted(report.by_group.items())]
     rates = [
         (
             group,
             str(rate.count),
+            str(rate.positives),
             f"{rate.selection_rate:.4f}",
             f"{rate.true_positive_rate:.4f}",
             f"{rate.false_positive_rate:.4f}",
@@ -251,19 +276,37 @@ def _fairness(inputs: CardInputs) -> str:
             "max_equalized_odds_difference",
         ),
     ]
+    insufficient = "".join(f"\n- {group.describe()}" for group in report.insufficient)
+    if insufficient:
+        insufficient = (
+            f"\n\nLeft out of the gaps (fewer than {report.min_group_size} rows or "
+            f"{report.min_group_positives} positives):{insufficient}"
+        )
     return (
         f"## Fairness\n\nBy protected attribute `{report.protected_attribute}` on the held-out "
-        "test set (fairlearn). Selection rate: share predicted to default.\n\n"
+        f"test set (fairlearn). Selection rate: share predicted {_POSITIVE}.\n\n"
         + _table(
-            ("group", "test rows", "selection rate", "true positive rate", "false positive rate"),
+            (
+                "group",
+                "test rows",
+                "positives",
+                "selection rate",
+                "true positive rate",
+                "false positive rate",
+            ),
             rates,
         )
+        + insufficient
         + "\n\n"
         + _table(("measure", "meaning", "value", "gate"), gaps)
     )
 
 
-def _gap(measure: str, meaning: str, value: float, limit: float, key: str) -> tuple[str, ...]:
+def _gap(
+    measure: str, meaning: str, value: float | None, limit: float, key: str
+) -> tuple[str, ...]:
+    if value is None:
+        return (measure, meaning, "not measured", "fewer than two groups with enough data")
     verdict = "passed" if value <= limit else "FAILED"
     return (measure, meaning, f"{value:.4f}", f"<= {limit} (`gates.fairness.{key}`): {verdict}")
 
@@ -273,19 +316,22 @@ def _limitations(inputs: CardInputs) -> str:
     if inputs.record.params["data"]["source"] == "synthetic":
         lines.append(
             "- Trained on synthetic data: the numbers show the pipeline works, not that the "
-            "model is fit for real applicants. Plug in real data before any real use."
+            "model is fit for real use. Adopt real data (`make use-data`) before any real use."
         )
     lines += [
         "- The metrics come from one held-out split; a different sample gives somewhat "
         "different numbers, most for small groups.",
-        "- Performance holds only while applicants resemble the training data; a changed "
-        "population (income, loan sizes, payment behaviour) degrades it without an error.",
-        "- Missing values are imputed from the training data, which hides how much an "
-        "application was missing.",
-        f"- Fairness is measured for `{PROTECTED_ATTRIBUTE.name}` alone, at one decision "
-        "threshold; other attributes, their intersections and other thresholds are not covered. "
-        "Features may still act as proxies for the protected attribute.",
+        "- Performance holds only while new data resemble the training data; a changed "
+        "population degrades it without an error (`make drift` watches for that).",
+        "- Missing values are imputed from the training data, which hides how much a row "
+        "was missing.",
     ]
+    if PROTECTED_ATTRIBUTE is not None:
+        lines.append(
+            f"- Fairness is measured for `{PROTECTED_ATTRIBUTE.name}` alone, at one decision "
+            "threshold; other attributes, their intersections and other thresholds are not "
+            "covered. Features may still act as proxies for the protected attribute."
+        )
     return "\n".join(lines)
 
 
@@ -310,11 +356,17 @@ def _gate_verdict(inputs: CardInputs) -> str:
     if inputs.metrics["roc_auc"] < inputs.config.gates.min_roc_auc:
         failed.append("min_roc_auc")
     settings, report = inputs.config.gates.fairness, inputs.fairness
-    if settings is not None and report is not None:
-        if report.demographic_parity_difference > settings.max_demographic_parity_difference:
-            failed.append("max_demographic_parity_difference")
-        if report.equalized_odds_difference > settings.max_equalized_odds_difference:
-            failed.append("max_equalized_odds_difference")
+    if settings is not None and report is not None and report.applicable:
+        gaps = (
+            (report.demographic_parity_difference, settings.max_demographic_parity_difference),
+            (report.equalized_odds_difference, settings.max_equalized_odds_difference),
+        )
+        keys = ("max_demographic_parity_difference", "max_equalized_odds_difference")
+        for key, (value, limit) in zip(keys, gaps, strict=True):
+            if value is not None and value > limit:
+                failed.append(key)
+        if report.insufficient and settings.block_on_insufficient_data:
+            failed.append("min_group_size")
     checked = "roc_auc and fairness" if settings is not None else "roc_auc"
     if failed:
         return f"FAILED ({', '.join(failed)}): this model must not be deployed"

@@ -226,7 +226,7 @@ def _score(
     model: Any, registered: RegisteredVersion, test: pd.DataFrame, config: Config
 ) -> Contender:
     try:
-        evaluation = evaluate_model(model, test)
+        evaluation = evaluate_model(model, test, config.model.threshold)
     except (KeyError, ValueError) as error:
         raise PipelineError(
             f"version {registered.version} of '{registered.name}' cannot score "

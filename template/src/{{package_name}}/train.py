@@ -87,7 +87,9 @@ def train(config: Config) -> TrainingResult:
     test_frame = read_frame(paths.test_data)
     pipeline = fit_pipeline(train_frame, config.model)
     test_features, test_label = split_features_label(test_frame)
-    metrics = compute_metrics(test_label, pipeline.predict_proba(test_features)[:, 1])
+    metrics = compute_metrics(
+        test_label, pipeline.predict_proba(test_features)[:, 1], config.model.threshold
+    )
     model_file = save_model(pipeline, paths.models_dir)
     model_sha256 = sha256_file(model_file)
     training_data_sha256 = sha256_file(paths.train_data)

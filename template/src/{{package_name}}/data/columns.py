@@ -1,15 +1,35 @@
-"""The columns of the dataset: one declaration that validation, training and serving all read.
+"""The columns of the dataset, read once from columns.yaml: every other module imports them here.
 
-The pandera schemas (schema.py), the feature lists of the model (features.py) and the request
-validation of the model server are derived from these specs, so a column is declared once.
+The pandera schemas (schema.py), the model's feature lists (features.py), the model server's
+request validation, drift monitoring and the fairness gate are all derived from this declaration,
+so a column is declared once. `make use-data` writes columns.yaml for a team's own data.
+
+Categories are text: whatever a category's values look like in a file (1, 2.0, True), they are
+compared as their canonical text ("1", "2", "true"), in training, validation and serving alike.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import ConfigError
 
 ColumnKind = Literal["int", "float", "category"]
+KINDS: tuple[str, ...] = ("int", "float", "category")
+DECLARATION_FILE = Path(__file__).with_name("columns.yaml")
+# Points the code at another declaration (one-off experiments) without editing columns.yaml.
+DECLARATION_ENV_VAR = "COLUMNS_FILE"
+
+_WHOLE_NUMBER_TEXT = re.compile(r"^([+-]?\d+)\.0*$")
 
 
 @dataclass(frozen=True)
@@ -25,62 +45,256 @@ class ColumnSpec:
     categories: tuple[str, ...] = field(default_factory=tuple)
 
 
-FEATURES: tuple[ColumnSpec, ...] = (
-    ColumnSpec("age", "int", "Applicant age in years", min_value=18, max_value=100),
-    ColumnSpec(
-        "annual_income", "float", "Yearly income", nullable=True, min_value=0, max_value=10_000_000
-    ),
-    ColumnSpec("loan_amount", "float", "Requested amount", min_value=100, max_value=1_000_000),
-    ColumnSpec("loan_term_months", "int", "Loan duration in months", min_value=6, max_value=360),
-    ColumnSpec(
-        "credit_history_years",
-        "float",
-        "Years since the first credit line",
-        nullable=True,
-        min_value=0,
-        max_value=80,
-    ),
-    ColumnSpec(
-        "num_late_payments", "int", "Late payments in the last 5 years", min_value=0, max_value=120
-    ),
-    ColumnSpec(
-        "employment_status",
-        "category",
-        "Current employment",
-        nullable=True,
-        categories=("employed", "self_employed", "unemployed", "retired", "student"),
-    ),
-    ColumnSpec(
-        "employment_years",
-        "float",
-        "Years with the current employer",
-        nullable=True,
-        min_value=0,
-        max_value=60,
-    ),
-    ColumnSpec(
-        "purpose",
-        "category",
-        "What the loan is for",
-        categories=(
-            "debt_consolidation",
-            "home_improvement",
-            "car",
-            "education",
-            "medical",
-            "business",
-            "other",
-        ),
-    ),
-)
+@dataclass(frozen=True)
+class LabelSpec:
+    """The binary label: its two values (as text) and which one the model predicts."""
 
-# Kept out of the model's inputs; used only by the fairness gate and its reports.
-PROTECTED_ATTRIBUTE = ColumnSpec(
-    "sex", "category", "Protected attribute (not a model input)", categories=("female", "male")
-)
+    name: str
+    description: str
+    values: tuple[str, str]
+    positive: str
 
-LABEL = ColumnSpec("default", "int", "1 if the loan defaulted", min_value=0, max_value=1)
+    @property
+    def negative(self) -> str:
+        return next(value for value in self.values if value != self.positive)
+
+    def as_column(self) -> ColumnSpec:
+        return ColumnSpec(self.name, "category", self.description, categories=self.values)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """Everything columns.yaml says: features, label, an optional protected attribute."""
+
+    features: tuple[ColumnSpec, ...]
+    label: LabelSpec
+    protected_attribute: ColumnSpec | None = None
+    ignored: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.features)
+
+    @property
+    def category_columns(self) -> tuple[ColumnSpec, ...]:
+        """Every column read as text: categorical features, a categorical protected attribute
+        and the label."""
+        specs = [spec for spec in self.features if spec.kind == "category"]
+        if self.protected_attribute is not None and self.protected_attribute.kind == "category":
+            specs.append(self.protected_attribute)
+        return (*specs, self.label.as_column())
+
+    @property
+    def all_columns(self) -> tuple[ColumnSpec, ...]:
+        protected = () if self.protected_attribute is None else (self.protected_attribute,)
+        return (*self.features, *protected, self.label.as_column())
+
+
+def canonical_text(value: Any) -> str | None:
+    """The text a category value is compared as: 1, 1.0 and "1.0" are "1"; True is "true"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value)
+    whole = _WHOLE_NUMBER_TEXT.match(text)
+    if whole:
+        return whole.group(1)
+    return text.lower() if text.lower() in ("true", "false") else text
+
+
+def as_category(series: pd.Series) -> pd.Series:
+    """A column as canonical text (missing values stay missing), whatever its dtype."""
+    if pd.api.types.is_bool_dtype(series):
+        text = series.map({True: "true", False: "false"})
+    elif pd.api.types.is_integer_dtype(series):
+        text = series.astype("int64").astype(str).where(series.notna())
+    elif pd.api.types.is_float_dtype(series):
+        text = series.map(canonical_text, na_action="ignore")
+    else:
+        missing = series.isna()
+        text = series.astype(object).where(~missing).map(canonical_text, na_action="ignore")
+    return text.astype(object).where(series.notna(), np.nan)
+
+
+def apply_declared_types(
+    frame: pd.DataFrame, declaration: Declaration | None = None
+) -> pd.DataFrame:
+    """`frame` with every declared category column as canonical text; other columns as they are.
+
+    Called on every read of a dataset, so a category whose values look like numbers stays a
+    category between stages.
+    """
+    declaration = declaration or DECLARATION
+    out = frame.copy()
+    for spec in declaration.category_columns:
+        if spec.name in out.columns:
+            out[spec.name] = as_category(out[spec.name])
+    return out
+
+
+def binary_label(series: pd.Series, label: LabelSpec | None = None) -> pd.Series:
+    """1 where the label is its positive value, else 0 (the classes the model learns)."""
+    label = label or LABEL
+    return (as_category(series) == label.positive).astype(np.int64)
+
+
+def load_declaration(path: Path | None = None) -> Declaration:
+    """Read and check columns.yaml; a bad entry raises ConfigError naming the column and key."""
+    path = path or Path(os.environ.get(DECLARATION_ENV_VAR) or DECLARATION_FILE)
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"column declaration not found: {path}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    return parse_declaration(content, source=path.name)
+
+
+def parse_declaration(content: Any, source: str = "columns.yaml") -> Declaration:
+    """A Declaration from the mapping columns.yaml holds."""
+    if not isinstance(content, Mapping):
+        raise ConfigError(f"{source}: must hold a mapping with label, features")
+    features_raw = content.get("features")
+    if not isinstance(features_raw, Sequence) or isinstance(features_raw, str) or not features_raw:
+        raise ConfigError(f"{source}: 'features' must be a non-empty list of columns")
+    features = tuple(
+        _column(entry, f"{source}: features[{i}]") for i, entry in enumerate(features_raw)
+    )
+    protected_raw = content.get("protected_attribute")
+    protected = (
+        None if protected_raw is None else _column(protected_raw, f"{source}: protected_attribute")
+    )
+    label = _label(content.get("label"), f"{source}: label")
+    names = [spec.name for spec in features]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{source}: features declared twice: {', '.join(duplicates)}")
+    for other in (label.name, None if protected is None else protected.name):
+        if other is not None and other in names:
+            raise ConfigError(
+                f"{source}: '{other}' cannot be a feature and the label or protected attribute"
+            )
+    if protected is not None and protected.name == label.name:
+        raise ConfigError(f"{source}: the protected attribute cannot be the label ('{label.name}')")
+    ignored = content.get("ignored") or {}
+    if isinstance(ignored, Sequence) and not isinstance(ignored, str):
+        ignored = {str(name): "" for name in ignored}
+    if not isinstance(ignored, Mapping):
+        raise ConfigError(f"{source}: 'ignored' must map column names to reasons")
+    return Declaration(features, label, protected, {str(k): str(v) for k, v in ignored.items()})
+
+
+def _column(entry: Any, where: str) -> ColumnSpec:
+    if (
+        not isinstance(entry, Mapping)
+        or not isinstance(entry.get("name"), str)
+        or not entry["name"]
+    ):
+        raise ConfigError(f"{where}: each column needs a 'name'")
+    name, kind = entry["name"], entry.get("kind")
+    where = f"{where} ('{name}')"
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    bounds = {key: entry.get(key) for key in ("min", "max")}
+    for key, value in bounds.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
+    if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
+        raise ConfigError(f"{where}: 'min' {bounds['min']} is above 'max' {bounds['max']}")
+    categories = tuple(canonical_text(value) or "" for value in entry.get("categories") or ())
+    if kind == "category" and (not categories or "" in categories):
+        raise ConfigError(f"{where}: a category column needs its non-empty 'categories'")
+    if kind != "category" and categories:
+        raise ConfigError(f"{where}: 'categories' is for kind category, not {kind}")
+    return ColumnSpec(
+        name=name,
+        kind=kind,
+        description=str(entry.get("description") or name),
+        nullable=bool(entry.get("nullable", False)),
+        min_value=bounds["min"],
+        max_value=bounds["max"],
+        categories=categories,
+    )
+
+
+def _label(entry: Any, where: str) -> LabelSpec:
+    if (
+        not isinstance(entry, Mapping)
+        or not isinstance(entry.get("name"), str)
+        or not entry["name"]
+    ):
+        raise ConfigError(f"{where}: needs a 'name'")
+    values = tuple(canonical_text(value) for value in entry.get("values") or ())
+    if len(values) != 2 or None in values or values[0] == values[1]:
+        raise ConfigError(
+            f"{where} ('{entry['name']}'): 'values' must list the label's two distinct values"
+        )
+    positive = canonical_text(entry.get("positive"))
+    if positive not in values:
+        raise ConfigError(
+            f"{where} ('{entry['name']}'): 'positive' must be one of "
+            f"{', '.join(map(str, values))}, "
+            f"got {entry.get('positive')!r}"
+        )
+    return LabelSpec(
+        name=entry["name"],
+        description=str(entry.get("description") or entry["name"]),
+        values=(str(values[0]), str(values[1])),
+        positive=positive,
+    )
+
+
+DECLARATION: Declaration = load_declaration()
+FEATURES: tuple[ColumnSpec, ...] = DECLARATION.features
+LABEL: LabelSpec = DECLARATION.label
+# Kept out of the model's inputs; used only by the fairness gate and its reports. None: no gate.
+PROTECTED_ATTRIBUTE: ColumnSpec | None = DECLARATION.protected_attribute
 
 NUMERIC_FEATURES: tuple[str, ...] = tuple(c.name for c in FEATURES if c.kind != "category")
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c.name for c in FEATURES if c.kind == "category")
 FEATURE_NAMES: tuple[str, ...] = tuple(c.name for c in FEATURES)
+# What the model predicts, in words and as the server's output field.
+PROBABILITY_NAME: str = f"{LABEL.name}_probability"
+PREDICTION_MEANING: str = f"probability that {LABEL.name} is {LABEL.positive}"
+
+
+def declaration_to_yaml(declaration: Declaration, header: str = "") -> str:
+    """columns.yaml text for `declaration` (what parse_declaration reads back)."""
+
+    def column(spec: ColumnSpec) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "kind": spec.kind,
+            "description": spec.description,
+        }
+        if spec.nullable:
+            entry["nullable"] = True
+        if spec.min_value is not None:
+            entry["min"] = spec.min_value
+        if spec.max_value is not None:
+            entry["max"] = spec.max_value
+        if spec.categories:
+            entry["categories"] = list(spec.categories)
+        return entry
+
+    label = declaration.label
+    content = {
+        "label": {
+            "name": label.name,
+            "description": label.description,
+            "values": list(label.values),
+            "positive": label.positive,
+        },
+        "protected_attribute": None
+        if declaration.protected_attribute is None
+        else column(declaration.protected_attribute),
+        "features": [column(spec) for spec in declaration.features],
+        "ignored": dict(declaration.ignored),
+    }
+    body = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+    return header + body

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import DataSourceError
 from .csv_files import write_frame
-from .source import load_raw_data
+from .sample import generate_sample
+from .sources import load_data
 from .synthetic import generate
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def prepare(config: Config) -> Path:
     """Write the raw dataset and return its path."""
-    return write_frame(load_raw_data(config), config.paths.raw_data)
+    return write_frame(load_data(config), config.paths.raw_data)
 
 
 def write_batch(
@@ -31,21 +32,24 @@ def write_batch(
 ) -> Path:
     """Write the data source's current data to `output`, for a drift check.
 
-    With the synthetic source, `shift`, `n_rows` and `seed` simulate another population (see
-    synthetic.generate), so the monitoring loop can be shown and tested without real traffic.
+    With the synthetic and sample sources, `shift`, `n_rows` and `seed` simulate another
+    population (synthetic.generate, sample.generate_sample), so the monitoring loop can be shown
+    and tested without real traffic.
     A real source gives its current data as it is, and refuses them.
     """
-    if config.data.source == "synthetic":
-        frame = generate(
+    if config.data.source in ("synthetic", "sample"):
+        make = generate if config.data.source == "synthetic" else generate_sample
+        frame = make(
             n_rows=config.data.n_rows if n_rows is None else n_rows,
             seed=config.data.seed if seed is None else seed,
             shift=shift,
         )
     elif shift or n_rows is not None or seed is not None:
         raise DataSourceError(
-            "--shift, --rows and --seed simulate a batch with the synthetic source only; "
+            "--shift, --rows and --seed simulate a batch with the synthetic and sample sources "
+            "only; "
             f"data.source is '{config.data.source}', whose current data is taken as it is"
         )
     else:
-        frame = load_raw_data(config)
+        frame = load_data(config)
     return write_frame(frame, output)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
-from .columns import FEATURES, LABEL, PROTECTED_ATTRIBUTE, ColumnSpec
+from .columns import DECLARATION, FEATURES, LABEL, ColumnSpec, Declaration, apply_declared_types
 
 LABEL_CHECK_NAME = "label_has_both_classes"
 MAX_EXAMPLES = 5
@@ -48,19 +48,23 @@ def features_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema({spec.name: column_schema(spec) for spec in FEATURES})
 
 
-def raw_schema() -> pa.DataFrameSchema:
-    """A full dataset: features, protected attribute and a label holding both classes."""
-    specs = (*FEATURES, PROTECTED_ATTRIBUTE, LABEL)
+def raw_schema(declaration: Declaration = DECLARATION) -> pa.DataFrameSchema:
+    """A full dataset: features, protected attribute (if declared) and a label with both values."""
     return pa.DataFrameSchema(
-        {spec.name: column_schema(spec) for spec in specs},
-        checks=[pa.Check(_label_has_both_classes, name=LABEL_CHECK_NAME)],
+        {spec.name: column_schema(spec) for spec in declaration.all_columns},
+        checks=[
+            pa.Check(
+                lambda frame: _label_has_both_classes(frame, declaration.label.name),
+                name=LABEL_CHECK_NAME,
+            )
+        ],
     )
 
 
-def _label_has_both_classes(frame: pd.DataFrame) -> bool:
+def _label_has_both_classes(frame: pd.DataFrame, label: str) -> bool:
     # A missing label is reported by its own column check; this one covers a constant label,
     # on which no classifier can be trained or evaluated.
-    return LABEL.name not in frame or frame[LABEL.name].nunique(dropna=True) >= 2
+    return label not in frame or frame[label].nunique(dropna=True) >= 2
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ class CheckFailure:
         if self.check == "column_in_dataframe":
             return f"{self.column}: column is missing (check {self.check})"
         examples = ", ".join(self.examples)
-        return f"{self.column}: check {self.check} failed for {self.count} value(s), e.g. {examples}"
+        return (
+            f"{self.column}: check {self.check} failed for {self.count} value(s), e.g. {examples}"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,11 +114,14 @@ class ValidationReport:
         return path
 
 
-def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema | None = None) -> ValidationReport:
+def validate_frame(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema | None = None
+) -> ValidationReport:
     """Check `frame` against `schema` (default: raw_schema) and report every failure."""
     schema = schema if schema is not None else raw_schema()
     try:
-        schema.validate(frame, lazy=True)
+        # Categories are compared as text (columns.py), so `1` and "1" are the same value.
+        schema.validate(apply_declared_types(frame), lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures = _summarise(errors.failure_cases)
     else:

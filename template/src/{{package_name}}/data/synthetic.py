@@ -12,7 +12,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .columns import FEATURE_NAMES, LABEL, PROTECTED_ATTRIBUTE
+from ..errors import DataSourceError
+from .columns import DECLARATION
+
+# The example's columns, in order: features, protected attribute, label (columns.yaml's default).
+COLUMNS = (
+    "age",
+    "annual_income",
+    "loan_amount",
+    "loan_term_months",
+    "credit_history_years",
+    "num_late_payments",
+    "employment_status",
+    "employment_years",
+    "purpose",
+    "sex",
+    "default",
+)
 
 EMPLOYMENT_INCOME_FACTOR = {
     "employed": 1.0,
@@ -57,6 +73,11 @@ def generate(n_rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     """
     if n_rows < 1:
         raise ValueError(f"n_rows must be positive, got {n_rows}")
+    if not declares_example():
+        raise DataSourceError(
+            "data.source 'synthetic' generates the credit example's columns, but columns.yaml "
+            "declares others: set data.source to 'file' (`make use-data`), 'sample' or your own"
+        )
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
     rng = np.random.default_rng(seed)
@@ -104,7 +125,7 @@ def generate(n_rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
         + 0.4 * hidden_risk
     )
     default = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    sex = rng.choice(PROTECTED_ATTRIBUTE.categories, size=n_rows)
+    sex = rng.choice(["female", "male"], size=n_rows)
 
     frame = pd.DataFrame(
         {
@@ -117,12 +138,23 @@ def generate(n_rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
             "employment_status": employment,
             "employment_years": employment_years,
             "purpose": purpose,
-            PROTECTED_ATTRIBUTE.name: sex,
-            LABEL.name: default,
+            "sex": sex,
+            "default": default,
         }
     )
     _blank_out(frame, rng)
-    return frame[[*FEATURE_NAMES, PROTECTED_ATTRIBUTE.name, LABEL.name]]
+    return frame[list(COLUMNS)]
+
+
+def declares_example() -> bool:
+    """Whether columns.yaml still declares the example's columns (before `make use-data`)."""
+    protected = DECLARATION.protected_attribute
+    declared = (
+        *DECLARATION.feature_names,
+        *(() if protected is None else (protected.name,)),
+        DECLARATION.label.name,
+    )
+    return declared == COLUMNS
 
 
 def _employment_status(rng: np.random.Generator, age: np.ndarray) -> np.ndarray:

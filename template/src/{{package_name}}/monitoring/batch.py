@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.columns import FEATURE_NAMES, FEATURES, NUMERIC_FEATURES
+from ..data.columns import FEATURE_NAMES, FEATURES, NUMERIC_FEATURES, apply_declared_types
+from ..data.csv_files import parse_frame
 from ..data.schema import features_schema, validate_frame
 from ..errors import BatchError
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": pd.read_csv,
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
+    ".csv": parse_frame,
+    ".parquet": lambda path: apply_declared_types(pd.read_parquet(path)),
+    ".pq": lambda path: apply_declared_types(pd.read_parquet(path)),
 }
 MAX_EXAMPLES = 5
 

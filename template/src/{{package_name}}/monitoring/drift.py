@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..data.columns import FEATURE_NAMES, FEATURES
+from ..data.columns import FEATURE_NAMES, FEATURES, PREDICTION_MEANING
 from ..errors import ConfigError
 from .batch import QualityProblem, quality_problems, read_batch, usable_features
 from .reference import Reference, find_reference
@@ -185,7 +185,7 @@ def compare(
     current_scores = pd.Series(reference.model.predict_proba(current)[:, 1])
     scores = numeric_drift(reference_scores, current_scores, settings.bins)
     prediction = _result(
-        "predicted default probability",
+        f"predicted {PREDICTION_MEANING}",
         "score",
         scores,
         f"mean {reference_scores.mean():.4f} -> {current_scores.mean():.4f}",

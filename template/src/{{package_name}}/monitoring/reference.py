@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from ..audit import load_verified_model
-from ..data.csv_files import write_frame
+from ..data.csv_files import parse_frame, write_frame
 from ..errors import PipelineError
 from ..registry import CHAMPION, RegisteredVersion, Registry
 
@@ -104,7 +104,7 @@ def find_data(
     for location, read in _candidates(config, path, commit, source):
         content = read()
         if content is not None and hashlib.sha256(content).hexdigest() == sha256:
-            return pd.read_csv(io.BytesIO(content)), location
+            return parse_frame(io.BytesIO(content)), location
         tried.append(f"{location} ({'another sha256' if content is not None else 'not found'})")
     raise PipelineError(
         f"{path.name} with sha256 {sha256} was not found; looked in: {'; '.join(tried)}. "

@@ -86,9 +86,16 @@ class ServedModel:
         # Inputs were checked (finite, in range) by the validation module.
         with sklearn.config_context(assume_finite=True):
             proba = self.pipeline.predict_proba(self.frame(columns))
-        classes = np.asarray(self.pipeline.classes_)
-        predicted = classes[proba.argmax(axis=1)].astype(np.int64)
-        return proba[:, 1].astype(np.float64), predicted
+        positive = proba[:, 1].astype(np.float64)
+        # 1 means the label's positive value (columns.yaml), at the training threshold.
+        return positive, (positive >= self.threshold).astype(np.int64)
+
+    @property
+    def threshold(self) -> float:
+        """params `model.threshold` as recorded at training time (0.5 for older records)."""
+        model = self.record.params.get("model") if isinstance(self.record.params, dict) else None
+        value = model.get("threshold") if isinstance(model, dict) else None
+        return float(value) if isinstance(value, int | float) else 0.5
 
 
 def model_name(record: ModelRecord) -> str:

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.columns import FEATURES, LABEL, ColumnSpec
+from ..data.columns import FEATURES, PROBABILITY_NAME, ColumnSpec, canonical_text
 
-# Names of the model's outputs in both protocols.
-PROBABILITY_OUTPUT = f"{LABEL.name}_probability"
+# Names of the model's outputs in both protocols: `<label>_probability` is the probability of the
+# label's positive value (columns.yaml), `predicted_class` 1 where it is at least the threshold.
+PROBABILITY_OUTPUT = PROBABILITY_NAME
 CLASS_OUTPUT = "predicted_class"
 OUTPUTS: dict[str, str] = {PROBABILITY_OUTPUT: "FP64", CLASS_OUTPUT: "INT64"}
 
@@ -37,7 +38,8 @@ DATATYPES: dict[str, str] = {"int": "INT64", "float": "FP64", "category": "BYTES
 _ACCEPTED_DATATYPES: dict[str, frozenset[str]] = {
     "int": _INT_DATATYPES | _FLOAT_DATATYPES,  # 41.0 is a whole number; 41.5 is refused below
     "float": _INT_DATATYPES | _FLOAT_DATATYPES,
-    "category": frozenset({"BYTES"}),
+    # An integer-coded or true/false category may come as numbers; it is compared as text.
+    "category": frozenset({"BYTES", "BOOL"}) | _INT_DATATYPES,
 }
 # Integers beyond this lose precision as floats; no real feature gets near it.
 _MAX_EXACT_INT = 2**53
@@ -139,6 +141,9 @@ def _check_category(spec: ColumnSpec, values: list[Any], where: Where) -> np.nda
         return np.array(values, dtype=object)
     out: list[Any] = list(values)
     for index, value in enumerate(values):
+        if type(value) in (int, float, bool) and not (type(value) is float and math.isnan(value)):
+            # An integer-coded category (1) or a true/false one: compared as its text ("1").
+            value = out[index] = canonical_text(value)
         if type(value) is str:
             if allowed and value not in allowed:
                 raise RequestError(

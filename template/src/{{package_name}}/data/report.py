@@ -1,0 +1,51 @@
+"""The summary `use-data` prints: what was inferred and what deserves a second look."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .adopt import Adoption
+
+
+def format_adoption(adoption: Adoption) -> str:
+    inference = adoption.inference
+    declaration = inference.declaration
+    rows = [("column", "role", "kind", "missing", "categories or range")]
+    rows += [
+        (s.name, s.role, s.kind, f"{s.missing_share:.1%}", s.detail) for s in inference.summaries
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    table = "\n".join(
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    )
+    total = sum(inference.label_counts.values())
+    balance = ", ".join(
+        f"{value} {count / total:.1%}" for value, count in inference.label_counts.items()
+    )
+    lines = [
+        f"adopted {adoption.data_path} ({total} labelled rows): "
+        f"{len(declaration.features)} features, label '{declaration.label.name}' "
+        f"(positive {declaration.label.positive}; balance {balance})",
+        f"rule: {inference.rule}",
+        table,
+    ]
+    if declaration.protected_attribute is None:
+        lines.append("protected attribute: none (the fairness gate reports 'not applicable')")
+    second_look = [*inference.warnings]
+    second_look += [f"{name}: left out, {reason}" for name, reason in declaration.ignored.items()]
+    if second_look:
+        lines.append("deserves a second look:")
+        lines += [f"  - {item}" for item in second_look]
+    if adoption.replaced:
+        lines.append(f"replaced the previous adoption of {adoption.replaced}")
+    lines.append(
+        "written: src/*/data/columns.yaml, params.yaml (data.source: file), dvc.yaml (prepare "
+        f"deps), {adoption.data_path}.dvc. Nothing is committed: review, then `make ci`, "
+        "`dvc push` and commit."
+    )
+    return "\n".join(lines)
