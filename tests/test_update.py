@@ -216,7 +216,9 @@ def edit_train(text: str) -> str:
 
 def edit_source(text: str) -> str:
     return replace_once(
-        text, 'KNOWN_SOURCES = ("synthetic",)', 'KNOWN_SOURCES = ("synthetic",)  # warehouse next'
+        text,
+        'KNOWN_SOURCES = ("synthetic", "file", "sample")',
+        'KNOWN_SOURCES = ("synthetic", "file", "sample")  # warehouse next',
     )
 
 

@@ -333,7 +333,7 @@ def serve(
         typer.Option(
             "--log-features/--no-log-features",
             help="Put each prediction's inputs in its log line, for `collect` (default: "
-            "$LOG_FEATURES, else off: the inputs are applicant data).",
+            "$LOG_FEATURES, else off: the inputs may be personal data).",
         ),
     ] = None,
 ) -> None:

@@ -157,10 +157,10 @@ def _details(inputs: CardInputs) -> str:
 
 
 def _intended_use() -> str:
-    purpose = _package_metadata("Summary") or "see pyproject.toml"
+    summary = _package_metadata("Summary") or "see pyproject.toml"
     return f"""## Intended use
 
-- {purpose.rstrip(".")}: estimate the {PREDICTION_MEANING} ({LABEL.description}), from the
+- {summary.rstrip(".")}: estimate the {PREDICTION_MEANING} ({LABEL.description}), from the
   data listed under Data, to support decisions that people make and review.
 - Rank rows by that probability for manual review, and monitor it over time.
 

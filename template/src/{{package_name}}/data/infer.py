@@ -265,6 +265,15 @@ def _summary(
     return ColumnSummary(spec.name, role, spec.kind, _missing(series), detail, notes)
 
 
+def _roc_auc(positive: np.ndarray, scores: pd.Series) -> float:
+    """ROC AUC of one column as a score (Mann-Whitney U from ranks; ties share a rank)."""
+    ranks = scores.rank().to_numpy()
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    u = ranks[positive.astype(bool)].sum() - n_positive * (n_positive + 1) / 2
+    return float(u / (n_positive * n_negative))
+
+
 def _notes(
     series: pd.Series, spec: ColumnSpec | None, positives: pd.Series, labelled: pd.Series
 ) -> tuple[str, ...]:
@@ -281,11 +290,9 @@ def _notes(
         if bool((purity == 1.0).all()) and groups["v"].nunique() < present.sum():
             notes.append("each value has a single label value: it may leak the label")
     else:
-        from sklearn.metrics import roc_auc_score
-
         y = positives[present].to_numpy()
         if 0 < y.sum() < len(y):
-            auc = roc_auc_score(y, series[present].to_numpy(dtype=float))
+            auc = _roc_auc(y, series[present])
             if auc >= 0.99 or auc <= 0.01:
                 notes.append(
                     f"separates the label almost perfectly (ROC AUC {max(auc, 1 - auc):.3f}): "

@@ -3,9 +3,9 @@
 The server writes one JSON object per line (serving/logs.py). A line of a successful prediction
 (`event` "request", `endpoint` v1_predict or v2_infer, `status` 200) that carries the request's
 inputs in a `features` field becomes rows of the batch; `features` holds either one object per
-row (`[{"age": 41, ...}, ...]`) or one list per input (`{"age": [41, 35], ...}`). The batch keeps
-the line's `time` and `model_version` beside the inputs. Lines without `features` are counted:
-a server that does not log its inputs cannot be monitored from its logs, and `collect` says so.
+row (`[{"<feature>": 41, ...}, ...]`) or one list per input (`{"<feature>": [41, 35], ...}`).
+The batch keeps the line's `time` and `model_version` beside the inputs. Lines without
+`features` are counted: a server that does not log its inputs cannot be monitored from its logs, and `collect` says so.
 """
 
 from __future__ import annotations

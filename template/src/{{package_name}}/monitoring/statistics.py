@@ -12,7 +12,7 @@ two-sample Kolmogorov-Smirnov statistic is reported as well (the largest gap bet
 cumulative distributions), the usual second opinion on a continuous shift.
 
 Bins come from the reference: its deciles (params `drift.bins`) for numbers with many values,
-one bin per value for numbers with few values (loan terms, counts) and for categories. Missing
+one bin per value for numbers with few values (terms, counts) and for categories. Missing
 values get a bin of their own, so a column that starts arriving empty drifts too; values of the
 batch that the reference never had fall in an `<unseen>` bin.
 """

@@ -42,7 +42,7 @@ class Metrics:
         )
         self.rows = Counter(
             "inference_rows",
-            "Rows (applicants) scored",
+            "Rows scored",
             registry=self.registry,
         )
 

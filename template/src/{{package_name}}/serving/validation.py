@@ -6,9 +6,9 @@ Checks run on plain lists and numpy arrays: at the sizes of a request this is mu
 DataFrame validator, and every error names the field and the row.
 
 Two request shapes are accepted:
-- KServe v1: ``{"instances": [{"age": 41, "purpose": "car", ...}, ...]}``, one object per
-  applicant;
-- KServe v2 (Open Inference Protocol): ``{"inputs": [{"name": "age", "datatype": "INT64",
+- KServe v1: ``{"instances": [{"<feature>": 41, "<category>": "a", ...}, ...]}``, one object
+  per row;
+- KServe v2 (Open Inference Protocol): ``{"inputs": [{"name": "<feature>", "datatype": "INT64",
   "shape": [2], "data": [41, 35]}, ...]}``, one tensor per feature, all with the same rows.
 """
 
@@ -196,7 +196,7 @@ class InputSchema:
         ]
 
     def example_record(self) -> dict[str, Any]:
-        """A valid applicant: mid-range numbers, the first category of each categorical feature."""
+        """A valid row: mid-range numbers, the first category of each categorical feature."""
         record: dict[str, Any] = {}
         for spec in self.features:
             if spec.kind == "category":
@@ -210,18 +210,18 @@ class InputSchema:
 
     # --- KServe v1 ----------------------------------------------------------------------------
     def parse_v1(self, payload: Any) -> ParsedRequest:
-        body = _object(payload, '{"instances": [{...one object per applicant...}]}')
+        body = _object(payload, '{"instances": [{...one object per row...}]}')
         unknown = [key for key in body if key not in ("instances", "parameters", "id")]
         if unknown:
             raise RequestError(
                 f"unknown field '{unknown[0]}' in the request body (expected 'instances')"
             )
         if "instances" not in body:
-            raise RequestError("missing field 'instances': a list with one object per applicant")
+            raise RequestError("missing field 'instances': a list with one object per row")
         instances = body["instances"]
         if type(instances) is not list or not instances:
             raise RequestError(
-                "'instances' must be a non-empty list with one object per applicant, "
+                "'instances' must be a non-empty list with one object per row, "
                 f"got {_describe(instances) if type(instances) is not list else 'an empty list'}"
             )
         names, name_set = self.names, self._name_set
