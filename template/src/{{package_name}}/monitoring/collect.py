@@ -5,7 +5,8 @@ The server writes one JSON object per line (serving/logs.py). A line of a succes
 inputs in a `features` field becomes rows of the batch; `features` holds either one object per
 row (`[{"<feature>": 41, ...}, ...]`) or one list per input (`{"<feature>": [41, 35], ...}`).
 The batch keeps the line's `time` and `model_version` beside the inputs. Lines without
-`features` are counted: a server that does not log its inputs cannot be monitored from its logs, and `collect` says so.
+`features` are counted: a server that does not log its inputs cannot be monitored from its logs,
+and `collect` says so.
 """
 
 from __future__ import annotations
