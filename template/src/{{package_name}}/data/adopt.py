@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import DataSourceError
-from .columns import DECLARATION_FILE, ColumnSpec, Declaration, as_category, declaration_to_yaml
+from .columns import DECLARATION_FILE, ColumnSpec, Declaration, declaration_to_yaml
 from .infer import Inference, infer_declaration
-from .schema import raw_schema, validate_frame
 from .sources import FILE_SUFFIXES, read_data_file
 
 if TYPE_CHECKING:
@@ -62,12 +61,9 @@ def use_data(
     declaration = inference.declaration
     # Read again as the `file` source will (categories as their text in the file, e.g. "01"),
     # and check the result against the declaration before anything is written.
-    typed = read_data_file(file, declaration)
-    declaration = _with_file_categories(declaration, typed)
-    typed = typed.loc[typed[label].notna()]
-    report = validate_frame(typed, raw_schema(declaration))
-    if not report.passed:
-        raise DataSourceError(f"{file}: the inferred declaration does not hold: {report.to_text()}")
+    # (Types, ranges and categories are the observed ones, so the data meet the declaration;
+    # the validate stage checks that on every run.)
+    declaration = _with_file_categories(declaration, read_data_file(file, declaration))
     inference = Inference(
         declaration, inference.summaries, inference.label_counts, inference.warnings, inference.rule
     )
@@ -111,7 +107,7 @@ def _with_file_categories(declaration: Declaration, typed: pd.DataFrame) -> Decl
     def observed(spec: ColumnSpec) -> ColumnSpec:
         if spec.kind != "category":
             return spec
-        values = as_category(typed[spec.name]).dropna().unique()
+        values = typed[spec.name].dropna().unique()  # read_data_file gives canonical text
         ordered = tuple(v for v in spec.categories if v in set(values))
         extra = tuple(sorted(set(values) - set(ordered)))
         return ColumnSpec(

@@ -82,9 +82,11 @@ def infer_declaration(
         if name == label:
             continue
         series = frame[name]
+        # Text of each value, computed once per column (the costly step on large files).
+        text = as_category(series) if _is_text(series) else None
         column_schema = schema.columns[name]
-        spec, reason = _column(series, str(name), column_schema, max_category_levels)
-        notes = _notes(series, spec, positives, labelled)
+        spec, reason = _column(series, text, str(name), column_schema, max_category_levels)
+        notes = _notes(series, text, spec, positives, labelled)
         if name == protected:
             if spec is None or (spec.kind != "category" and series.nunique() > MAX_TEXT_LEVELS):
                 raise DataSourceError(
@@ -161,8 +163,17 @@ def _label(series: pd.Series, name: str, positive: str | None) -> tuple[LabelSpe
     return LabelSpec(name, description, (negative, chosen), chosen), counts
 
 
+def _is_text(series: pd.Series) -> bool:
+    """Text and true/false columns (as opposed to numbers and dates)."""
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    dated = pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
+        series
+    )
+    return not numeric and not dated
+
+
 def _column(
-    series: pd.Series, name: str, column_schema: Any, max_levels: int
+    series: pd.Series, text: pd.Series | None, name: str, column_schema: Any, max_levels: int
 ) -> tuple[ColumnSpec | None, str]:
     """The spec of a feature column, or None and the reason it is left out."""
     values = series.dropna()
@@ -178,28 +189,29 @@ def _column(
     if numeric:
         whole = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
         if whole and n_distinct <= max_levels:
-            return _category(series, name, nullable), ""
+            return _category(as_category(series), name, nullable), ""
         if whole and n_distinct == len(series) and pd.api.types.is_integer_dtype(series):
             return None, "looks like an identifier (a distinct whole number in every row)"
         low, high = _range(column_schema)
         kind = "int" if pd.api.types.is_integer_dtype(series) and not nullable else "float"
         return ColumnSpec(name, kind, name, nullable, low, high), ""
-    text = as_category(series).dropna()
+    assert text is not None
+    present = text.dropna()
     if n_distinct == len(series) or (
-        len(text) >= 20 and n_distinct > NEAR_UNIQUE_SHARE * len(text)
+        len(present) >= 20 and n_distinct > NEAR_UNIQUE_SHARE * len(present)
     ):
         return (
             None,
-            f"near-unique text ({n_distinct} distinct values in {len(text)} rows): "
+            f"near-unique text ({n_distinct} distinct values in {len(present)} rows): "
             "an id or free text",
         )
     if n_distinct > MAX_TEXT_LEVELS:
         return None, f"{n_distinct} distinct text values: too many for a category"
-    return _category(series, name, nullable), ""
+    return _category(text, name, nullable), ""
 
 
-def _category(series: pd.Series, name: str, nullable: bool) -> ColumnSpec:
-    categories = sorted(as_category(series).dropna().unique(), key=_natural)
+def _category(text: pd.Series, name: str, nullable: bool) -> ColumnSpec:
+    categories = sorted(text.dropna().unique(), key=_natural)
     return ColumnSpec(name, "category", name, nullable, categories=tuple(categories))
 
 
@@ -275,7 +287,11 @@ def _roc_auc(positive: np.ndarray, scores: pd.Series) -> float:
 
 
 def _notes(
-    series: pd.Series, spec: ColumnSpec | None, positives: pd.Series, labelled: pd.Series
+    series: pd.Series,
+    text: pd.Series | None,
+    spec: ColumnSpec | None,
+    positives: pd.Series,
+    labelled: pd.Series,
 ) -> tuple[str, ...]:
     """What deserves a second look: a column that separates the label perfectly may leak it."""
     if spec is None or not labelled.any():
@@ -285,7 +301,8 @@ def _notes(
     if present.sum() < 10:
         return ()
     if spec.kind == "category":
-        groups = pd.DataFrame({"v": as_category(series[present]), "y": positives[present]})
+        values = text[present] if text is not None else as_category(series[present])
+        groups = pd.DataFrame({"v": values, "y": positives[present]})
         purity = groups.groupby("v")["y"].agg(lambda y: max(y.mean(), 1 - y.mean()))
         if bool((purity == 1.0).all()) and groups["v"].nunique() < present.sum():
             notes.append("each value has a single label value: it may leak the label")
