@@ -83,7 +83,7 @@ def test_scan_finds_markers_rejected_hunks_and_unmerged_files(repo: Path) -> Non
 
 
 def test_scan_reads_only_changed_files_and_only_line_start_markers(repo: Path) -> None:
-    (repo / "docs.md").write_text("<<<<<<< before updating\ncommitted on purpose\n")
+    (repo / "docs.md").write_text("<<<<<<< before updating\ncommitted deliberately\n")
     git(repo, "add", "docs.md")
     git(repo, "commit", "--quiet", "-m", "docs")
     (repo / "train.py").write_text('MARKERS = ("<<<<<<< ", ">>>>>>> ")\n    <<<<<<< indented\n')

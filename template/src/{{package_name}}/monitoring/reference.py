@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from ..audit import load_verified_model
-from ..data.csv_files import parse_frame, write_frame
+from ..data.csv_files import parse_frame, read_frame, write_frame
 from ..errors import PipelineError
 from ..registry import CHAMPION, RegisteredVersion, Registry
 
@@ -207,18 +207,19 @@ class _SourceSplit:
         return self._parts.get(part)
 
     def _split(self) -> dict[str, bytes]:
-        from ..data.source import load_raw_data
+        from ..data.sources import load_data
         from ..data.split import split_train_test
 
         config = self._config
-        try:
-            raw = load_raw_data(config)
-            train, test = split_train_test(
-                raw, test_size=config.data.test_size, seed=config.data.seed
-            )
-        except (PipelineError, ValueError, KeyError):
-            return {}
         with tempfile.TemporaryDirectory() as folder:
+            try:
+                # As prepare and validate do it: the raw CSV, read back typed, then split.
+                raw = read_frame(write_frame(load_data(config), Path(folder) / "raw.csv"))
+                train, test = split_train_test(
+                    raw, test_size=config.data.test_size, seed=config.data.seed
+                )
+            except (PipelineError, ValueError, KeyError):
+                return {}
             return {
                 name: write_frame(frame, Path(folder) / f"{name}.csv").read_bytes()
                 for name, frame in (("train", train), ("test", test))
