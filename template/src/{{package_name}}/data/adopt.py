@@ -9,8 +9,6 @@ so a refused adoption leaves the repository as it was. Nothing is committed or s
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +17,7 @@ import pandas as pd
 
 from ..errors import DataSourceError
 from .columns import DECLARATION_FILE, ColumnSpec, Declaration, declaration_to_yaml
+from .fetch import run_dvc
 from .infer import Inference, infer_declaration
 from .sources import FILE_SUFFIXES, read_data_file
 
@@ -136,8 +135,7 @@ def _forget_previous(root: Path, previous: str, transaction: _Transaction) -> No
 
 
 def _dvc(*args: str, cwd: Path) -> None:
-    command = [sys.executable, "-m", "dvc", *args, "--quiet"]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    result = run_dvc(cwd, *args, "--quiet")
     if result.returncode != 0:
         raise DataSourceError(
             f"`dvc {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}"

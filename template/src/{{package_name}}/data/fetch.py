@@ -40,7 +40,7 @@ def fetch_data(config: Config) -> str:
             f"{remote} url s3://<bucket>/<path>` (or gs://, azure://), `dvc push`, and give CI "
             "the remote's credentials (README.md, 'How CI reaches the data')"
         )
-    result = _dvc(config.root, "pull", str(pointer.relative_to(config.root)))
+    result = run_dvc(config.root, "pull", str(pointer.relative_to(config.root)))
     if result.returncode != 0 or not path.is_file():
         raise DataSourceError(
             f"`dvc pull` of {config.data.path} from remote '{remote}' ({url}) failed: "
@@ -52,15 +52,16 @@ def fetch_data(config: Config) -> str:
 
 def default_remote(root: Path) -> tuple[str, str]:
     """The default DVC remote's name and URL."""
-    name = _dvc(root, "remote", "default").stdout.strip()
-    for line in _dvc(root, "remote", "list").stdout.splitlines():
+    name = run_dvc(root, "remote", "default").stdout.strip()
+    for line in run_dvc(root, "remote", "list").stdout.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0] == name:
             return name, parts[1]
     raise DataSourceError("no default DVC remote: `dvc remote add -d storage <url>`")
 
 
-def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`dvc ARGS` in `root` with this interpreter's DVC, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=root,
