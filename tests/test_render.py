@@ -98,7 +98,11 @@ def test_ci_files_follow_the_provider(rendered):
         return
     ci = yaml.safe_load(workflow.read_text())
     steps = ci["jobs"]["ci"]["steps"]
-    assert {"run": "make ci", "name": "Lint, test, run the pipeline"} in steps
+    make_ci = [step for step in steps if step.get("run") == "make ci"]
+    assert len(make_ci) == 1 and make_ci[0]["name"] == "Lint, test, run the pipeline", steps
+    # A DVC remote in the cloud reaches CI as step environment from repository secrets only.
+    for value in make_ci[0].get("env", {}).values():
+        assert value.startswith("${{ secrets."), value
     setup_uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/setup-uv"))
     assert setup_uv["with"]["python-version"] == "3.12"
     assert ci["permissions"] == {}
