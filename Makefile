@@ -33,8 +33,8 @@ test: setup ## Run the template's test suite (renders projects and runs their ow
 
 .PHONY: lint
 lint: setup ## Lint the template's own code (hooks, tests, benchmarks)
-	$(RUN) ruff check hooks tests benchmarks
-	$(RUN) ruff format --check hooks tests benchmarks
+	$(RUN) ruff check hooks includes tests benchmarks
+	$(RUN) ruff format --check hooks includes tests benchmarks
 
 .PHONY: bench
 bench: setup ## Render benchmark: defaults of startup and enterprise next to `copier --version`

@@ -125,6 +125,19 @@ def test_cli_refuses_bad_answer_with_the_rule_and_writes_nothing(tmp_path):
         ("Credit Risk Model", "credit-risk-model", "credit_risk_model"),
         ("  Fraud Detector X!  ", "fraud-detector-x", "fraud_detector_x"),
         ("Churn 2.0 (EU)", "churn-2-0-eu", "churn_2_0_eu"),
+        # Accented letters keep their ASCII base (NFKD) instead of turning into hyphens.
+        (
+            "Zürich Credit Risk (EU) 2027",
+            "zurich-credit-risk-eu-2027",
+            "zurich_credit_risk_eu_2027",
+        ),
+        (
+            "Prévision Crédit Ørsted Łódź",
+            "prevision-credit-orsted-lodz",
+            "prevision_credit_orsted_lodz",
+        ),
+        ("Điểm Tín Dụng São Paulo", "diem-tin-dung-sao-paulo", "diem_tin_dung_sao_paulo"),
+        ("Straße Œuvre", "strasse-oeuvre", "strasse_oeuvre"),
     ],
 )
 def test_slug_and_package_name_are_derived_from_the_project_name(
@@ -171,3 +184,26 @@ def test_answers_file_records_every_question(copie):
     assert questions <= set(recorded), questions - set(recorded)
     assert recorded["_src_path"]
     assert recorded["data_remote_url"] == "gs://credit-risk-model-dvc/storage"
+
+
+def test_the_ascii_fold_table_is_this_pythons_nfkd():
+    # The slug default reads includes/ascii_fold.jinja; Unicode decompositions never change, so
+    # every entry must still be what unicodedata computes, and the generator must reproduce it
+    # on the Unicode version it was made with.
+    import importlib.util
+    import unicodedata
+
+    root = TEMPLATE_DIR
+    spec = importlib.util.spec_from_file_location(
+        "make_ascii_fold", root / "includes" / "make_ascii_fold.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (root / "includes" / "ascii_fold.jinja").read_text(encoding="utf-8")
+    table = module.folded_letters()
+    for letter, base in (("ü", "u"), ("Ç", "C"), ("ǆ", "dz"), ("ø", "o"), ("ß", "ss"), ("€", None)):
+        assert table.get(letter) == base, letter
+        assert (f'"{letter}": "{base}"' in committed) == (base is not None), letter
+    if f"Unicode {unicodedata.unidata_version})" in committed:
+        assert committed == module.render()
