@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -273,6 +274,16 @@ def test_each_environment_renders_a_valid_pinned_inference_service(
     (container,) = predictor["containers"]
     assert container["image"] == f"{IMAGE}@{PLACEHOLDER_DIGEST}", "pinned by digest"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        # Explicit timeouts: Kubernetes' default of 1 s restarts a busy pod.
+        assert container[probe]["httpGet"]["port"] == 8080, probe
+        assert 2 <= container[probe]["timeoutSeconds"] <= 5, probe
+    env = {item["name"]: item["value"] for item in container["env"]}
+    defaults = server_defaults(project)
+    for variable, default in defaults.items():
+        # The manifest spells out each limit, at the value the server uses without it.
+        assert float(env[variable]) == default, variable
+    assert int(env["REQUEST_TIMEOUT"]) <= predictor["timeout"]
     assert container["ports"][0]["containerPort"] == 8080
     assert {"requests", "limits"} <= set(container["resources"])
     canary = predictor.get("canaryTrafficPercent")
@@ -280,6 +291,31 @@ def test_each_environment_renders_a_valid_pinned_inference_service(
         assert canary == 10
     else:
         assert canary is None
+
+
+LIMITS = ("MAX_BODY_BYTES", "MAX_ROWS", "MAX_HEADER_BYTES", "REQUEST_TIMEOUT", "MAX_CONNECTIONS")
+
+
+def server_defaults(project: Path) -> dict[str, float]:
+    """The server's built-in request limits, read from its source: {variable: default}."""
+    constants: dict[str, float] = {}
+    (serving,) = (project / "src").glob("*/serving")
+    for module in ("app.py", "protocol.py", "server.py"):
+        for node in ast.parse((serving / module).read_text()).body:
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                name = node.targets[0].id
+                if name.startswith("DEFAULT_"):
+                    constants[name] = eval(compile(ast.Expression(node.value), module, "eval"), {})
+    return {variable: constants[f"DEFAULT_{variable}"] for variable in LIMITS}
+
+
+def test_readme_states_the_servers_request_limits(container_project):
+    _, project = container_project
+    readme = (project / "README.md").read_text()
+    for variable, default in server_defaults(project).items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{variable}` |"))
+        shown = int(default) if default == int(default) else default
+        assert f"| {shown} " in row, row
 
 
 def test_deploy_step_can_pin_the_pushed_digest(cluster_project, kserve_schema, tmp_path):

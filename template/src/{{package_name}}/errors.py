@@ -11,6 +11,10 @@ class ConfigError(PipelineError):
     """params.yaml is missing, unreadable or holds a wrong value."""
 
 
+class ServerSettingError(ConfigError, ValueError):
+    """A model server setting (an environment variable or option) holds a wrong value."""
+
+
 class DataSourceError(PipelineError):
     """The raw data could not be loaded from the configured source."""
 

@@ -4,6 +4,10 @@ A scikit-learn pipeline costs about the same for 1 row as for 100 (input checks 
 overhead dominate), so under concurrent load grouping requests multiplies throughput. Nothing
 waits for a batch to fill: an idle server predicts a lone request at once, and a busy one takes
 everything that queued up during the previous call (up to ``max_rows``).
+
+The prediction itself runs in one worker thread, off the event loop: while a large batch is
+scored, the loop still answers health checks, reads new requests and queues them for the next
+batch.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,13 +42,14 @@ def concat_columns(parts: list[Columns]) -> Columns:
 
 
 class MicroBatcher:
-    """Runs ``predict`` on the event loop's thread, one batch at a time."""
+    """Runs ``predict`` in one worker thread, one batch at a time."""
 
     def __init__(self, predict: PredictFn, max_rows: int = 1024) -> None:
         self._predict = predict
         self._max_rows = max_rows
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     async def predict(self, columns: Columns, n_rows: int) -> Prediction:
         if self._queue is None:
@@ -61,6 +67,9 @@ class MicroBatcher:
                 await self._task
             self._task = None
         self._queue = None  # bound to this event loop; a restarted server makes a new one
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
@@ -72,25 +81,32 @@ class MicroBatcher:
                 item = queue.get_nowait()
                 batch.append(item)
                 rows += item.n_rows
-            self._run_batch(batch)
+            await self._run_batch(batch)
 
-    def _run_batch(self, batch: list[_Item]) -> None:
+    async def _run_batch(self, batch: list[_Item]) -> None:
         live = [item for item in batch if not item.future.done()]  # skip cancelled requests
         if not live:
             return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        columns = concat_columns([i.columns for i in live])
         try:
-            probability, predicted = self._predict(concat_columns([i.columns for i in live]))
+            probability, predicted = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._predict, columns
+            )
         except Exception:
             if len(live) == 1:
                 log.exception("prediction failed")
-                live[0].future.set_exception(RuntimeError("prediction failed"))
+                if not live[0].future.done():
+                    live[0].future.set_exception(RuntimeError("prediction failed"))
                 return
             # Retry one by one, so a failure stays with the request that caused it.
             for item in live:
-                self._run_batch([item])
+                await self._run_batch([item])
             return
         start = 0
         for item in live:
             end = start + item.n_rows
-            item.future.set_result((probability[start:end], predicted[start:end]))
+            if not item.future.done():  # its client may have gone while the batch ran
+                item.future.set_result((probability[start:end], predicted[start:end]))
             start = end

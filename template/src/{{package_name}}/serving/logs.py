@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -15,7 +16,12 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time": ..., "level": ..., "logger": ..., "event": <message>, **extra}``."""
+    """``{"time": ..., "level": ..., "logger": ..., "event": <message>, **extra}``.
+
+    A line is never lost: what orjson cannot write (a lone surrogate, an integer past 64 bits, a
+    key that is not a string) goes through the standard library's escaping writer instead, and
+    as a last resort each field is written as its escaped ``repr``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -23,14 +29,24 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
         }
+        try:
+            entry["event"] = record.getMessage()
+        except Exception:  # a bad %-format in a third-party record must not drop the line
+            entry["event"] = str(record.msg)
         for key, value in record.__dict__.items():
             if key not in _RESERVED:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except (TypeError, ValueError):
+            pass
+        try:
+            return json.dumps(entry, default=str, ensure_ascii=True, allow_nan=True)
+        except (TypeError, ValueError, RecursionError):
+            return json.dumps({str(key): repr(value) for key, value in entry.items()})
 
 
 def configure_logging(level: str = "info") -> None:

@@ -10,9 +10,16 @@ give them one CPU each. On Kubernetes prefer more replicas of one worker.
 Settings from the environment (each also a keyword argument of ``run_server``):
 - WEB_CONCURRENCY: worker processes (default 1);
 - MAX_BODY_BYTES: largest request body accepted, larger ones get 413 (default 1 MiB);
+- MAX_ROWS: most rows in one request, more get 413 (default 10000);
+- MAX_HEADER_BYTES: largest request line plus headers, larger get 431 (default 64 KiB);
+- REQUEST_TIMEOUT: seconds for a request's headers to arrive, and again for its body, else 408
+  and the connection closes (default 30);
+- MAX_CONNECTIONS: open connections per worker; past it new requests get 503 at once instead
+  of piling up (default 256);
 - LOG_LEVEL: debug, info (default), warning or error;
 - LOG_FEATURES: 1 (or true) adds each prediction's inputs to its log line, for drift monitoring
   (off by default: inputs may be personal data).
+A setting that is not a valid value stops the server before it listens, naming the variable.
 """
 
 from __future__ import annotations
@@ -26,15 +33,26 @@ from typing import Any
 import uvicorn
 
 from ..audit import verify_artifact
-from .app import DEFAULT_MAX_BODY_BYTES, create_app
+from ..errors import ServerSettingError
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REQUEST_TIMEOUT, create_app
 from .logs import configure_logging, log_config
 from .metrics import MULTIPROC_ENV
+from .protocol import (
+    DEFAULT_MAX_HEADER_BYTES,
+    MAX_HEADER_ENV,
+    REQUEST_TIMEOUT_ENV,
+    GuardedHttpToolsProtocol,
+)
 
 WORKERS_ENV = "WEB_CONCURRENCY"
 MAX_BODY_ENV = "MAX_BODY_BYTES"
 MODEL_DIR_ENV = "MODEL_DIR"
 LOG_LEVEL_ENV = "LOG_LEVEL"
 LOG_FEATURES_ENV = "LOG_FEATURES"
+MAX_ROWS_ENV = "MAX_ROWS"
+MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS = 256
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _flag_from_env(name: str) -> bool:
@@ -48,10 +66,31 @@ def _positive_int_from_env(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ServerSettingError(f"{name} must be a whole number, got {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise ServerSettingError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _positive_seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ServerSettingError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ServerSettingError(f"{name} must be more than 0 and at most 3600 seconds, got {raw}")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in LOG_LEVELS:
+        choices = ", ".join(LOG_LEVELS)
+        raise ServerSettingError(f"{LOG_LEVEL_ENV} must be one of {choices}, got {raw!r}")
+    return level
 
 
 def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
@@ -62,6 +101,9 @@ def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
         "access_log": False,  # the app logs every request itself, as JSON
         "server_header": False,
         "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": 5,  # idle keep-alive connections close after 5 seconds
+        "limit_concurrency": _positive_int_from_env(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS),
+        "http": GuardedHttpToolsProtocol,  # header size limit and header deadline
     }
 
 
@@ -76,11 +118,19 @@ def run_server(
     log_features: bool | None = None,
 ) -> None:
     """Verify the model in ``model_dir``, then serve it on host:port until interrupted."""
-    level = (log_level or os.environ.get(LOG_LEVEL_ENV) or "info").lower()
+    level = _log_level(log_level or os.environ.get(LOG_LEVEL_ENV) or "info")
     if log_features is None:
         log_features = _flag_from_env(LOG_FEATURES_ENV)
     workers = workers or _positive_int_from_env(WORKERS_ENV, 1)
     limit = max_body_bytes or _positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
+    max_rows = _positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
+    timeout = _positive_seconds_from_env(REQUEST_TIMEOUT_ENV, DEFAULT_REQUEST_TIMEOUT)
+    # The protocol of every worker reads these two from the environment; checked here, once.
+    os.environ[MAX_HEADER_ENV] = str(
+        _positive_int_from_env(MAX_HEADER_ENV, DEFAULT_MAX_HEADER_BYTES)
+    )
+    os.environ[REQUEST_TIMEOUT_ENV] = repr(timeout)
+    options = _uvicorn_options(host, port, level)
     configure_logging(level)
     # A sha256 check first (cheap): a bad artifact stops the server before any heavy import.
     verify_artifact(Path(model_dir))
@@ -89,13 +139,20 @@ def run_server(
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed
 
         model = ServedModel.load(model_dir)  # raises before anything listens
-        app = create_app(model, max_body_bytes=limit, log_features=log_features)
-        uvicorn.run(app, log_config=None, **_uvicorn_options(host, port, level))
+        app = create_app(
+            model,
+            max_body_bytes=limit,
+            max_rows=max_rows,
+            request_timeout=timeout,
+            log_features=log_features,
+        )
+        uvicorn.run(app, log_config=None, **options)
         return
 
     # Each worker loads the model in a fresh process and reads its settings from the environment.
     os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
     os.environ[MAX_BODY_ENV] = str(limit)
+    os.environ[MAX_ROWS_ENV] = str(max_rows)
     os.environ[LOG_FEATURES_ENV] = "1" if log_features else "0"
     metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # workers add up their metrics through this folder
@@ -105,7 +162,7 @@ def run_server(
             factory=True,
             workers=workers,
             log_config=log_config(level),
-            **_uvicorn_options(host, port, level),
+            **options,
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -116,5 +173,10 @@ def app_from_env() -> Any:
     from .model import ServedModel
 
     model = ServedModel.load(os.environ[MODEL_DIR_ENV])
-    limit = _positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
-    return create_app(model, max_body_bytes=limit, log_features=_flag_from_env(LOG_FEATURES_ENV))
+    return create_app(
+        model,
+        max_body_bytes=_positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES),
+        max_rows=_positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS),
+        request_timeout=_positive_seconds_from_env(REQUEST_TIMEOUT_ENV, DEFAULT_REQUEST_TIMEOUT),
+        log_features=_flag_from_env(LOG_FEATURES_ENV),
+    )

@@ -14,6 +14,7 @@ Two request shapes are accepted:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ _ACCEPTED_DATATYPES: dict[str, frozenset[str]] = {
     # An integer-coded or true/false category may come as numbers; it is compared as text.
     "category": frozenset({"BYTES", "BOOL"}) | _INT_DATATYPES,
 }
+# Longest client text quoted back in an error message, and longest v2 request id echoed.
+_SHOWN_CHARS = 60
+MAX_ID_CHARS = 256
 # Integers beyond this lose precision as floats; no real feature gets near it.
 _MAX_EXACT_INT = 2**53
 _NoneType = type(None)
@@ -68,14 +72,19 @@ class ParsedRequest:
 Where = Callable[[int], str]
 
 
+def shown(text: str) -> str:
+    """Client text as it is safe to put in a message or a log: quoted, escaped, cut short."""
+    quoted = json.dumps(text[:_SHOWN_CHARS], ensure_ascii=False)
+    return quoted if len(text) <= _SHOWN_CHARS else f"{quoted}... ({len(text)} characters)"
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"a string ({shown!r})"
+        return f"a string ({shown(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -147,7 +156,7 @@ def _check_category(spec: ColumnSpec, values: list[Any], where: Where) -> np.nda
         if type(value) is str:
             if allowed and value not in allowed:
                 raise RequestError(
-                    f"{where(index)}: {value!r} is not one of {', '.join(spec.categories)}"
+                    f"{where(index)}: {shown(value)} is not one of {', '.join(spec.categories)}"
                 )
         elif value is None or (type(value) is float and math.isnan(value)):
             if not spec.nullable:
@@ -165,6 +174,16 @@ def check_column(spec: ColumnSpec, values: list[Any], where: Where) -> np.ndarra
     return _check_numeric(spec, values, where)
 
 
+def check_rows(n_rows: int, max_rows: int | None) -> None:
+    """413 for a request with more rows than the server takes in one call."""
+    if max_rows is not None and n_rows > max_rows:
+        raise RequestError(
+            f"the request has {n_rows} rows, over the limit of {max_rows} per request "
+            "(MAX_ROWS); split it into smaller requests",
+            413,
+        )
+
+
 def _object(payload: Any, example: str) -> dict[str, Any]:
     if type(payload) is not dict:
         raise RequestError(f"the request body must be a JSON object like {example}")
@@ -175,6 +194,9 @@ def _request_id(payload: dict[str, Any]) -> str | None:
     request_id = payload.get("id")
     if request_id is not None and type(request_id) is not str:
         raise RequestError(f"'id' must be a string, got {_describe(request_id)}")
+    if request_id is not None and len(request_id) > MAX_ID_CHARS:
+        # Echoed in the answer: refused rather than cut, so the client's id always matches.
+        raise RequestError(f"'id' is {len(request_id)} characters long, over {MAX_ID_CHARS}")
     return request_id
 
 
@@ -209,12 +231,12 @@ class InputSchema:
         return record
 
     # --- KServe v1 ----------------------------------------------------------------------------
-    def parse_v1(self, payload: Any) -> ParsedRequest:
+    def parse_v1(self, payload: Any, max_rows: int | None = None) -> ParsedRequest:
         body = _object(payload, '{"instances": [{...one object per row...}]}')
         unknown = [key for key in body if key not in ("instances", "parameters", "id")]
         if unknown:
             raise RequestError(
-                f"unknown field '{unknown[0]}' in the request body (expected 'instances')"
+                f"unknown field {shown(unknown[0])} in the request body (expected 'instances')"
             )
         if "instances" not in body:
             raise RequestError("missing field 'instances': a list with one object per row")
@@ -224,6 +246,7 @@ class InputSchema:
                 "'instances' must be a non-empty list with one object per row, "
                 f"got {_describe(instances) if type(instances) is not list else 'an empty list'}"
             )
+        check_rows(len(instances), max_rows)
         names, name_set = self.names, self._name_set
         for index, record in enumerate(instances):
             if type(record) is not dict:
@@ -235,7 +258,7 @@ class InputSchema:
                 unknown = [key for key in record if key not in name_set]
                 if unknown:
                     raise RequestError(
-                        f"instances[{index}]: unknown feature '{unknown[0]}' "
+                        f"instances[{index}]: unknown feature {shown(unknown[0])} "
                         f"(the model's features: {self._expected})"
                     )
                 missing = next(name for name in names if name not in record)
@@ -251,7 +274,7 @@ class InputSchema:
         return ParsedRequest(columns, len(instances), _request_id(body))
 
     # --- KServe v2 (Open Inference Protocol) ----------------------------------------------------
-    def parse_v2(self, payload: Any) -> ParsedRequest:
+    def parse_v2(self, payload: Any, max_rows: int | None = None) -> ParsedRequest:
         body = _object(payload, '{"inputs": [{"name", "datatype", "shape", "data"}, ...]}')
         inputs = body.get("inputs")
         if inputs is None:
@@ -268,7 +291,9 @@ class InputSchema:
             if type(name) is not str:
                 raise RequestError(f"inputs[{index}]: missing 'name'")
             if name not in self._by_name:
-                raise RequestError(f"unknown input '{name}' (the model's inputs: {self._expected})")
+                raise RequestError(
+                    f"unknown input {shown(name)} (the model's inputs: {self._expected})"
+                )
             if name in tensors:
                 raise RequestError(f"input '{name}' is given twice")
             for key in ("datatype", "shape", "data"):
@@ -294,12 +319,13 @@ class InputSchema:
             tensor = tensors[name]
             datatype = tensor["datatype"]
             if type(datatype) is not str or datatype not in _ACCEPTED_DATATYPES[spec.kind]:
-                shown = datatype if type(datatype) is str else _describe(datatype)
+                given = shown(datatype) if type(datatype) is str else _describe(datatype)
                 raise RequestError(
-                    f"input '{name}': datatype {shown} does not match the model's "
+                    f"input '{name}': datatype {given} does not match the model's "
                     f"{DATATYPES[spec.kind]}"
                 )
             rows = self._rows(name, tensor["shape"])
+            check_rows(rows, max_rows)
             data = self._flat_data(name, tensor["data"], rows)
             if n_rows is None:
                 n_rows = rows
@@ -326,7 +352,7 @@ class InputSchema:
         )
         if not valid:
             raise RequestError(
-                f"input '{name}': shape {shape!r} is not [N] or [N, 1] with N >= 1 "
+                f"input '{name}': shape {shown(repr(shape))} is not [N] or [N, 1] with N >= 1 "
                 "(one value per row)"
             )
         return shape[0]
@@ -360,6 +386,6 @@ class InputSchema:
         for name in names:
             if name not in OUTPUTS:
                 raise RequestError(
-                    f"unknown output '{name}' (the model's outputs: {', '.join(OUTPUTS)})"
+                    f"unknown output {shown(name)} (the model's outputs: {', '.join(OUTPUTS)})"
                 )
         return names or tuple(OUTPUTS)
