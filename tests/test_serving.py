@@ -215,6 +215,11 @@ def cluster_project(request, copie_session) -> tuple[str, Path]:
 
 
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize` of an overlay, as documents."""
+    return [doc for doc in yaml.safe_load_all(kustomize_text(overlay)) if doc]
+
+
+def kustomize_text(overlay: Path) -> str:
     """`kubectl kustomize` of an overlay, with kubectl from its wheel in a throwaway uv env."""
     kubectl = [
         uv_executable(),
@@ -234,7 +239,7 @@ def kustomize(overlay: Path) -> list[dict[str, Any]]:
         env=project_env(),
     )
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
 
 
 def test_startup_renders_no_deploy_folder(copie_session):
@@ -318,19 +323,34 @@ def test_readme_states_the_servers_request_limits(container_project):
         assert f"| {shown} " in row, row
 
 
-def test_deploy_step_can_pin_the_pushed_digest(cluster_project, kserve_schema, tmp_path):
-    """The documented digest substitution turns the placeholder into the real image digest."""
+def test_the_documented_sed_pins_the_digest_and_the_models_sha256(
+    cluster_project, kserve_schema, tmp_path
+):
+    """The README's by-hand `sed`, run for real on the overlay's kustomize output."""
     _, project = cluster_project
     readme = (project / "deploy" / "kserve" / "README.md").read_text()
-    assert "sed" in readme
-    assert "kustomize edit set image" in readme
-    digest = "sha256:" + "ab" * 32
-    docs = kustomize(project / "deploy" / "kserve" / "staging")
-    text = yaml.safe_dump_all(docs).replace(PLACEHOLDER_DIGEST, digest)
+    (sed,) = [line.strip() for line in readme.splitlines() if line.strip().startswith("| sed ")]
+    command = sed.removeprefix("| ").removesuffix("\\").strip()
+    digest, model_sha256 = "sha256:" + "ab" * 32, "cd" * 32
+    result = subprocess.run(
+        ["bash", "-c", command],
+        input=kustomize_text(project / "deploy" / "kserve" / "staging"),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DIGEST": digest, "MODEL_SHA256": model_sha256},
+        check=True,
+    )
     rendered = tmp_path / "staging.yaml"
-    rendered.write_text(text)
+    rendered.write_text(result.stdout)
     check_kserve_manifest(rendered, kserve_schema)
-    assert f"image: {IMAGE}@{digest}" in text
+    (isvc,) = [
+        doc for doc in yaml.safe_load_all(result.stdout) if doc["kind"] == "InferenceService"
+    ]
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert container["image"] == f"{IMAGE}@{digest}"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MODEL_SHA256"] == model_sha256
+    assert env["REQUIRE_MODEL_SHA256"] == "1"
 
 
 # --- the server, for real (slow) -----------------------------------------------------------------

@@ -4,6 +4,11 @@ The record ties a model file to what produced it: its sha256, the data's sha256,
 the params, the held-out metrics, the MLflow run and registry version, and library versions.
 Whoever loads the model (evaluation, the model server) verifies the file against the record
 first, so a model swapped or corrupted after training is refused instead of served.
+
+The record sits beside the file it vouches for, so whoever can write the model folder can write
+both. Deployed servers therefore also take the expected sha256 from outside the folder
+(``expected_sha256``: the deploy step sets it from the registry's record), and the file must
+match it before a byte is unpickled.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE_NAME = "model.joblib"
 RECORD_FILE_NAME = "model.json"
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,12 @@ def read_record(model_dir: Path) -> ModelRecord:
         content = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ArtifactIntegrityError(f"{path} is not valid JSON: {error}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
+    if not isinstance(content, dict):
+        raise ArtifactIntegrityError(
+            f"{path} must hold a JSON object, not {type(content).__name__}"
+        )
     expected = {field.name for field in fields(ModelRecord)}
     missing = sorted(expected - set(content))
     if missing:
@@ -107,26 +120,61 @@ def read_record(model_dir: Path) -> ModelRecord:
     return ModelRecord(**{name: content[name] for name in expected})
 
 
-def verify_artifact(model_dir: Path) -> ModelRecord:
+def check_sha256(value: str, source: str) -> str:
+    """``value`` as a lowercase sha256 hex digest, or a refusal naming ``source``."""
+    digest = value.strip().lower().removeprefix("sha256:")
+    if not SHA256_PATTERN.match(digest):
+        raise ArtifactIntegrityError(
+            f"{source} must be a sha256 hex digest (64 hex digits), got {value.strip()[:80]!r}"
+        )
+    return digest
+
+
+def verify_artifact(model_dir: Path, expected_sha256: str | None = None) -> ModelRecord:
     """The record of `model_dir`, after checking that the model file matches its sha256."""
-    _, record = _verified_bytes(model_dir)
+    _, record = _verified_bytes(model_dir, expected_sha256)
     return record
 
 
-def load_verified_model(model_dir: Path) -> tuple[Pipeline, ModelRecord]:
-    """The fitted pipeline and its record; only a file whose sha256 matches is unpickled."""
-    content, record = _verified_bytes(model_dir)
+def load_verified_model(
+    model_dir: Path, expected_sha256: str | None = None
+) -> tuple[Pipeline, ModelRecord]:
+    """The fitted pipeline and its record; only a file whose sha256 matches is unpickled.
+
+    A file that matches but cannot be unpickled (truncated, or written by an incompatible
+    scikit-learn) is refused with the same error as a mismatch, never a traceback.
+    """
+    content, record = _verified_bytes(model_dir, expected_sha256)
     # Unpickle the very bytes that were hashed, so the file cannot change in between.
-    return joblib.load(io.BytesIO(content)), record
+    try:
+        return joblib.load(io.BytesIO(content)), record
+    except Exception as error:  # unpickling runs arbitrary code paths: any failure is a refusal
+        raise ArtifactIntegrityError(
+            f"{model_path(model_dir)} matches its sha256 but cannot be loaded "
+            f"({type(error).__name__}: {str(error)[:200]}); retrain the model with the "
+            "libraries of this environment (`dvc repro`)"
+        ) from error
 
 
-def _verified_bytes(model_dir: Path) -> tuple[bytes, ModelRecord]:
+def _verified_bytes(
+    model_dir: Path, expected_sha256: str | None = None
+) -> tuple[bytes, ModelRecord]:
     record = read_record(model_dir)
     path = model_path(model_dir)
     if not path.is_file():
         raise ArtifactIntegrityError(f"{path} not found (`dvc pull` or `dvc repro` restores it)")
-    content = path.read_bytes()
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
     actual = hashlib.sha256(content).hexdigest()
+    if expected_sha256 is not None:
+        expected = check_sha256(expected_sha256, "the expected model sha256")
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"{path} has sha256 {actual}, but the deployment expects {expected} "
+                "(MODEL_SHA256, set from the registry's record): refusing to load it"
+            )
     if actual != record.model_sha256:
         raise ArtifactIntegrityError(
             f"{path} has sha256 {actual}, but {record_path(model_dir)} records "

@@ -241,21 +241,37 @@ def release_check(ctx: typer.Context) -> None:
 
 @app.command("pin-image")
 def pin_image(
+    ctx: typer.Context,
     image: Annotated[str, typer.Option(help="Image repository, as in the manifests.")],
     digest: Annotated[str, typer.Option(help="Digest of the pushed image: sha256:<hex>.")],
     canary_percent: Annotated[
         int | None,
         typer.Option(help="Traffic share of the new revision; omitted: all the traffic."),
     ] = None,
+    model_sha256: Annotated[
+        str | None,
+        typer.Option(
+            help="sha256 the server requires of its model (MODEL_SHA256); omitted: the "
+            "registry champion's, from reports/promotion.json."
+        ),
+    ] = None,
 ) -> None:
-    """Read manifests on stdin, pin the image by digest, set the canary, write them to stdout."""
+    """Read manifests on stdin, pin the image and the model's sha256, write them to stdout."""
     with reported_errors():
         import yaml
 
+        from .release import champion_sha256
         from .release import pin_image as pin
 
+        expected = model_sha256 or champion_sha256(_config(ctx))
         documents = list(yaml.safe_load_all(typer.get_text_stream("stdin").read()))
-        pinned = pin(documents, image=image, digest=digest, canary_percent=canary_percent)
+        pinned = pin(
+            documents,
+            image=image,
+            digest=digest,
+            canary_percent=canary_percent,
+            model_sha256=expected,
+        )
         typer.echo(yaml.safe_dump_all(pinned, sort_keys=False), nl=False)
 
 

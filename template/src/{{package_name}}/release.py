@@ -4,7 +4,9 @@
 and deploying it would undo the promotion rule. `check_release` compares models/model.json with
 the champion recorded in reports/promotion.json: the same artifact (a new champion, or a retrain
 that reproduced the champion byte for byte, e.g. after a code-only change) ships; another one
-does not. `pin_image` turns the rendered KServe manifests into the exact ones to apply.
+does not. `pin_image` turns the rendered KServe manifests into the exact ones to apply: the
+image pinned by digest and the server's MODEL_SHA256 set to the champion's sha256 from the
+registry's record, so the server checks the model against a value from outside its folder.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .audit import verify_artifact
-from .errors import PipelineError
+from .audit import check_sha256, verify_artifact
+from .errors import ArtifactIntegrityError, PipelineError
 from .promotion import read_promotion_report
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+MODEL_SHA256_ENV = "MODEL_SHA256"  # read by serving/server.py
 
 
 class ReleaseError(PipelineError):
@@ -59,6 +62,28 @@ def check_release(config: Config) -> ReleaseDecision:
     )
 
 
+def champion_sha256(config: Config) -> str:
+    """The registry champion's model sha256, as `promote` recorded it in reports/promotion.json."""
+    report = read_promotion_report(config.paths.promotion_report)
+    value = report.get("champion_model_sha256") if report else None
+    if not isinstance(value, str) or not value:
+        raise ReleaseError(
+            f"{config.paths.promotion_report} records no champion sha256: run `make promote` "
+            "first, or pass --model-sha256"
+        )
+    return value
+
+
+def _set_env(container: dict[str, Any], name: str, value: str) -> None:
+    env = container.setdefault("env", [])
+    for item in env:
+        if item.get("name") == name:
+            item.pop("valueFrom", None)
+            item["value"] = value
+            return
+    env.append({"name": name, "value": value})
+
+
 def repository_of(reference: str) -> str:
     """`host:5000/team/app:1.0@sha256:…` -> `host:5000/team/app` (a port is not a tag)."""
     name = reference.split("@", 1)[0]
@@ -71,14 +96,22 @@ def pin_image(
     image: str,
     digest: str,
     canary_percent: int | None = None,
+    model_sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """Pin every container of `image` in the InferenceServices to `digest`; set the canary.
 
     Without `canary_percent` any canaryTrafficPercent is removed: the new revision takes all the
-    traffic (the full rollout after a canary step).
+    traffic (the full rollout after a canary step). `model_sha256` becomes each pinned
+    container's MODEL_SHA256, the hash the server requires of its model file.
     """
     if not DIGEST_PATTERN.match(digest) or digest == PLACEHOLDER_DIGEST:
         raise ReleaseError(f"image digest must look like sha256:<64 hex digits>, got '{digest}'")
+    expected = None
+    if model_sha256 is not None:
+        try:
+            expected = check_sha256(model_sha256, "--model-sha256")
+        except ArtifactIntegrityError as error:
+            raise ReleaseError(str(error)) from None
     if canary_percent is not None and not 0 < canary_percent <= 100:
         raise ReleaseError(f"canary percent must be between 1 and 100, got {canary_percent}")
     services = [doc for doc in documents if doc and doc.get("kind") == "InferenceService"]
@@ -90,6 +123,8 @@ def pin_image(
         for container in predictor.get("containers", []):
             if repository_of(container.get("image", "")) == image:
                 container["image"] = f"{image}@{digest}"
+                if expected is not None:
+                    _set_env(container, MODEL_SHA256_ENV, expected)
                 pinned += 1
         if canary_percent is None:
             predictor.pop("canaryTrafficPercent", None)

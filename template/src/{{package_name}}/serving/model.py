@@ -31,14 +31,21 @@ class ServedModel:
     schema: InputSchema
 
     @classmethod
-    def load(cls, model_dir: str | Path, schema: InputSchema | None = None) -> ServedModel:
+    def load(
+        cls,
+        model_dir: str | Path,
+        schema: InputSchema | None = None,
+        expected_sha256: str | None = None,
+    ) -> ServedModel:
         """Verify models/model.joblib against models/model.json, then load it.
 
-        Raises ArtifactIntegrityError (a clear message, no traceback needed) when the artifact is
-        missing, differs from its record, or does not take the inputs the schema declares.
+        ``expected_sha256`` (the deployment's MODEL_SHA256) must match the file too. Raises
+        ArtifactIntegrityError (a clear message, no traceback needed) when the artifact is
+        missing, differs from its record or the expected sha256, cannot be unpickled, or does
+        not take the inputs the schema declares.
         """
         schema = schema or InputSchema()
-        pipeline, record = load_verified_model(Path(model_dir))
+        pipeline, record = load_verified_model(Path(model_dir), expected_sha256)
         expected = getattr(pipeline, "feature_names_in_", None)
         if expected is not None and set(expected) != set(schema.names):
             raise ArtifactIntegrityError(

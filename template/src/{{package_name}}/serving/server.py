@@ -18,7 +18,10 @@ Settings from the environment (each also a keyword argument of ``run_server``):
   of piling up (default 256);
 - LOG_LEVEL: debug, info (default), warning or error;
 - LOG_FEATURES: 1 (or true) adds each prediction's inputs to its log line, for drift monitoring
-  (off by default: inputs may be personal data).
+  (off by default: inputs may be personal data);
+- MODEL_SHA256: the sha256 the model file must have, from outside the model folder (the deploy
+  step sets it from the registry's record); checked before anything is unpickled;
+- REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256.
 A setting that is not a valid value stops the server before it listens, naming the variable.
 """
 
@@ -32,8 +35,8 @@ from typing import Any
 
 import uvicorn
 
-from ..audit import verify_artifact
-from ..errors import ServerSettingError
+from ..audit import check_sha256, verify_artifact
+from ..errors import ArtifactIntegrityError, ServerSettingError
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REQUEST_TIMEOUT, create_app
 from .logs import configure_logging, log_config
 from .metrics import MULTIPROC_ENV
@@ -50,6 +53,8 @@ MODEL_DIR_ENV = "MODEL_DIR"
 LOG_LEVEL_ENV = "LOG_LEVEL"
 LOG_FEATURES_ENV = "LOG_FEATURES"
 MAX_ROWS_ENV = "MAX_ROWS"
+MODEL_SHA256_ENV = "MODEL_SHA256"
+REQUIRE_MODEL_SHA256_ENV = "REQUIRE_MODEL_SHA256"
 MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 256
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -83,6 +88,20 @@ def _positive_seconds_from_env(name: str, default: float) -> float:
     if not 0 < value <= 3600:
         raise ServerSettingError(f"{name} must be more than 0 and at most 3600 seconds, got {raw}")
     return value
+
+
+def expected_model_sha256() -> str | None:
+    """MODEL_SHA256, checked; None when not set and not required."""
+    value = os.environ.get(MODEL_SHA256_ENV, "").strip()
+    if value:
+        return check_sha256(value, MODEL_SHA256_ENV)
+    if _flag_from_env(REQUIRE_MODEL_SHA256_ENV):
+        raise ArtifactIntegrityError(
+            f"{MODEL_SHA256_ENV} is not set, and {REQUIRE_MODEL_SHA256_ENV}=1 requires it: the "
+            "deploy step (`pin-image --model-sha256`) sets it from the registry's record; "
+            "refusing to load a model nothing outside its folder vouches for"
+        )
+    return None
 
 
 def _log_level(raw: str) -> str:
@@ -133,12 +152,13 @@ def run_server(
     options = _uvicorn_options(host, port, level)
     configure_logging(level)
     # A sha256 check first (cheap): a bad artifact stops the server before any heavy import.
-    verify_artifact(Path(model_dir))
+    expected = expected_model_sha256()
+    verify_artifact(Path(model_dir), expected)
 
     if workers == 1:
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed
 
-        model = ServedModel.load(model_dir)  # raises before anything listens
+        model = ServedModel.load(model_dir, expected_sha256=expected)  # raises before listening
         app = create_app(
             model,
             max_body_bytes=limit,
@@ -172,7 +192,7 @@ def app_from_env() -> Any:
     """App factory of each worker process (see run_server)."""
     from .model import ServedModel
 
-    model = ServedModel.load(os.environ[MODEL_DIR_ENV])
+    model = ServedModel.load(os.environ[MODEL_DIR_ENV], expected_sha256=expected_model_sha256())
     return create_app(
         model,
         max_body_bytes=_positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES),
