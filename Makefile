@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+UV_VERSION ?= 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --no-sync
 DEMO_DIR ?= $(CURDIR)/.demo/credit-risk-model
@@ -13,11 +14,11 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --user --quiet uv
+	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
 
 .PHONY: setup
 setup: $(UV) ## Create .venv with the template's tooling (copier, pytest, pytest-copie, ruff)
-	$(UV) sync --quiet
+	$(UV) sync --locked --quiet
 
 .PHONY: demo
 demo: setup ## Render a project from all defaults into .demo/ and run its pipeline

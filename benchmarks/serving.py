@@ -17,6 +17,10 @@ over the rounds; ratios are to mlflow. The installed size of the serving depende
 image installs) is reported next to the training set's.
 
     uv run python benchmarks/serving.py [--rounds 3] [--duration 10] [--project DIR]
+        [--baseline-ref REF]
+
+--baseline-ref renders the template at a git ref of this repository (a commit before a change)
+and adds its server, serving the same model file, to every round: the change's cost, same run.
 
 Without --project it renders the template's defaults into a temporary folder and runs
 `make setup pipeline` there first (minutes). Needs wrk (Debian: `apt-get install wrk`); without it
@@ -272,7 +276,19 @@ def kserve_python(scratch: Path, sklearn_version: str) -> Path:
     return venv / "bin" / "python"
 
 
-def build_servers(project: Path, scratch: Path, extra_workers: int) -> list[Server]:
+def prepare_baseline(scratch: Path, ref: str) -> Path:
+    """The template rendered at ``ref`` and set up; it serves the main project's model."""
+    baseline = scratch / "baseline"
+    print(f"rendering the template at {ref} into {baseline} ...")
+    copy = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults"]
+    sh([*copy, f"--vcs-ref={ref}", str(TEMPLATE_DIR), str(baseline)])
+    sh(["make", "setup"], cwd=baseline)
+    return baseline
+
+
+def build_servers(
+    project: Path, scratch: Path, extra_workers: int, baseline: tuple[str, Path] | None = None
+) -> list[Server]:
     record = json.loads((project / "models" / "model.json").read_text())
     name = record["params"]["project"]["slug"]
     package = next(p.parent.parent.name for p in (project / "src").glob("*/serving/server.py"))
@@ -361,6 +377,14 @@ def build_servers(project: Path, scratch: Path, extra_workers: int) -> list[Serv
             notes=f"{KSERVE_VERSION}, 1 worker, the default",
         ),
     ]
+    if baseline is not None:
+        ref, folder = baseline
+        before = Server(**{**servers[0].__dict__, "results": []})
+        before.name = f"generated@{ref}"
+        before.command = [str(folder / ".venv" / "bin" / "python"), *servers[0].command[1:]]
+        before.cwd = folder
+        before.notes = "the same model, served by the template's code at that ref"
+        servers.insert(1, before)
     if extra_workers > 1:
         extra = Server(**{**servers[0].__dict__, "results": []})
         extra.name = f"generated-{extra_workers}w"
@@ -551,12 +575,19 @@ def report(servers: list[Server], sizes: dict[str, float], rounds: int, duration
     generated = servers[0]
     kserve = next(s for s in servers if s.name == "kserve")
     targets = [
-        ("req/s 1 row >= 3x mlflow", median(generated, "rps_1") >= 3 * median(mlflow, "rps_1")),
+        ("req/s 1 row >= 5x mlflow", median(generated, "rps_1") >= 5 * median(mlflow, "rps_1")),
         ("p99 1 row <= 0.5x mlflow", median(generated, "p99_1") <= 0.5 * median(mlflow, "p99_1")),
         ("req/s 1 row >= kserve", median(generated, "rps_1") >= median(kserve, "rps_1")),
         ("req/s 100 rows >= kserve", median(generated, "rps_100") >= median(kserve, "rps_100")),
         ("p99 1 row <= kserve", median(generated, "p99_1") <= median(kserve, "p99_1")),
     ]
+    before = next((s for s in servers if s.name.startswith("generated@")), None)
+    if before is not None:
+        for key, title in (("rps_1", "req/s 1 row"), ("rps_100", "req/s 100 rows")):
+            ratio = median(generated, key) / median(before, key)
+            targets.append((f"{title} within 15% of {before.name} ({ratio:.2f}x)", ratio >= 0.85))
+        ratio = median(generated, "p99_1") / median(before, "p99_1")
+        targets.append((f"p99 1 row within 15% of {before.name} ({ratio:.2f}x)", ratio <= 1.15))
     lines += ["", "Targets (generated, 1 worker):"]
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets]
     lines += ["", "Installed size of the dependency sets (uv sync --locked into a fresh venv):", ""]
@@ -573,6 +604,9 @@ def main() -> None:
         "--extra-workers", type=int, default=0, help="also measure the generated server with N"
     )
     parser.add_argument("--output", type=Path, help="write the raw results as JSON here")
+    parser.add_argument(
+        "--baseline-ref", help="also serve the same model with the template's code at this git ref"
+    )
     args = parser.parse_args()
     if shutil.which("uv") is None:
         sys.exit("uv is needed (it installs the KServe venv and the dependency sets)")
@@ -580,7 +614,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
         scratch = Path(tmp)
         project = prepare_project(scratch, args.project)
-        servers = build_servers(project, scratch, args.extra_workers)
+        baseline = None
+        if args.baseline_ref:
+            baseline = (args.baseline_ref, prepare_baseline(scratch, args.baseline_ref))
+        servers = build_servers(project, scratch, args.extra_workers, baseline)
         for round_index in range(args.rounds):
             order = servers[round_index % len(servers) :] + servers[: round_index % len(servers)]
             for server in order:

@@ -4,6 +4,8 @@ answers, a first commit, and Python that passes the generated repo's own ruff co
 from __future__ import annotations
 
 import ast
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +133,35 @@ def test_project_is_a_git_repository_with_a_clean_first_commit(rendered):
         ["git", "status", "--porcelain"], cwd=project, env=env, capture_output=True, text=True
     )
     assert status.stdout == ""
+
+
+def test_uv_is_pinned_to_one_version_and_ci_installs_exactly_the_lock(rendered):
+    _, project = rendered
+    makefile = (project / "Makefile").read_text()
+    (version,) = re.findall(r"^UV_VERSION \?= (\S+)$", makefile, flags=re.MULTILINE)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    assert '"uv==$(UV_VERSION)"' in makefile, "make setup installs the pinned uv"
+    dockerfile = (project / "Dockerfile").read_text()
+    assert re.findall(r"^ARG UV_VERSION=(\S+)$", dockerfile, flags=re.MULTILINE) == [version]
+    assert all("--locked" in line for line in dockerfile.splitlines() if "uv sync" in line)
+    for workflow in sorted((project / ".github" / "workflows").glob("*.yml")):
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("astral-sh/setup-uv@"):
+                    assert step["with"]["version"] == version, f"{workflow.name} {name}"
+
+    def setup_commands(**env: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "setup", "UV=uv"],
+            cwd=project,
+            env={k: v for k, v in os.environ.items() if k != "CI"} | env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+    # On CI, exactly uv.lock (when the copy could write one: the post-copy `uv lock`).
+    locked = (project / "uv.lock").is_file()
+    assert ("uv sync --locked" in setup_commands(CI="true")) == locked
+    assert "--locked" not in setup_commands(), "locally, a changed pyproject.toml re-resolves"

@@ -195,3 +195,45 @@ def test_change_summary_calls_out_removed_files(repo: Path) -> None:
     assert summary.rstrip().endswith("train.py")
     git(repo, "checkout", "--quiet", "--", ".")
     assert tu.change_summary(repo).startswith("Already on the template's latest release")
+
+
+def fake_uv(tmp_path: Path, exit_code: int = 0) -> Path:
+    """A `uv` that records its arguments and writes uv.lock, as `uv lock` would."""
+    script = tmp_path / "fake-uv"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> "{tmp_path}/uv-calls"\n'
+        'echo "version = 1" > uv.lock\n'
+        f"echo 'resolution failed' >&2\nexit {exit_code}\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_relock_re_resolves_after_pyproject_changed(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    (repo / "uv.lock").write_text("version = 1\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "lock")
+    monkeypatch.setenv("UV", str(fake_uv(tmp_path)))
+    assert tu.relock(repo) is None, "nothing changed: nothing to lock"
+    assert not (tmp_path / "uv-calls").exists()
+
+    (repo / "pyproject.toml").write_text('[project]\nname = "demo"\ndependencies = ["x"]\n')
+    note = tu.relock(repo)
+    assert note is not None and "uv.lock re-resolved" in note
+    assert (tmp_path / "uv-calls").read_text().split() == ["lock", "--quiet"]
+
+
+def test_relock_writes_a_missing_lock_and_reports_a_failure(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV", str(fake_uv(tmp_path, exit_code=1)))
+    note = tu.relock(repo)  # no uv.lock in the repository
+    assert note is not None and "`uv lock` failed (resolution failed)" in note
+    (repo / "uv.lock").unlink()  # the failed run left one behind
+    monkeypatch.setenv("UV", str(tmp_path / "no-such-uv"))
+    note = tu.relock(repo)
+    assert note is not None and "run `uv lock`" in note

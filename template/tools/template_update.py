@@ -11,6 +11,8 @@ files and says how to finish, so that nothing (no CI job either) commits half-me
 commits. `check` asks Copier whether a newer release exists (`--format json` for fleet scripts).
 `check --fail-if-available` exits 3 when an update is waiting (for CI jobs that flag it).
 `conflicts` runs the conflict scan alone, to confirm none is left after resolving.
+After an update that changed pyproject.toml (or left no uv.lock), `update` re-resolves uv.lock with
+`uv lock` (pins kept where they still fit), so CI's `uv sync --locked` accepts the result.
 
 `update` and `check` need Copier importable by the Python running this script; the Makefile runs
 it with the pinned Copier in a throwaway uv environment. `conflicts` needs only git.
@@ -21,7 +23,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -197,6 +201,23 @@ def change_summary(project: Path) -> str:
     return "\n".join(lines)
 
 
+def relock(project: Path) -> str | None:
+    """Re-resolve uv.lock when the update changed pyproject.toml or there is none; what happened."""
+    changed = {entry.path for entry in status(project)}
+    if "pyproject.toml" not in changed and (project / "uv.lock").exists():
+        return None
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv or shutil.which(uv) is None:
+        return "pyproject.toml changed: run `uv lock` (or `make setup`) and commit uv.lock."
+    result = subprocess.run(
+        [uv, "lock", "--quiet"], cwd=project, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"`uv lock` failed ({reason}): fix pyproject.toml, run `uv lock`, commit uv.lock."
+    return "uv.lock re-resolved for the updated pyproject.toml (existing pins kept)."
+
+
 def update(project: Path, data: list[str], vcs_ref: str | None) -> int:
     answers = read_answers(project)
     check_template_reachable(str(answers["_src_path"]))
@@ -217,7 +238,10 @@ def update(project: Path, data: list[str], vcs_ref: str | None) -> int:
             f"copier update exited {result.returncode} (its message is above). Undo partial"
             " changes with `git reset --hard HEAD && git clean -fd`."
         )
+    lock_note = relock(project)
     print(change_summary(project))
+    if lock_note:
+        print(lock_note)
     return 0
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +113,76 @@ def _log_level(raw: str) -> str:
     return level
 
 
-def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ServerSettings:
+    """Every setting of the server, checked: a wrong value raises before anything listens."""
+
+    workers: int
+    max_body_bytes: int
+    max_rows: int
+    max_header_bytes: int
+    request_timeout: float
+    max_connections: int
+    log_level: str
+    log_features: bool
+    model_sha256: str | None
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        workers: int | None = None,
+        max_body_bytes: int | None = None,
+        log_level: str | None = None,
+        log_features: bool | None = None,
+    ) -> ServerSettings:
+        """The settings from the environment; keyword arguments (CLI options) take precedence."""
+        return cls(
+            workers=workers or _positive_int_from_env(WORKERS_ENV, 1),
+            max_body_bytes=max_body_bytes
+            or _positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES),
+            max_rows=_positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS),
+            max_header_bytes=_positive_int_from_env(MAX_HEADER_ENV, DEFAULT_MAX_HEADER_BYTES),
+            request_timeout=_positive_seconds_from_env(
+                REQUEST_TIMEOUT_ENV, DEFAULT_REQUEST_TIMEOUT
+            ),
+            max_connections=_positive_int_from_env(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS),
+            log_level=_log_level(log_level or os.environ.get(LOG_LEVEL_ENV) or "info"),
+            log_features=_flag_from_env(LOG_FEATURES_ENV) if log_features is None else log_features,
+            model_sha256=expected_model_sha256(),
+        )
+
+    def export(self) -> None:
+        """Write the settings back to the environment, where worker processes read them."""
+        os.environ[MAX_BODY_ENV] = str(self.max_body_bytes)
+        os.environ[MAX_ROWS_ENV] = str(self.max_rows)
+        os.environ[MAX_HEADER_ENV] = str(self.max_header_bytes)
+        os.environ[REQUEST_TIMEOUT_ENV] = repr(self.request_timeout)
+        os.environ[LOG_FEATURES_ENV] = "1" if self.log_features else "0"
+
+
+def _uvicorn_options(host: str, port: int, settings: ServerSettings) -> dict[str, Any]:
     return {
         "host": host,
         "port": port,
-        "log_level": log_level,
+        "log_level": settings.log_level,
         "access_log": False,  # the app logs every request itself, as JSON
         "server_header": False,
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": 5,  # idle keep-alive connections close after 5 seconds
-        "limit_concurrency": _positive_int_from_env(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS),
+        "limit_concurrency": settings.max_connections,
         "http": GuardedHttpToolsProtocol,  # header size limit and header deadline
     }
+
+
+def _app(model: Any, settings: ServerSettings) -> Any:
+    return create_app(
+        model,
+        max_body_bytes=settings.max_body_bytes,
+        max_rows=settings.max_rows,
+        request_timeout=settings.request_timeout,
+        log_features=settings.log_features,
+    )
 
 
 def run_server(
@@ -137,51 +196,35 @@ def run_server(
     log_features: bool | None = None,
 ) -> None:
     """Verify the model in ``model_dir``, then serve it on host:port until interrupted."""
-    level = _log_level(log_level or os.environ.get(LOG_LEVEL_ENV) or "info")
-    if log_features is None:
-        log_features = _flag_from_env(LOG_FEATURES_ENV)
-    workers = workers or _positive_int_from_env(WORKERS_ENV, 1)
-    limit = max_body_bytes or _positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
-    max_rows = _positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
-    timeout = _positive_seconds_from_env(REQUEST_TIMEOUT_ENV, DEFAULT_REQUEST_TIMEOUT)
-    # The protocol of every worker reads these two from the environment; checked here, once.
-    os.environ[MAX_HEADER_ENV] = str(
-        _positive_int_from_env(MAX_HEADER_ENV, DEFAULT_MAX_HEADER_BYTES)
+    settings = ServerSettings.from_env(
+        workers=workers,
+        max_body_bytes=max_body_bytes,
+        log_level=log_level,
+        log_features=log_features,
     )
-    os.environ[REQUEST_TIMEOUT_ENV] = repr(timeout)
-    options = _uvicorn_options(host, port, level)
-    configure_logging(level)
+    settings.export()  # the protocol of every worker reads its limits from the environment
+    options = _uvicorn_options(host, port, settings)
+    configure_logging(settings.log_level)
     # A sha256 check first (cheap): a bad artifact stops the server before any heavy import.
-    expected = expected_model_sha256()
-    verify_artifact(Path(model_dir), expected)
+    verify_artifact(Path(model_dir), settings.model_sha256)
 
-    if workers == 1:
+    if settings.workers == 1:
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed
 
-        model = ServedModel.load(model_dir, expected_sha256=expected)  # raises before listening
-        app = create_app(
-            model,
-            max_body_bytes=limit,
-            max_rows=max_rows,
-            request_timeout=timeout,
-            log_features=log_features,
-        )
-        uvicorn.run(app, log_config=None, **options)
+        model = ServedModel.load(model_dir, expected_sha256=settings.model_sha256)
+        uvicorn.run(_app(model, settings), log_config=None, **options)
         return
 
     # Each worker loads the model in a fresh process and reads its settings from the environment.
     os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
-    os.environ[MAX_BODY_ENV] = str(limit)
-    os.environ[MAX_ROWS_ENV] = str(max_rows)
-    os.environ[LOG_FEATURES_ENV] = "1" if log_features else "0"
     metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # workers add up their metrics through this folder
     try:
         uvicorn.run(
             f"{__name__}:app_from_env",
             factory=True,
-            workers=workers,
-            log_config=log_config(level),
+            workers=settings.workers,
+            log_config=log_config(settings.log_level),
             **options,
         )
     finally:
@@ -192,11 +235,6 @@ def app_from_env() -> Any:
     """App factory of each worker process (see run_server)."""
     from .model import ServedModel
 
-    model = ServedModel.load(os.environ[MODEL_DIR_ENV], expected_sha256=expected_model_sha256())
-    return create_app(
-        model,
-        max_body_bytes=_positive_int_from_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES),
-        max_rows=_positive_int_from_env(MAX_ROWS_ENV, DEFAULT_MAX_ROWS),
-        request_timeout=_positive_seconds_from_env(REQUEST_TIMEOUT_ENV, DEFAULT_REQUEST_TIMEOUT),
-        log_features=_flag_from_env(LOG_FEATURES_ENV),
-    )
+    settings = ServerSettings.from_env()
+    model = ServedModel.load(os.environ[MODEL_DIR_ENV], expected_sha256=settings.model_sha256)
+    return _app(model, settings)
