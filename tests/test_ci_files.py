@@ -412,7 +412,9 @@ def test_github_python_version_comes_from_the_answer(github):
     assert versions == {answer(answers, "python_version")}
 
 
-GITHUB_EXPRESSION = re.compile(r"^\$\{\{ (?:secrets\.[A-Z][A-Z0-9_]*|github\.actor|github\.token) \}\}$")
+GITHUB_EXPRESSION = re.compile(
+    r"^\$\{\{ (?:secrets\.[A-Z][A-Z0-9_]*|github\.actor|github\.token) \}\}$"
+)
 
 
 def test_github_secrets_only_by_reference(github):
