@@ -3,9 +3,9 @@
 - startup + GitHub: the shared default project (test_generated_repo.py runs its `make ci`); its
   Makefile has no tier targets, and the same package still promotes in the embedded store.
 - scale-up + GitLab, enterprise + Jenkins: `make setup`, then a real `mlflow server` on 127.0.0.1
-  (from the project's own venv), `make ci promote` against it, the champion checked on the server;
-  a crippled model is trained and kept out of `champion`, with the reason in its tags; `make
-  retrain` reloads the data and promotes. Enterprise also: the fairness report and gate, and
+  (from the project's own venv), `make lint pipeline promote` against it, the champion checked on
+  the server; a crippled model is trained and kept out of `champion`, with the reason in its tags;
+  `make retrain` reloads the data and promotes. Enterprise also: the fairness report and gate, and
   `make model-card`.
 """
 
@@ -183,7 +183,7 @@ def test_startup_package_promotes_and_writes_a_card_in_the_embedded_store(
 class ServedProject:
     path: Path
     tracking_uri: str
-    # Output of the first `make ci promote`, and the audit record it left.
+    # Output of the first `make lint pipeline promote`, and the audit record it left.
     first_run: str
     first_record: dict[str, Any]
 
@@ -202,7 +202,9 @@ class ClusterTier:
         make(project, "setup")
         store = tmp_path_factory.mktemp(f"mlflow-{cls.ANSWERS['stack_tier']}")
         with mlflow_server(project, store) as url:
-            first = make(project, "ci", "promote", MLFLOW_TRACKING_URI=url)
+            # The generated tests of these answers run in test_use_data.py (same tier and
+            # provider, adopted data) and test_generated_repo.py: here lint and the pipeline.
+            first = make(project, "lint", "pipeline", "promote", MLFLOW_TRACKING_URI=url)
             record = json.loads((project / "models" / "model.json").read_text())
             yield ServedProject(project, url, first.stdout + first.stderr, record)
 

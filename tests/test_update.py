@@ -114,7 +114,7 @@ def snapshot_working_tree(dest: Path) -> None:
     listed = run(
         [
             *("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
-            *("--", "copier.yml", "hooks", "template"),
+            *("--", "copier.yml", "hooks", "includes", "template"),
         ],
         TEMPLATE_DIR,
     ).stdout
