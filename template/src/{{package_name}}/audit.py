@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 MODEL_FILE_NAME = "model.joblib"
 RECORD_FILE_NAME = "model.json"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# The variable through which a deployment gives the server the sha256 it expects.
+MODEL_SHA256_ENV = "MODEL_SHA256"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .audit import check_sha256, verify_artifact
+from .audit import MODEL_SHA256_ENV, check_sha256, verify_artifact
 from .errors import ArtifactIntegrityError, PipelineError
 from .promotion import read_promotion_report
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
-MODEL_SHA256_ENV = "MODEL_SHA256"  # read by serving/server.py
 
 
 class ReleaseError(PipelineError):

@@ -36,7 +36,7 @@ from typing import Any
 
 import uvicorn
 
-from ..audit import check_sha256, verify_artifact
+from ..audit import MODEL_SHA256_ENV, check_sha256, verify_artifact
 from ..errors import ArtifactIntegrityError, ServerSettingError
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REQUEST_TIMEOUT, create_app
 from .logs import configure_logging, log_config
@@ -54,7 +54,6 @@ MODEL_DIR_ENV = "MODEL_DIR"
 LOG_LEVEL_ENV = "LOG_LEVEL"
 LOG_FEATURES_ENV = "LOG_FEATURES"
 MAX_ROWS_ENV = "MAX_ROWS"
-MODEL_SHA256_ENV = "MODEL_SHA256"
 REQUIRE_MODEL_SHA256_ENV = "REQUIRE_MODEL_SHA256"
 MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 256
