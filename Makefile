@@ -46,3 +46,7 @@ bench-all: bench ## Every benchmark (minutes): render, first run of a project, s
 	$(RUN) python benchmarks/generated_repo.py
 	$(RUN) python benchmarks/serving.py
 	$(RUN) python benchmarks/drift.py
+
+.PHONY: pin-images
+pin-images: ## Refresh the base-image digests that rendered repos start with (includes/images.jinja)
+	python3 template/tools/pin_images.py includes/images.jinja $(if $(MIRROR),--mirror $(MIRROR))

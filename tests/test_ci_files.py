@@ -8,10 +8,13 @@ that exist, uses the answered Python version and takes secrets only by reference
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +31,30 @@ from .validators import (
     check_jenkinsfile,
     make_invocations,
     make_targets,
+    run_builtin_schema,
     zizmor_findings,
 )
 
 DEFAULT_PYTHON = "3.12"
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _template_pins() -> set[str]:
+    """The pins rendered repos start with, read by the generated repo's own pin tool."""
+    spec = importlib.util.spec_from_file_location(
+        "pin_images", TEMPLATE_ROOT / "template" / "tools" / "pin_images.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    pins = module.pins_in([TEMPLATE_ROOT / "includes" / "images.jinja"])
+    return {f"{image.ref}@{digest}" for image, digests in pins.items() for digest in digests}
+
+
+TEMPLATE_PINS = _template_pins()
+# name:tag@sha256:<64 hex>: the tag for people and Dependabot/Renovate, the digest for the pull.
+PINNED_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*@sha256:[0-9a-f]{64}")
 APPROVERS = "ml-release-approvers"
 
 # Every CI file any provider could leave behind, relative to the project.
@@ -524,9 +547,11 @@ def test_gitlab_python_image_uv_cache_and_artifacts(gitlab):
     cache_dir = config["variables"]["UV_CACHE_DIR"].removeprefix("$CI_PROJECT_DIR/")
     for name, job in jobs.items():
         if name == "build-image":
+            assert PINNED_IMAGE.fullmatch(job["image"]), job["image"]
             assert job["image"].startswith("docker:")
             continue
-        assert job["image"] == f"python:{python}-bookworm", name
+        assert PINNED_IMAGE.fullmatch(job["image"]), (name, job["image"])
+        assert job["image"].startswith(f"python:{python}-bookworm@"), name
         assert job["cache"]["key"]["files"] == ["uv.lock", "pyproject.toml"], name
         assert job["cache"]["paths"] == [f"{cache_dir}/"], name
     assert set(jobs["pipeline"]["artifacts"]["paths"]) >= {"reports/", "models/"}
@@ -723,6 +748,67 @@ def test_readme_explains_the_approval_only_on_enterprise(rendered):
 # --------------------------------------------------------------------------------------------
 # Once: zizmor at every severity, and dvc dag
 # --------------------------------------------------------------------------------------------
+
+
+def _image_refs(node: Any) -> Iterator[str]:
+    """Every `image:` value (and GitLab `services:` entry) in a YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            elif key == "image" and isinstance(value, dict) and "name" in value:
+                yield value["name"]
+            elif key == "services" and isinstance(value, list):
+                yield from (s if isinstance(s, str) else s["name"] for s in value)
+            else:
+                yield from _image_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _image_refs(item)
+
+
+def test_every_image_is_pinned_by_digest_to_a_pin_the_template_records(rendered):
+    answers, project = rendered
+    refs = re.findall(r"^FROM (\S+)", (project / "Dockerfile").read_text(), flags=re.MULTILINE)
+    refs = [ref for ref in refs if ref != "runtime"]  # the server stage builds on the runtime one
+    yaml_files = sorted(project.glob("deploy/**/*.yaml"))
+    if answers["ci_provider"] == "gitlab":
+        yaml_files.append(project / ".gitlab-ci.yml")
+    for path in yaml_files:
+        for document in yaml.safe_load_all(path.read_text()):
+            refs += list(_image_refs(document))
+    own_image = answer(answers, "container_image") + "@sha256:"
+    pinned = [ref for ref in refs if not ref.startswith(own_image)]  # set at deploy (pin-image)
+    assert len(pinned) >= 2, refs
+    recorded = set(TEMPLATE_PINS)
+    for ref in pinned:
+        assert PINNED_IMAGE.fullmatch(ref), f"{ref} is not pinned by digest"
+        assert ref in recorded, f"{ref} is not a pin of includes/images.jinja"
+
+
+def test_dependency_updates_are_configured_for_the_provider(rendered):
+    answers, project = rendered
+    if answers["ci_provider"] == "github":
+        config_path = project / ".github" / "dependabot.yml"
+        assert not (project / "renovate.json").exists()
+        run_builtin_schema("vendor.dependabot", config_path)
+        config = yaml.safe_load(config_path.read_text())
+        ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+        assert set(ecosystems) == {"uv", "github-actions", "docker"}
+        docker = ecosystems["docker"]
+        directories = docker.get("directories", [docker.get("directory")])
+        expected = ["/", "/deploy/k8s"] if cluster(answers) else ["/"]
+        assert directories == expected, "the Dockerfile and, on cluster tiers, the CronJob"
+    else:
+        config_path = project / "renovate.json"
+        assert not (project / ".github").exists()
+        run_builtin_schema("vendor.renovate", config_path)
+        config = json.loads(config_path.read_text())
+        assert "docker:pinDigests" in config["extends"]
+        assert config["lockFileMaintenance"]["enabled"] is True, "uv.lock refreshed too"
+        pattern = config["kubernetes"]["managerFilePatterns"][0].strip("/")
+        for manifest in project.glob("deploy/**/*.yaml"):
+            assert re.search(pattern, str(manifest.relative_to(project))), manifest
 
 
 def test_zizmor_auditor_reports_nothing_on_any_github_render(copie_session):

@@ -148,7 +148,9 @@ def test_dockerfile_builds_the_serving_set_on_the_chosen_python(container_projec
     text = (project / "Dockerfile").read_text()
     bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
     python_image = f"python:{answers['python_version']}-slim-bookworm"
-    assert bases == [python_image, python_image, "runtime"], "build, runtime and server stages"
+    assert len(bases) == 3, "build, runtime and server stages"
+    assert re.fullmatch(re.escape(python_image) + r"@sha256:[0-9a-f]{64}", bases[0]), bases[0]
+    assert bases[1:] == [bases[0], "runtime"], "both Python stages on the same pinned base"
     assert "uv sync --locked --no-default-groups --group serve" in text
     assert "COPY models/model.joblib models/model.json /app/models/" in text
     assert re.search(r"^USER 10001", text, flags=re.MULTILINE), "runs as a non-root user"

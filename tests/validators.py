@@ -72,6 +72,7 @@ __all__ = [
     "make_invocations",
     "make_targets",
     "run_actionlint",
+    "run_builtin_schema",
     "run_github_workflow_schema",
     "run_zizmor",
     "shared_schema_path",
@@ -245,6 +246,12 @@ def run_github_workflow_schema(paths: PathLike | Iterable[PathLike]) -> None:
     files = _paths(paths)
     argv = [_require("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files]
     _run_checked("check-jsonschema (vendor.github-workflows)", argv)
+
+
+def run_builtin_schema(schema: str, paths: PathLike | Iterable[PathLike]) -> None:
+    """Validate files against one of check-jsonschema's bundled schemas (``vendor.renovate``)."""
+    argv = [_require("check-jsonschema"), "--builtin-schema", schema, *_paths(paths)]
+    _run_checked(f"check-jsonschema ({schema})", argv)
 
 
 _ZIZMOR_SEVERITIES = ("informational", "low", "medium", "high")
