@@ -307,6 +307,7 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
     commands = ci_make_commands(project)
     provider = answers["ci_provider"]
     ci = {"make setup", "make ci"} if provider == "github" else {"make setup", "make lint"}
+    ci.add("make audit")  # known vulnerabilities in uv.lock, on every tier
     ci |= {"make test", "make pipeline"} if provider != "github" else set()
     cd = {
         "make pipeline",
@@ -487,7 +488,7 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     answers, project = gitlab
     info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
     config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
-    expected_jobs = {"lint", "test", "pipeline", "retrain", "template-update"}
+    expected_jobs = {"lint", "test", "audit", "pipeline", "retrain", "template-update"}
     if cluster(answers):
         expected_jobs |= {"train", "build-image", "deploy-staging", "deploy-production"}
     if enterprise(answers):
@@ -587,7 +588,7 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     path = project_dir / "Jenkinsfile"
     info = check_jenkinsfile(path)
     text = path.read_text()
-    expected = ["Setup", "Lint", "Test", "Pipeline"]
+    expected = ["Setup", "Lint", "Test", "Audit", "Pipeline"]
     if cluster(answers):
         expected += ["Train", "Build image", "Deploy staging"]
         expected += ["Deploy production canary"] if enterprise(answers) else []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,24 @@ def test_non_default_answers_render_a_working_repo(copie_session):
     for command in ("prepare", "validate", "train", "evaluate", "serve"):
         usage = run([cli, command, "--help"], project).stdout
         assert f"{command} [OPTIONS]" in usage
+
+
+def test_audit_covers_every_locked_package_and_never_passes_unchecked(default_project):
+    result = make(default_project, "audit", check=False)
+    output = result.stdout + result.stderr
+    exported = (default_project / "build" / "audit-requirements.txt").read_text()
+    audited = {canonical(name) for name in re.findall(r"^([A-Za-z0-9._-]+)==", exported, re.M)}
+    lock = tomllib.loads((default_project / "uv.lock").read_text())
+    locked = {canonical(p["name"]) for p in lock["package"] if "registry" in p.get("source", {})}
+    assert audited == locked, "every package of uv.lock, all groups, and only those"
+    if "could not be audited" in output:
+        # No advisory service reachable (an offline runner): a failure, never a quiet pass.
+        assert result.returncode != 0, output[-2000:]
+    elif result.returncode == 0:
+        assert "No known vulnerabilities found" in output
+    else:
+        assert re.search(r"Found \d+ known vulnerabilit", output), output[-2000:]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
