@@ -325,6 +325,12 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
             expected |= push
     if enterprise(answers):
         expected |= canary
+        # Signing after the push; the deploys verify (`make deploy` runs verify-image).
+        expected |= {
+            "github": {"make sign-image"},
+            "gitlab": {"make cosign-login sign-image", "make cosign-login"},
+            "jenkins": {"make sign-image", "make cosign-login"},
+        }[provider]
     if provider == "github" and cluster(answers):
         expected.add("make lint test")  # cd.yml's checks job
     # Template updates: GitHub and GitLab propose them, Jenkins reports them.
@@ -492,7 +498,7 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     if cluster(answers):
         expected_jobs |= {"train", "build-image", "deploy-staging", "deploy-production"}
     if enterprise(answers):
-        expected_jobs.add("deploy-production-canary")
+        expected_jobs |= {"deploy-production-canary", "sign-image"}
     assert set(info.jobs) == expected_jobs
     assert info.stages == (GITLAB_STAGES if cluster(answers) else GITLAB_STAGES[:3])
     assert set(info.job_stages.values()) == set(info.stages)  # no empty stage
@@ -603,8 +609,10 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
             "Deploy production": approvers,
         }
         assert info.stage("Deploy production canary").sh == (
+            "make cosign-login",
             "make deploy ENV=production CANARY_PERCENT=10",
         )
+        assert info.stage("Build image").sh[-1] == "make sign-image"
         assert "make model-card" in info.stage("Train").sh
     else:
         assert not info.has_input_with_submitter
