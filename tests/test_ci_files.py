@@ -373,6 +373,10 @@ def test_github_least_privilege_concurrency_and_no_persisted_credentials(github)
             expected = {"contents": "read"}
             if name == "build" and ghcr:
                 expected["packages"] = "write"
+            if name == "build" and enterprise(answers):
+                expected["id-token"] = "write"  # keyless signing (Sigstore)
+            if name.startswith("deploy-") and enterprise(answers) and ghcr:
+                expected["packages"] = "read"  # cosign reads the signature
             if name == "template-update":  # pushes its branch and opens the pull request
                 expected = {"contents": "write", "pull-requests": "write"}
             assert job["permissions"] == expected, f"{path.name}: job {name}"
@@ -612,7 +616,8 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
             "make cosign-login",
             "make deploy ENV=production CANARY_PERCENT=10",
         )
-        assert info.stage("Build image").sh[-1] == "make sign-image"
+        build = info.stage("Build image").sh
+        assert build.index("make sign-image") == build.index("make docker-build docker-push") + 1
         assert "make model-card" in info.stage("Train").sh
     else:
         assert not info.has_input_with_submitter
@@ -652,6 +657,8 @@ def test_jenkins_credentials_only_by_id(jenkins):
     remote["azure"] = "dvc-remote-azure"
     if remote[answers["data_remote"]]:
         expected.add(remote[answers["data_remote"]])
+    if enterprise(answers):  # no OIDC identity on Jenkins: cosign signs with a key pair
+        expected |= {"cosign-key", "cosign-password", "cosign-public-key"}
     assert ids == expected
     # Every environment assignment but the Python version and CI binds a credential by ID.
     for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):

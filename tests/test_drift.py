@@ -4,7 +4,8 @@
   the CLI's exit codes (0, 3, 4), the reports, the fallback to models/model.json stated in the
   output, the reference found through DVC at a later commit, `make collect` from server logs,
   and `make monitor` re-running the pipeline on drift;
-- scale-up and enterprise, each with a real `mlflow server` on 127.0.0.1: `make monitor` on a
+- enterprise (scale-up's `make retrain` runs in test_tiers.py), with a real `mlflow server` on
+  127.0.0.1: `make monitor` on a
   shifted batch retrains, a clearly better challenger replaces a crippled champion, a crippled
   challenger is refused, every decision in the version tags; an unusable batch changes nothing;
 - the CronJob manifests of deploy/k8s, through kubernetes-validate --strict.
@@ -213,13 +214,17 @@ def test_startup_monitor_reruns_the_pipeline_on_drift_only(default_project: Path
     assert "Data and pipelines are up to date." in again.stdout + again.stderr
 
 
-# --- scale-up and enterprise: the loop against a tracking server -------------------------------
+# --- the cluster tiers: the loop against a tracking server -------------------------------------
 
 
 class TestMonitorAndRetrainOnATrackingServer:
-    """`make monitor` on a shifted batch retrains; promotion decides who is champion."""
+    """`make monitor` on a shifted batch retrains; promotion decides who is champion.
 
-    @pytest.fixture(scope="class", params=["scale-up", "enterprise"])
+    Enterprise only: its retrain is scale-up's plus the fairness stage of dvc.yaml, and
+    test_tiers.py runs scale-up's `make retrain` and promotion against a tracking server.
+    """
+
+    @pytest.fixture(scope="class", params=["enterprise"])
     @classmethod
     def served(cls, request, copie_session, tmp_path_factory) -> Iterator[dict[str, Any]]:
         # A local DVC remote: the retrain on drift then pushes nowhere it cannot reach.
