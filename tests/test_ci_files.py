@@ -266,6 +266,23 @@ GITLAB_REMOTE_VARIABLES = {
 }
 
 
+# Jobs whose make targets reach the DVC remote (`make data`, `make push`), per provider.
+REMOTE_JOBS = {"github": {"ci", "train", "retrain"}, "gitlab": {"pipeline", "train", "retrain"}}
+# OIDC for the DVC remote: the variables that switch it on, and the token's audience.
+OIDC_VARIABLES = {
+    "s3": {"AWS_ROLE_ARN"},
+    "gcs": {"GCP_WORKLOAD_IDENTITY_PROVIDER", "GCP_SERVICE_ACCOUNT"},
+    "azure": {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_STORAGE_ACCOUNT"},
+}
+# A step whose make command reaches the DVC remote (through `make data` or `make push`).
+REMOTE_MAKE_COMMAND = re.compile(r"^make (ci|pipeline|push|monitor)\b", re.M)
+OIDC_AUDIENCES = {
+    "s3": "sts.amazonaws.com",
+    "gcs": "https://iam.googleapis.com/$GCP_WORKLOAD_IDENTITY_PROVIDER",
+    "azure": "api://AzureADTokenExchange",
+}
+
+
 def remote_secrets(answers: Mapping[str, str]) -> set[str]:
     return set(DVC_REMOTE_SECRETS.get(answers["ci_provider"], {}).get(answers["data_remote"], ()))
 
@@ -377,6 +394,8 @@ def test_github_least_privilege_concurrency_and_no_persisted_credentials(github)
                 expected["id-token"] = "write"  # keyless signing (Sigstore)
             if name.startswith("deploy-") and enterprise(answers) and ghcr:
                 expected["packages"] = "read"  # cosign reads the signature
+            if name in REMOTE_JOBS["github"] and answers["data_remote"] != "local":
+                expected["id-token"] = "write"  # OIDC for the DVC remote
             if name == "template-update":  # pushes its branch and opens the pull request
                 expected = {"contents": "write", "pull-requests": "write"}
             assert job["permissions"] == expected, f"{path.name}: job {name}"
@@ -446,8 +465,9 @@ def test_github_python_version_comes_from_the_answer(github):
     assert versions == {answer(answers, "python_version")}
 
 
+# Secrets, (non-secret) variables and the job's own identity.
 GITHUB_EXPRESSION = re.compile(
-    r"^\$\{\{ (?:secrets\.[A-Z][A-Z0-9_]*|github\.actor|github\.token) \}\}$"
+    r"^\$\{\{ (?:(?:secrets|vars)\.[A-Z][A-Z0-9_]*|github\.actor|github\.token) \}\}$"
 )
 
 
@@ -724,6 +744,9 @@ def test_readme_documents_every_secret_the_ci_reads(rendered):
     for name in {n for n in names if n.startswith("TEMPLATE_UPDATE")}:
         assert f"`{name}`" in updates.group(1), f"'Template updates' does not document {name}"
         names.discard(name)
+    # The OIDC variables of the DVC remote are documented under "### Credentials" (checked by
+    # test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it).
+    names -= OIDC_VARIABLES.get(answers["data_remote"], set())
     if answers["ci_provider"] == "gitlab" and cluster(answers):
         # Read by the tools themselves, not by the file: still documented by name.
         names |= {"KUBECONFIG", answer(answers, "mlflow_tracking_secret")}
@@ -745,6 +768,67 @@ def test_readme_documents_every_secret_the_ci_reads(rendered):
     dvc_names = ("AWS_ACCESS_KEY_ID", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_SERVICE_ACCOUNT_KEY")
     if answers["data_remote"] == "local":
         assert not any(n in section for n in (*dvc_names, "AZURE_STORAGE_CONNECTION_STRING"))
+
+
+def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(rendered):
+    answers, project = rendered
+    remote, provider = answers["data_remote"], answers["ci_provider"]
+    makefile = (project / "Makefile").read_text()
+    readme = (project / "README.md").read_text()
+    if remote == "local":
+        assert not (project / "tools" / "cloud_credentials.py").exists()
+        assert "cloud-credentials" not in makefile and "### Credentials" not in readme
+        return
+    assert (project / "tools" / "cloud_credentials.py").is_file()
+    # The targets that reach the remote mint the token first, whatever runs them.
+    for target in ("data", "push"):
+        assert re.search(rf"^{target}: \$\(CLOUD_CREDENTIALS\) ##", makefile, re.M), target
+    credentials = re.search(r"^### Credentials\n(.*?)(?=^## )", readme, re.M | re.S)
+    assert credentials, "README.md has no '### Credentials' section"
+    if provider == "jenkins":
+        assert "no OIDC identity" in credentials.group(1)
+        return
+    for name in OIDC_VARIABLES[remote]:
+        assert f"`{name}`" in credentials.group(1), f"Credentials does not document {name}"
+    if provider == "github":
+        for path in ci_files(project):
+            workflow = load_workflow(path)
+            for name, job in workflow["jobs"].items():
+                reaching = [
+                    step
+                    for step in job.get("steps", [])
+                    if REMOTE_MAKE_COMMAND.search(str(step.get("run", "")))
+                ]
+                assert bool(reaching) == (name in REMOTE_JOBS["github"]), f"{path.name}: {name}"
+                if not reaching:
+                    continue
+                assert job["permissions"].get("id-token") == "write", f"{path.name}: {name}"
+                for step in reaching:
+                    env = step.get("env", {})
+                    for variable in OIDC_VARIABLES[remote]:
+                        assert env.get(variable) == f"${{{{ vars.{variable} }}}}", (
+                            f"{path.name} {name}: {step['name']} lacks {variable}"
+                        )
+        if remote == "gcs":  # the key file is the fallback only
+            key_steps = [
+                step
+                for path in ci_files(project)
+                for _, step in workflow_steps(load_workflow(path))
+                if "GCP_SERVICE_ACCOUNT_KEY" in str(step.get("env", {}))
+            ]
+            assert key_steps
+            for step in key_steps:
+                assert step["if"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER == '' }}"
+    else:
+        _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+        present = REMOTE_JOBS["gitlab"] & set(jobs)
+        assert present >= {"pipeline", "retrain"}
+        for name in present:
+            tokens = jobs[name].get("id_tokens", {})
+            assert tokens == {"OIDC_ID_TOKEN": {"aud": OIDC_AUDIENCES[remote]}}, name
+        for name, job in jobs.items():
+            if name not in REMOTE_JOBS["gitlab"] and "OIDC_ID_TOKEN" in str(job):
+                pytest.fail(f"{name} gets the remote's ID token without reaching the remote")
 
 
 def test_readme_explains_the_approval_only_on_enterprise(rendered):
