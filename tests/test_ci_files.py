@@ -32,6 +32,7 @@ from .validators import (
     make_invocations,
     make_targets,
     run_builtin_schema,
+    run_shellcheck,
     zizmor_findings,
 )
 
@@ -302,11 +303,28 @@ def test_ci_files_pass_their_validators(rendered):
     files = ci_files(project_dir)
     provider = answers["ci_provider"]
     if provider == "github":
-        check_github_workflows(files)  # actionlint (+ shellcheck), schema, zizmor high
+        # actionlint with shellcheck on every run: script, schema, zizmor high
+        check_github_workflows(files, shellcheck=True)
     elif provider == "gitlab":
-        check_gitlab_ci(project_dir / ".gitlab-ci.yml")  # schema, stages, needs, extends
+        pipeline = check_gitlab_ci(project_dir / ".gitlab-ci.yml")  # schema, stages, needs
+        _, jobs = gitlab_jobs(project_dir / ".gitlab-ci.yml")
+        # One shell per job runs before_script, script and after_script: check them together,
+        # in the shell of the job's image (Alpine's docker images have no bash).
+        for shell in ("sh", "bash"):
+            scripts = {
+                f".gitlab-ci.yml job {name}": "\n".join(lines)
+                for name, lines in pipeline.scripts.items()
+                if lines
+                and (str(jobs[name].get("image", "")).startswith("docker:")) == (shell == "sh")
+            }
+            if scripts:
+                run_shellcheck(scripts, shell=shell)
     else:
-        check_jenkinsfile(project_dir / "Jenkinsfile")  # parse + declarative structure
+        pipeline = check_jenkinsfile(project_dir / "Jenkinsfile")  # parse + declarative structure
+        # `sh` steps run with /bin/sh unless they start with a shebang.
+        run_shellcheck(
+            {f"Jenkinsfile sh step {n}": text for n, text in enumerate(pipeline.sh_commands, 1)}
+        )
 
 
 def test_every_make_target_called_by_ci_exists_in_the_makefile(rendered):

