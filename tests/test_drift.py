@@ -217,6 +217,7 @@ def test_startup_monitor_reruns_the_pipeline_on_drift_only(default_project: Path
 # --- the cluster tiers: the loop against a tracking server -------------------------------------
 
 
+@pytest.mark.slow
 class TestMonitorAndRetrainOnATrackingServer:
     """`make monitor` on a shifted batch retrains; promotion decides who is champion.
 
