@@ -3,8 +3,12 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# uv from PATH, else pip installs the pinned version into a folder of its own (--target works
+# where the system Python is externally managed, PEP 668); commands the recipes start find it too.
 UV_VERSION ?= 0.13.9
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+UV_HOME ?= $(HOME)/.local/share/uv-$(UV_VERSION)
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(UV_HOME)/bin/uv")
+export PATH := $(dir $(UV)):$(PATH)
 RUN := $(UV) run --no-sync
 DEMO_DIR ?= $(CURDIR)/.demo/credit-risk-model
 PYTEST_ARGS ?=
@@ -14,7 +18,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+	python3 -m pip install --quiet --disable-pip-version-check --target "$(UV_HOME)" "uv==$(UV_VERSION)"
 
 .PHONY: setup
 setup: $(UV) ## Create .venv with the template's tooling (copier, pytest, pytest-copie, ruff)
