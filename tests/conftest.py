@@ -26,7 +26,15 @@ ALL_COMBINATIONS: list[dict[str, str]] = [
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
 # Variables of the calling environment that must not leak into a rendered project's commands.
-LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
+# PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every Python process of a
+# rendered project compile its imports from source again: seconds per process.
+LEAKY_ENV = (
+    "VIRTUAL_ENV",
+    "MLFLOW_TRACKING_URI",
+    "PYTHONPATH",
+    "UV_PROJECT_ENVIRONMENT",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 def combination_id(answers: Mapping[str, str]) -> str:

@@ -849,6 +849,15 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
                 pytest.fail(f"{name} gets the remote's ID token without reaching the remote")
 
 
+def test_readme_names_only_make_targets_the_makefile_has(rendered):
+    _, project = rendered
+    readme = (project / "README.md").read_text()
+    targets = make_targets(project / "Makefile")
+    named = set(re.findall(r"`make ([a-z][a-z-]*)", readme))
+    assert named, "README.md names no make target"
+    assert named <= set(targets), f"README.md names missing targets: {named - set(targets)}"
+
+
 def test_readme_explains_the_approval_only_on_enterprise(rendered):
     answers, project_dir = rendered
     section = readme_ci_section(project_dir)

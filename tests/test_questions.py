@@ -3,6 +3,7 @@ before anything is written; good answers derive the names that other answers def
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,22 @@ def test_the_ascii_fold_table_is_this_pythons_nfkd():
         assert (f'"{letter}": "{base}"' in committed) == (base is not None), letter
     if f"Unicode {unicodedata.unidata_version})" in committed:
         assert committed == module.render()
+
+
+def test_readme_lists_every_question_with_its_default():
+    """The questions table of README.md follows copier.yml: no question left out, none invented."""
+    config = yaml.safe_load((TEMPLATE_DIR / "copier.yml").read_text())
+    questions = {name for name in config if not name.startswith("_")}
+    readme = (TEMPLATE_DIR / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    documented: set[str] = set()
+    for row in rows:
+        first_cell = row.split("|")[1]
+        names = {name for name in re.findall(r"`([a-z_0-9]+)`", first_cell) if name in questions}
+        documented |= names
+        for name in names:
+            default = config[name].get("default")
+            # A short literal default is shown as is (a sentence is summed up instead).
+            if isinstance(default, str) and "{" not in default and len(default) <= 30:
+                assert default in row, f"README's row of {name} does not show its default {default}"
+    assert documented == questions

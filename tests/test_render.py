@@ -102,13 +102,15 @@ def test_ci_files_follow_the_provider(rendered):
     steps = ci["jobs"]["ci"]["steps"]
     make_ci = [step for step in steps if step.get("run") == "make ci"]
     assert len(make_ci) == 1 and make_ci[0]["name"] == "Lint, test, run the pipeline", steps
-    # A DVC remote in the cloud reaches CI as step environment from repository secrets only.
+    # A DVC remote in the cloud reaches CI as step environment: keys from secrets, the OIDC
+    # role from (non-secret) variables.
     for value in make_ci[0].get("env", {}).values():
-        assert value.startswith("${{ secrets."), value
+        assert value.startswith(("${{ secrets.", "${{ vars.")), value
     setup_uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/setup-uv"))
     assert setup_uv["with"]["python-version"] == "3.12"
     assert ci["permissions"] == {}
-    assert ci["jobs"]["ci"]["permissions"] == {"contents": "read"}
+    oidc = {"id-token": "write"} if answers["data_remote"] != "local" else {}
+    assert ci["jobs"]["ci"]["permissions"] == {"contents": "read", **oidc}
 
 
 def test_python_parses_and_passes_the_generated_ruff_config(rendered):

@@ -9,7 +9,8 @@
 touch the same lines: conflict markers (and unmerged files). Copier exits 0 in that case; this
 script exits 1, lists the files and says how to finish, so that nothing (no CI job either) commits
 half-merged code. It never commits. The scan also reports `.rej` files, which only a hand-run
-`copier update --conflict rej` writes. `check` asks Copier whether a newer release exists (`--format json` for fleet scripts).
+`copier update --conflict rej` writes. `check` asks Copier whether a newer release exists
+(`--format json` for fleet scripts).
 `check --fail-if-available` exits 3 when an update is waiting (for CI jobs that flag it).
 `conflicts` runs the conflict scan alone, to confirm none is left after resolving.
 After an update that changed pyproject.toml (or left no uv.lock), `update` re-resolves uv.lock with
