@@ -27,6 +27,7 @@ A setting that is not a valid value stops the server before it listens, naming t
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -174,7 +175,13 @@ def _uvicorn_options(host: str, port: int, settings: ServerSettings) -> dict[str
     }
 
 
-def _app(model: Any, settings: ServerSettings) -> Any:
+def serving_app(model: Any, settings: ServerSettings) -> Any:
+    """The ASGI app serving ``model`` with these settings (each worker builds its own)."""
+    # The model and the libraries behind it are loaded for good: freezing them moves their
+    # objects out of the garbage collector's reach, so a full collection while serving walks
+    # only what requests allocate (shorter pauses, so a shorter latency tail).
+    gc.collect()
+    gc.freeze()
     return create_app(
         model,
         max_body_bytes=settings.max_body_bytes,
@@ -211,7 +218,7 @@ def run_server(
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed
 
         model = ServedModel.load(model_dir, expected_sha256=settings.model_sha256)
-        uvicorn.run(_app(model, settings), log_config=None, **options)
+        uvicorn.run(serving_app(model, settings), log_config=None, **options)
         return
 
     # Each worker loads the model in a fresh process and reads its settings from the environment.
@@ -236,4 +243,4 @@ def app_from_env() -> Any:
 
     settings = ServerSettings.from_env()
     model = ServedModel.load(os.environ[MODEL_DIR_ENV], expected_sha256=settings.model_sha256)
-    return _app(model, settings)
+    return serving_app(model, settings)
