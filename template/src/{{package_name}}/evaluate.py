@@ -7,7 +7,6 @@ so both stages report the same numbers for the same model and data.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +25,8 @@ from sklearn.metrics import (
 from .audit import load_verified_model
 from .data.csv_files import read_frame
 from .errors import GateFailedError
+from .evaluation import DECISION_THRESHOLD, DIGITS, Evaluation
+from .fairness import fairness_report, write_fairness_report
 from .features import split_features_label
 from .gates import GateResult, run_gates
 
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from .config import Config, ProjectPaths
-
-# Probability at or above which the positive class is predicted, unless params.yaml sets
-# `model.threshold`.
-DECISION_THRESHOLD = 0.5
-# Enough digits to compare runs, few enough to keep metrics diffs readable.
-DIGITS = 6
 
 
 def compute_metrics(
@@ -58,18 +53,6 @@ def compute_metrics(
         "f1": f1_score(truth, pred, zero_division=0),
     }
     return {name: round(float(value), DIGITS) for name, value in metrics.items()}
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Predictions of a model on the test set, with everything a gate may need."""
-
-    # The test set as read, protected attribute included (for fairness gates).
-    test: pd.DataFrame
-    y_true: np.ndarray
-    y_prob: np.ndarray
-    y_pred: np.ndarray
-    metrics: dict[str, float]
 
 
 def evaluate_model(
@@ -116,8 +99,6 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
     evaluation = evaluate_model(model, read_frame(paths.test_data), config.model.threshold)
     write_reports(evaluation, paths)
     if config.gates.fairness is not None:
-        from .fairness import fairness_report, write_fairness_report
-
         write_fairness_report(
             fairness_report(evaluation, config.gates.fairness), paths.fairness_report
         )

@@ -24,10 +24,10 @@ import numpy as np
 from .config import FairnessSettings
 from .data.columns import PROTECTED_ATTRIBUTE, as_category
 from .errors import ArtifactIntegrityError, ConfigError
-from .evaluate import DIGITS
+from .evaluation import DIGITS
 
 if TYPE_CHECKING:
-    from .evaluate import Evaluation
+    from .evaluation import Evaluation
 
 
 @dataclass(frozen=True)

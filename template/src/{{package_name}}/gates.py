@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .fairness import fairness_report
+
 if TYPE_CHECKING:
     from .config import Config
-    from .evaluate import Evaluation
+    from .evaluation import Evaluation
     from .fairness import FairnessReport
 
 
@@ -88,8 +90,6 @@ def _fairness_report(evaluation: Evaluation, config: Config) -> FairnessReport |
     measure (no protected attribute declared)."""
     if config.gates.fairness is None:
         return None
-    from .fairness import fairness_report
-
     report = fairness_report(evaluation, config.gates.fairness)
     return report if report.applicable else None
 

@@ -17,7 +17,7 @@ from . import DISTRIBUTION_NAME
 from .audit import MODEL_FILE_NAME, ModelRecord, read_record
 from .data.columns import FEATURES, LABEL, PREDICTION_MEANING, PROTECTED_ATTRIBUTE
 from .errors import ArtifactIntegrityError
-from .evaluate import DECISION_THRESHOLD
+from .evaluation import DECISION_THRESHOLD
 from .fairness import FairnessReport, read_fairness_report
 from .promotion import read_promotion_report
 from .train import CLASSIFIERS

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .audit import ModelRecord, load_verified_model, record_path, sha256_file
 from .data.csv_files import read_frame
 from .errors import ArtifactIntegrityError, PipelineError
-from .evaluate import DIGITS, evaluate_model
+from .evaluate import evaluate_model
+from .evaluation import DIGITS
 from .gates import GateResult, run_gates
 from .registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry
 

@@ -19,7 +19,7 @@ from matplotlib.ticker import PercentFormatter
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .drift import ColumnResult, DriftReport
+    from .report import ColumnResult, DriftReport
 
 REFERENCE_COLOUR = "#9aa5b1"
 STABLE_COLOUR = "#2b6cb0"
