@@ -114,9 +114,13 @@ def test_cli_refuses_bad_answer_with_the_rule_and_writes_nothing(tmp_path):
         text=True,
         check=False,
     )
-    assert result.returncode != 0
-    assert "project_slug must be kebab-case" in result.stderr
-    assert "Not Kebab" in result.stderr
+    # What README.md says the user sees: status 1, and Copier's traceback ends in the message.
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        "ValueError: Validation error for question 'project_slug': project_slug must be kebab-case"
+    ), last_line
+    assert "'Not Kebab'" in last_line
     assert not dst.exists()
 
 
