@@ -85,7 +85,10 @@ def prepare(
     ctx: typer.Context,
     output: Annotated[
         Path | None,
-        typer.Option(help="Write a batch of current data here (for `drift`), not to data/raw/."),
+        typer.Option(
+            help="Write a batch of current data here (.csv or .parquet, for `drift`), "
+            "not to data/raw/."
+        ),
     ] = None,
     shift: Annotated[
         float,
@@ -313,7 +316,8 @@ def collect(
     ctx: typer.Context,
     logs: Annotated[list[Path], typer.Argument(help="The model server's JSON log files.")],
     output: Annotated[
-        Path | None, typer.Option(help="Batch to write (default data/current/batch.csv).")
+        Path | None,
+        typer.Option(help="Batch to write, .csv or .parquet (default data/current/batch.csv)."),
     ] = None,
 ) -> None:
     """Turn the model server's JSON request logs into a batch of current data for `drift`."""

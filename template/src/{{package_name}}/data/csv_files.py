@@ -1,4 +1,8 @@
-"""Reading and writing the pipeline's CSV files, with the declared types on every read."""
+"""Reading and writing the pipeline's CSV files, with the declared types on every read.
+
+Batches of current data (`make batch`, `make collect`, `make drift`) may also be Parquet: the
+functions named `*_table` pick the format by the file's suffix.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from typing import IO
 
 import pandas as pd
 
+from ..errors import BatchError
 from .columns import DECLARATION, apply_declared_types
+
+# The formats of a batch, by suffix (lower case).
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -32,4 +40,40 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     """Write without the index so the file holds exactly the dataset's columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
+    return path
+
+
+def check_table_suffix(path: Path) -> None:
+    """BatchError unless `path` names a format a batch can have; checked before any work."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        found = f"'{path.suffix}'" if path.suffix else "a name without one"
+        raise BatchError(f"{path}: a batch is a .csv or .parquet file (by its suffix), not {found}")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A batch in CSV or Parquet, by its suffix, with the declared types."""
+    check_table_suffix(path)
+    if path.suffix.lower() == ".csv":
+        return parse_frame(path)
+    return apply_declared_types(pd.read_parquet(path))
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a batch as CSV or Parquet, by the suffix of `path`.
+
+    The file appears whole or not at all: a frame Parquet cannot hold (a column mixing numbers
+    and text) raises BatchError and leaves whatever was at `path` before.
+    """
+    check_table_suffix(path)
+    if path.suffix.lower() == ".csv":
+        return write_frame(frame, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        frame.to_parquet(partial, index=False)
+    # pyarrow's conversion errors (ArrowInvalid, ArrowTypeError) are ValueError and TypeError.
+    except (ValueError, TypeError) as error:
+        partial.unlink(missing_ok=True)
+        raise BatchError(f"{path}: the batch cannot be written as Parquet: {error}") from error
+    partial.replace(path)
     return path

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DataSourceError
-from .csv_files import write_frame
+from .csv_files import check_table_suffix, write_frame, write_table
 from .sample import generate_sample
 from .sources import load_data
 from .synthetic import generate
@@ -30,13 +30,14 @@ def write_batch(
     n_rows: int | None = None,
     seed: int | None = None,
 ) -> Path:
-    """Write the data source's current data to `output`, for a drift check.
+    """Write the data source's current data to `output` (CSV or Parquet), for a drift check.
 
     With the synthetic and sample sources, `shift`, `n_rows` and `seed` simulate another
     population (synthetic.generate, sample.generate_sample), so the monitoring loop can be shown
     and tested without real traffic.
     A real source gives its current data as it is, and refuses them.
     """
+    check_table_suffix(output)
     if config.data.source in ("synthetic", "sample"):
         make = generate if config.data.source == "synthetic" else generate_sample
         frame = make(
@@ -52,4 +53,4 @@ def write_batch(
         )
     else:
         frame = load_data(config)
-    return write_frame(frame, output)
+    return write_table(frame, output)

@@ -8,23 +8,20 @@ reported, and counted as drift, since the champion was never validated on such v
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..data.columns import FEATURE_NAMES, FEATURES, NUMERIC_FEATURES, apply_declared_types
-from ..data.csv_files import parse_frame
+from ..data.columns import FEATURE_NAMES, FEATURES, NUMERIC_FEATURES
+from ..data.csv_files import check_table_suffix, read_table
 from ..data.schema import features_schema, validate_frame
 from ..errors import BatchError
 
-READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": parse_frame,
-    ".parquet": lambda path: apply_declared_types(pd.read_parquet(path)),
-    ".pq": lambda path: apply_declared_types(pd.read_parquet(path)),
-}
+if TYPE_CHECKING:
+    from pathlib import Path
+
 MAX_EXAMPLES = 5
 
 
@@ -48,11 +45,9 @@ def read_batch(path: Path) -> pd.DataFrame:
     """The batch at `path` as read; BatchError when it is missing or cannot be parsed."""
     if not path.is_file():
         raise BatchError(f"{path}: no such file (`make batch` or `make collect` writes one)")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise BatchError(f"{path}: a batch is a .csv or .parquet file, not '{path.suffix}'")
+    check_table_suffix(path)
     try:
-        return reader(path)
+        return read_table(path)
     # pandas' and pyarrow's parse errors (EmptyDataError, ParserError, ArrowInvalid) are
     # ValueErrors; a file that is not text fails to decode.
     except (ValueError, OSError) as error:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..data.columns import FEATURE_NAMES
-from ..data.csv_files import write_frame
+from ..data.csv_files import check_table_suffix, write_table
 from ..errors import BatchError
 
 FEATURES_FIELD = "features"
@@ -38,7 +38,8 @@ class Collected:
 
 
 def collect(logs: Iterable[Path], output: Path) -> Collected:
-    """Write the inputs logged by successful predictions in `logs` to `output` (CSV)."""
+    """Write the inputs logged by successful predictions in `logs` to `output` (CSV or Parquet)."""
+    check_table_suffix(output)
     lines = predictions = without_features = 0
     frames: list[pd.DataFrame] = []
     for entry in _entries(logs):
@@ -62,7 +63,7 @@ def collect(logs: Iterable[Path], output: Path) -> Collected:
         )
         raise BatchError(f"nothing to collect: {detail}")
     batch = pd.concat(frames, ignore_index=True)
-    write_frame(batch[[*FEATURE_NAMES, *CONTEXT_FIELDS]], output)
+    write_table(batch[[*FEATURE_NAMES, *CONTEXT_FIELDS]], output)
     return Collected(output, len(batch), lines, predictions, without_features)
 
 
