@@ -263,11 +263,11 @@ def pin_image(
     with reported_errors():
         import yaml
 
-        from .release import champion_sha256
+        from .release import champion_sha256, parse_manifests
         from .release import pin_image as pin
 
         expected = model_sha256 or champion_sha256(_config(ctx))
-        documents = list(yaml.safe_load_all(typer.get_text_stream("stdin").read()))
+        documents = parse_manifests(typer.get_binary_stream("stdin").read())
         pinned = pin(
             documents,
             image=image,

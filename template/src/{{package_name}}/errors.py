@@ -31,5 +31,9 @@ class ArtifactIntegrityError(PipelineError):
     """A model file is missing, unreadable or differs from its audit record."""
 
 
+class StageInputError(PipelineError):
+    """A file a stage reads is empty, unreadable, or lacks columns of data/columns.yaml."""
+
+
 class BatchError(PipelineError):
     """A batch of current data (drift, collect) is unreadable, empty or lacks model inputs."""

@@ -172,8 +172,13 @@ def read_fairness_report(path: Path) -> FairnessReport:
         raise ArtifactIntegrityError(
             f"{path} not found: the evaluate stage writes it (`make pipeline`)"
         ) from error
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ArtifactIntegrityError(f"{path} is not a fairness report: {error!r}") from error
+    except OSError as error:
+        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
+    # Not JSON or not UTF-8 (ValueErrors), or JSON of another shape.
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ArtifactIntegrityError(
+            f"{path} is not a fairness report: {error!r}; `make pipeline` writes it again"
+        ) from error
 
 
 def _rates(values: dict[str, Any], positives: int) -> GroupRates:

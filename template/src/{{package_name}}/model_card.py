@@ -63,7 +63,13 @@ def load_inputs(config: Config) -> CardInputs:
         raise ArtifactIntegrityError(
             f"{paths.metrics} not found: run the pipeline (`make pipeline`)"
         )
-    metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    # Not JSON or not UTF-8 (ValueErrors), or unreadable.
+    except (ValueError, OSError) as error:
+        raise ArtifactIntegrityError(
+            f"{paths.metrics} cannot be read as JSON: {error}; `make pipeline` writes it again"
+        ) from error
     if metrics != record.metrics:
         raise ArtifactIntegrityError(
             f"{paths.metrics} does not match {paths.models_dir / 'model.json'}: the metrics belong "

@@ -192,14 +192,45 @@ def write_promotion_report(promotion: Promotion, path: Path) -> Path:
     return path
 
 
+# What readers of reports/promotion.json (release-check, pin-image, the model card) rely on.
+REPORT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "outcome": str,
+    "reason": str,
+    "champion_version": int,
+    "champion_model_sha256": str,
+}
+
+
 def read_promotion_report(path: Path) -> dict[str, Any] | None:
-    """The last decision as written, None when `promote` never ran here."""
-    if not path.is_file():
+    """The last decision as written, None when `promote` never ran here.
+
+    A file that is not the JSON object `promote` writes raises ArtifactIntegrityError naming
+    the problem: `make promote` writes it again.
+    """
+    if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ArtifactIntegrityError(f"{path} is not valid JSON: {error}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
+    if not isinstance(report, dict):
+        raise ArtifactIntegrityError(
+            f"{path} must hold a JSON object, not {type(report).__name__}: `make promote` "
+            "writes it again"
+        )
+    wrong = [
+        name
+        for name, kind in REPORT_FIELDS.items()
+        if not isinstance(report.get(name), kind) or isinstance(report.get(name), bool)
+    ]
+    if wrong:
+        raise ArtifactIntegrityError(
+            f"{path} lacks or mistypes {', '.join(wrong)}: it was not written by `promote` "
+            "(`make promote` writes it again)"
+        )
+    return report
 
 
 def _registration(record: ModelRecord, model_dir: Path) -> tuple[str, int]:

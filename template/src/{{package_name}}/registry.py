@@ -78,7 +78,7 @@ class Registry:
         try:
             yield
         except (MlflowException, OSError) as error:
-            detail = str(error).replace(self._uri, self.location)
+            detail = tracking.error_detail(error, self._uri)
             raise PipelineError(
                 f"MLflow registry at {self.location}: could not {action}: {detail}. "
                 "Train and promote against the same tracking store (MLFLOW_TRACKING_URI)."

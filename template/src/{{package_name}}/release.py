@@ -45,7 +45,7 @@ def check_release(config: Config) -> ReleaseDecision:
             f"{config.paths.promotion_report} is missing: run `make promote` before deploying, "
             "so that only the registry champion ships"
         )
-    champion_sha256 = report.get("champion_model_sha256")
+    champion_sha256 = report["champion_model_sha256"]
     version = record.registered_model_version
     if champion_sha256 == record.model_sha256:
         return ReleaseDecision(
@@ -90,6 +90,25 @@ def repository_of(reference: str) -> str:
     return f"{head}{slash}{last.split(':', 1)[0]}"
 
 
+def parse_manifests(content: bytes) -> list[dict[str, Any]]:
+    """The YAML documents of `kubectl kustomize` output; ReleaseError naming what is wrong."""
+    import yaml
+
+    try:
+        documents = list(yaml.safe_load_all(content.decode("utf-8")))
+    except UnicodeDecodeError as error:
+        raise ReleaseError(f"the manifests are not UTF-8 text (byte {error.start})") from error
+    except yaml.YAMLError as error:
+        raise ReleaseError(f"the manifests are not valid YAML: {error}") from error
+    for number, document in enumerate(documents, start=1):
+        if document is not None and not isinstance(document, dict):
+            raise ReleaseError(
+                f"manifest document {number} is a {type(document).__name__}, not a Kubernetes "
+                "object (a mapping with kind, metadata, spec)"
+            )
+    return [document for document in documents if document is not None]
+
+
 def pin_image(
     documents: list[dict[str, Any]],
     image: str,
@@ -113,14 +132,21 @@ def pin_image(
             raise ReleaseError(str(error)) from None
     if canary_percent is not None and not 0 < canary_percent <= 100:
         raise ReleaseError(f"canary percent must be between 1 and 100, got {canary_percent}")
-    services = [doc for doc in documents if doc and doc.get("kind") == "InferenceService"]
+    services = [doc for doc in documents if doc.get("kind") == "InferenceService"]
     if not services:
         raise ReleaseError("no InferenceService in the manifests")
     pinned = 0
     for service in services:
-        predictor = service["spec"]["predictor"]
-        for container in predictor.get("containers", []):
-            if repository_of(container.get("image", "")) == image:
+        spec = service.get("spec")
+        predictor = spec.get("predictor") if isinstance(spec, dict) else None
+        if not isinstance(predictor, dict):
+            name = (service.get("metadata") or {}).get("name", "(unnamed)")
+            raise ReleaseError(f"InferenceService {name} has no spec.predictor mapping")
+        for container in predictor.get("containers") or []:
+            if (
+                isinstance(container, dict)
+                and repository_of(str(container.get("image", ""))) == image
+            ):
                 container["image"] = f"{image}@{digest}"
                 if expected is not None:
                     _set_env(container, MODEL_SHA256_ENV, expected)

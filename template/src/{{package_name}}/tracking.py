@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -68,6 +69,18 @@ def redacted(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# user:password@ in any URL of a message (MLflow's errors name the URL they called).
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# Enough of MLflow's message to say what failed; its retries' history can run to pages.
+MAX_DETAIL_CHARS = 400
+
+
+def error_detail(error: BaseException, uri: str) -> str:
+    """MLflow's message without credentials: the URI as `redacted`, no user:password@ left."""
+    detail = _USERINFO.sub("", str(error).replace(uri, redacted(uri)))
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[:MAX_DETAIL_CHARS] + "..."
+
+
 def connect(config: Config) -> str:
     """Point MLflow (runs, the registry, `models:/` URIs) at the store of `config`; its URI."""
     import mlflow
@@ -85,22 +98,33 @@ def connect(config: Config) -> str:
 def training_run(config: Config) -> Iterator[str]:
     """Point MLflow at the store and experiment of `config` and yield an active run's id."""
     import mlflow
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
 
     uri = connect(config)
-    name = config.mlflow.experiment
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location(uri))
-    elif experiment.lifecycle_stage == "deleted":
+    try:
+        name = config.mlflow.experiment
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location(uri))
+        elif experiment.lifecycle_stage == "deleted":
+            raise PipelineError(
+                f"MLflow experiment '{name}' is deleted: restore it "
+                f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) "
+                "or change params mlflow.experiment"
+            )
+        else:
+            experiment_id = experiment.experiment_id
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            yield run.info.run_id
+    # An unreachable server, refused credentials, a store that cannot be written: MLflow's
+    # error after its retries, without a traceback or secrets.
+    except (MlflowException, RequestException) as error:
         raise PipelineError(
-            f"MLflow experiment '{name}' is deleted: restore it "
-            f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) "
-            "or change params mlflow.experiment"
-        )
-    else:
-        experiment_id = experiment.experiment_id
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        yield run.info.run_id
+            f"MLflow tracking at {redacted(uri)} failed: {error_detail(error, uri)}. "
+            f"Check {TRACKING_URI_ENV_VAR} (else params mlflow.tracking_uri), that the server "
+            "answers, and its credentials (MLFLOW_TRACKING_USERNAME and _PASSWORD, or _TOKEN)"
+        ) from error
 
 
 def log_params_and_metrics(params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import platform
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sklearn
@@ -16,7 +18,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from . import tracking
-from .audit import ModelRecord, git_commit, save_model, sha256_file, write_record
+from .audit import (
+    ModelRecord,
+    git_commit,
+    model_path,
+    record_path,
+    save_model,
+    sha256_file,
+    write_record,
+)
 from .data.columns import FEATURE_NAMES
 from .data.csv_files import read_frame
 from .errors import ConfigError
@@ -90,44 +100,53 @@ def train(config: Config) -> TrainingResult:
     metrics = compute_metrics(
         test_label, pipeline.predict_proba(test_features)[:, 1], config.model.threshold
     )
-    model_file = save_model(pipeline, paths.models_dir)
-    model_sha256 = sha256_file(model_file)
-    training_data_sha256 = sha256_file(paths.train_data)
-    test_data_sha256 = sha256_file(paths.test_data)
-    commit = git_commit(config.root)
+    # The model and its record are made in a staging folder and moved into models/ only once
+    # MLflow has them: a failed run leaves the previous pair as it was, never a new model file
+    # beside a stale record.
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.models_dir, prefix=".train-") as staging:
+        staged_model = save_model(pipeline, Path(staging))
+        model_sha256 = sha256_file(staged_model)
+        training_data_sha256 = sha256_file(paths.train_data)
+        test_data_sha256 = sha256_file(paths.test_data)
+        commit = git_commit(config.root)
 
-    with tracking.training_run(config) as run_id:
-        tracking.log_params_and_metrics(config.params, metrics)
-        version = tracking.log_and_register_model(
-            pipeline,
-            input_sample=train_frame[list(FEATURE_NAMES)].head(SIGNATURE_SAMPLE_ROWS),
-            registered_model=config.mlflow.registered_model,
-            # Ties the registry version to the DVC-versioned file, the data and the code that
-            # made it (the whole audit record is an artifact of the run).
-            version_tags={
-                "model_sha256": model_sha256,
-                "training_data_sha256": training_data_sha256,
-                "test_data_sha256": test_data_sha256,
-                "git_commit": commit or "unknown",
-                "classifier": config.model.classifier,
-                "roc_auc": str(metrics["roc_auc"]),
-            },
-        )
-        record = ModelRecord(
-            model_file=model_file.name,
-            model_sha256=model_sha256,
-            training_data_sha256=training_data_sha256,
-            test_data_sha256=test_data_sha256,
-            git_commit=commit,
-            params=dict(config.params),
-            metrics=metrics,
-            mlflow_run_id=run_id,
-            registered_model_name=config.mlflow.registered_model,
-            registered_model_version=version,
-            sklearn_version=sklearn.__version__,
-            python_version=platform.python_version(),
-            feature_names=list(FEATURE_NAMES),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        tracking.log_file(write_record(record, paths.models_dir))
+        with tracking.training_run(config) as run_id:
+            tracking.log_params_and_metrics(config.params, metrics)
+            version = tracking.log_and_register_model(
+                pipeline,
+                input_sample=train_frame[list(FEATURE_NAMES)].head(SIGNATURE_SAMPLE_ROWS),
+                registered_model=config.mlflow.registered_model,
+                # Ties the registry version to the DVC-versioned file, the data and the code
+                # that made it (the whole audit record is an artifact of the run).
+                version_tags={
+                    "model_sha256": model_sha256,
+                    "training_data_sha256": training_data_sha256,
+                    "test_data_sha256": test_data_sha256,
+                    "git_commit": commit or "unknown",
+                    "classifier": config.model.classifier,
+                    "roc_auc": str(metrics["roc_auc"]),
+                },
+            )
+            record = ModelRecord(
+                model_file=staged_model.name,
+                model_sha256=model_sha256,
+                training_data_sha256=training_data_sha256,
+                test_data_sha256=test_data_sha256,
+                git_commit=commit,
+                params=dict(config.params),
+                metrics=metrics,
+                mlflow_run_id=run_id,
+                registered_model_name=config.mlflow.registered_model,
+                registered_model_version=version,
+                sklearn_version=sklearn.__version__,
+                python_version=platform.python_version(),
+                feature_names=list(FEATURE_NAMES),
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            staged_record = write_record(record, Path(staging))
+            tracking.log_file(staged_record)
+        # Same filesystem: each replace is atomic; the record goes last, as the pair's seal.
+        staged_model.replace(model_path(paths.models_dir))
+        staged_record.replace(record_path(paths.models_dir))
     return TrainingResult(pipeline=pipeline, record=record)

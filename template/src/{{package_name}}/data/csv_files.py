@@ -11,22 +11,45 @@ from typing import IO
 
 import pandas as pd
 
-from ..errors import BatchError
+from ..errors import BatchError, StageInputError
 from .columns import DECLARATION, apply_declared_types
 
 # The formats of a batch, by suffix (lower case).
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path, declared_columns: bool = True) -> pd.DataFrame:
     """Read a CSV written by an earlier stage; a missing file says which stage makes it.
 
     Category columns are read as text and only an empty field is missing, so a category "NA"
-    or "01" reads back as it was written.
+    or "01" reads back as it was written. With `declared_columns`, a file lacking a column of
+    data/columns.yaml (written before the declaration changed) raises StageInputError; the
+    validate stage reads the raw data without, so its schema report names what is missing.
     """
+    if path.is_dir():
+        raise StageInputError(f"{path} is a folder, not a CSV file: remove it, then `dvc repro`")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the earlier stages first (`dvc repro`)")
-    return parse_frame(path)
+    try:
+        frame = parse_frame(path)
+    except pd.errors.EmptyDataError as error:
+        raise StageInputError(f"{path} is empty: `dvc repro` writes it again") from error
+    # Parser errors and text that is not UTF-8 are ValueErrors; permissions are OSErrors.
+    except (ValueError, OSError) as error:
+        raise StageInputError(f"{path} cannot be read as CSV: {error}") from error
+    if declared_columns:
+        check_declared_columns(frame, str(path))
+    return frame
+
+
+def check_declared_columns(frame: pd.DataFrame, source: str) -> None:
+    """StageInputError naming the columns of data/columns.yaml that `frame` lacks."""
+    missing = [spec.name for spec in DECLARATION.all_columns if spec.name not in frame.columns]
+    if missing:
+        raise StageInputError(
+            f"{source} lacks column(s) {', '.join(missing)} of data/columns.yaml: it was "
+            "written before the declaration changed (`dvc repro` writes it again)"
+        )
 
 
 def parse_frame(source: Path | IO[bytes]) -> pd.DataFrame:

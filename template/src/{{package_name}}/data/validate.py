@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def validate(config: Config) -> ValidationReport:
     """Write the validation report and the train/test files; raise if the data is bad."""
     paths = config.paths
-    raw = read_frame(paths.raw_data)
+    raw = read_frame(paths.raw_data, declared_columns=False)
     report = validate_frame(raw)
     report.write_json(paths.validation_report)
     if not report.passed:
@@ -27,7 +27,12 @@ def validate(config: Config) -> ValidationReport:
         paths.train_data.unlink(missing_ok=True)
         paths.test_data.unlink(missing_ok=True)
         raise DataValidationError(f"{paths.raw_data}: {report.to_text()}")
-    train, test = split_train_test(raw, test_size=config.data.test_size, seed=config.data.seed)
+    try:
+        train, test = split_train_test(raw, test_size=config.data.test_size, seed=config.data.seed)
+    except DataValidationError:
+        paths.train_data.unlink(missing_ok=True)
+        paths.test_data.unlink(missing_ok=True)
+        raise
     write_frame(train, paths.train_data)
     write_frame(test, paths.test_data)
     return report

@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from ..audit import load_verified_model
+from ..data.columns import FEATURE_NAMES
 from ..data.csv_files import parse_frame, read_frame, write_frame
 from ..errors import PipelineError
 from ..registry import CHAMPION, RegisteredVersion, Registry
@@ -104,12 +105,24 @@ def find_data(
     for location, read in _candidates(config, path, commit, source):
         content = read()
         if content is not None and hashlib.sha256(content).hexdigest() == sha256:
-            return parse_frame(io.BytesIO(content)), location
+            return _declared_features(parse_frame(io.BytesIO(content)), location), location
         tried.append(f"{location} ({'another sha256' if content is not None else 'not found'})")
     raise PipelineError(
         f"{path.name} with sha256 {sha256} was not found; looked in: {'; '.join(tried)}. "
         "Commit dvc.lock after training and `make push`, or `dvc pull` the champion's data"
     )
+
+
+def _declared_features(frame: pd.DataFrame, location: str) -> pd.DataFrame:
+    """`frame` if it holds every declared feature; the champion may predate the declaration."""
+    missing = [name for name in FEATURE_NAMES if name not in frame.columns]
+    if missing:
+        raise PipelineError(
+            f"the champion's data ({location}) lacks feature(s) {', '.join(missing)} of "
+            "data/columns.yaml: the declaration changed after the champion was trained. "
+            "Train and promote a model on the new declaration (`make retrain`) before drift"
+        )
+    return frame
 
 
 def _champion(registry: Registry, name: str) -> RegisteredVersion | None:
@@ -175,11 +188,16 @@ def _locked_md5(root: Path, revision: str, relative: str) -> str | None:
     text = _git(root, "show", f"{revision}:dvc.lock")
     if text is None:
         return None
-    lock = yaml.safe_load(text) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == relative:
-                return out.get("md5")
+    try:
+        lock = yaml.safe_load(text) or {}
+        for stage in (lock.get("stages") or {}).values():
+            for out in stage.get("outs") or []:
+                if out.get("path") == relative:
+                    md5 = out.get("md5")
+                    return md5 if isinstance(md5, str) else None
+    # A malformed lock at one commit records nothing usable; the search goes on without it.
+    except (yaml.YAMLError, AttributeError, TypeError):
+        return None
     return None
 
 
