@@ -3,6 +3,7 @@ registry, the metric gate, `dvc push` to the local remote, and a no-op second pi
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -38,8 +39,23 @@ def test_pipeline_writes_metrics_that_pass_the_gate(default_project):
     metrics = json.loads((default_project / "reports" / "metrics.json").read_text())
     assert {"roc_auc", "pr_auc", "f1", "accuracy", "brier"} <= set(metrics)
     assert 0.75 <= metrics["roc_auc"] < 1.0
-    for plot in ("roc.csv", "confusion.csv"):
-        assert (default_project / "reports" / "plots" / plot).stat().st_size > 0
+    plots = default_project / "reports" / "plots"
+    # The ROC curve DVC draws: from (0, 0) to (1, 1), never going back.
+    roc = list(csv.DictReader((plots / "roc.csv").open()))
+    fpr, tpr = ([float(row[axis]) for row in roc] for axis in ("fpr", "tpr"))
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert fpr == sorted(fpr) and tpr == sorted(tpr)
+    # One confusion row per held-out sample, each an (actual, predicted) pair of classes.
+    confusion = list(csv.DictReader((plots / "confusion.csv").open()))
+    test_rows = (default_project / "data" / "validated" / "test.csv").read_text().splitlines()
+    assert len(confusion) == len(test_rows) - 1
+    assert {(row["actual"], row["predicted"]) for row in confusion} <= {
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    }
+    assert {row["actual"] for row in confusion} == {"0", "1"}
 
 
 def test_registry_holds_a_model_version(default_project):
