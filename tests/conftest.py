@@ -27,8 +27,15 @@ LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
 # Variables of the calling environment that must not leak into a rendered project's commands.
 # PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every Python process of a
-# rendered project compile its imports from source again: seconds per process.
+# rendered project compile its imports from source again: seconds per process. Make's own
+# variables come from `make test`: a rendered project's make would think it is a sub-make and
+# print "make[1]: Entering directory" lines into the output the tests read.
 LEAKY_ENV = (
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "MAKEOVERRIDES",
+    "GNUMAKEFLAGS",
     "VIRTUAL_ENV",
     "MLFLOW_TRACKING_URI",
     "PYTHONPATH",
