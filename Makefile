@@ -36,10 +36,24 @@ demo: setup ## Render a project from all defaults into .demo/ and run its pipeli
 test: setup ## Run the template's test suite (renders projects and runs their own checks)
 	$(RUN) pytest $(PYTEST_ARGS)
 
+# A platform team's repositories: REPOS="<folders or globs>" (tools/fleet.py says what happens).
+REPOS ?=
+FORMAT ?= text
+JOBS ?=
+FLEET = $(if $(REPOS),,$(error REPOS="<folders or globs>" names the repositories))$(RUN) python tools/fleet.py
+
+.PHONY: fleet-check
+fleet-check: setup ## Where each repository of REPOS="<folders or globs>" stands (FORMAT=json, JOBS=n)
+	@$(FLEET) check $(REPOS) --format $(FORMAT) $(if $(JOBS),--jobs $(JOBS))
+
+.PHONY: fleet-update
+fleet-update: setup ## Update each repository of REPOS behind the template on branch template-update
+	@$(FLEET) update $(REPOS) --format $(FORMAT) $(if $(JOBS),--jobs $(JOBS))
+
 .PHONY: lint
 lint: setup ## Lint the template's own code (hooks, tests, benchmarks)
-	$(RUN) ruff check hooks includes tests benchmarks
-	$(RUN) ruff format --check hooks includes tests benchmarks
+	$(RUN) ruff check hooks includes tests benchmarks tools
+	$(RUN) ruff format --check hooks includes tests benchmarks tools
 
 .PHONY: bench
 bench: setup ## Render benchmark: defaults of startup and enterprise next to `copier --version`

@@ -1,0 +1,248 @@
+"""`make fleet-check` and `make fleet-update` (tools/fleet.py) over a fleet of ten repositories.
+
+The repositories come from the two releases of tests/test_update.py (0.1.0 and the working tree
+as 0.2.0), with varied answers, and are left the way a platform team finds them: most behind
+with committed edits, one with an edit that conflicts with the release, one with uncommitted
+changes, one already on the latest release, one whose `template-update` branch holds a commit a
+person made. Every outcome is checked in the repositories themselves, then a second run must
+change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import TEMPLATE_DIR, run
+from .test_update import (
+    NEXT,
+    PREVIOUS,
+    TEAM_DOCSTRING,
+    commit_all,
+    edit_params,
+    git,
+    head,
+    releases,  # noqa: F401  (the fixture)
+    render,
+)
+
+FLEET = [sys.executable, str(TEMPLATE_DIR / "tools" / "fleet.py")]
+BRANCH = "template-update"
+BEHIND = {
+    "credit-startup": {},
+    "fraud-scale-up": {"project_name": "Fraud Scale", "stack_tier": "scale-up"},
+    "churn-enterprise": {
+        "project_name": "Churn Enterprise",
+        "stack_tier": "enterprise",
+        "ci_provider": "jenkins",
+    },
+    "risk-gitlab": {"project_name": "Risk Gitlab", "ci_provider": "gitlab", "data_remote": "s3"},
+    "ltv-gcs": {"project_name": "Ltv Gcs", "stack_tier": "scale-up", "data_remote": "gcs"},
+    "wine-azure": {
+        "project_name": "Wine Azure",
+        "ci_provider": "gitlab",
+        "stack_tier": "enterprise",
+        "data_remote": "azure",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Fleet:
+    root: Path
+    heads: dict[str, str]  # repository -> HEAD before any fleet command
+
+    def repo(self, name: str) -> Path:
+        return self.root / name
+
+
+@pytest.fixture(scope="module")
+def fleet(releases: Path, tmp_path_factory: pytest.TempPathFactory) -> Fleet:  # noqa: F811
+    root = tmp_path_factory.mktemp("fleet")
+    for name, answers in BEHIND.items():
+        project = render(str(releases), root / name, PREVIOUS, answers, cwd=root)
+        params = project / "params.yaml"
+        params.write_text(edit_params(params.read_text()))  # merges cleanly with the release
+        commit_all(project, "Team: fewer trees")
+
+    conflicting = render(str(releases), root / "conflicting", PREVIOUS, {}, cwd=root)
+    train = next((conflicting / "src").glob("*/train.py"))
+    _, _, rest = train.read_text().partition("\n")
+    train.write_text(f"{TEAM_DOCSTRING}\n{rest}")  # the line the release rewords
+    commit_all(conflicting, "Team: our docstring")
+
+    dirty = render(str(releases), root / "dirty", PREVIOUS, {}, cwd=root)
+    (dirty / "params.yaml").write_text(edit_params((dirty / "params.yaml").read_text()))
+
+    render(str(releases), root / "current", NEXT, {}, cwd=root)
+
+    foreign = render(str(releases), root / "foreign-branch", PREVIOUS, {}, cwd=root)
+    git(foreign, "switch", "--quiet", "--create", BRANCH)
+    (foreign / "NOTES.md").write_text("A person's work in progress.\n")
+    commit_all(foreign, "Work in progress")
+    git(foreign, "switch", "--quiet", "main")
+
+    heads = {path.name: head(path) for path in root.iterdir()}
+    assert len(heads) == 10
+    return Fleet(root, heads)
+
+
+def fleet_json(*args: str, cwd: Path) -> tuple[int, dict]:
+    result = run([*FLEET, *args, "--format", "json"], cwd, check=False)
+    return result.returncode, json.loads(result.stdout)
+
+
+def by_repo(document: dict) -> dict[str, dict]:
+    return {Path(entry["repo"]).name: entry for entry in document["repositories"]}
+
+
+def branch_tip(repo: Path) -> str | None:
+    found = run(["git", "rev-parse", "--verify", "--quiet", BRANCH], repo, check=False)
+    return found.stdout.strip() or None
+
+
+@pytest.fixture(scope="module")
+def checked(fleet: Fleet) -> tuple[int, dict]:
+    return fleet_json("check", str(fleet.root / "*"), cwd=fleet.root)
+
+
+@pytest.fixture(scope="module")
+def updated(fleet: Fleet, checked: tuple[int, dict]) -> tuple[int, dict, str]:
+    """`make fleet-update` of the template repository over a glob of the ten."""
+    result = run(
+        [
+            *("make", "--no-print-directory", "-C", str(TEMPLATE_DIR), "fleet-update"),
+            f"REPOS={fleet.root}/*",
+            "FORMAT=json",
+            "JOBS=2",
+        ],
+        fleet.root,
+        check=False,
+    )
+    start = result.stdout.index("{\n")  # after make's own lines (uv sync)
+    return result.returncode, json.loads(result.stdout[start:]), result.stderr
+
+
+def test_check_reports_each_repository_and_changes_nothing(
+    fleet: Fleet, checked: tuple[int, dict]
+) -> None:
+    status, document = checked
+    entries = by_repo(document)
+    assert status == 3 == document["status"], "an update is waiting, nothing failed"
+    assert document["summary"] == {"update available": 9, "up to date": 1}
+    assert entries["current"]["from_version"] == NEXT
+    for name in set(entries) - {"current"}:
+        assert entries[name]["from_version"] == PREVIOUS
+        assert entries[name]["to_version"] == NEXT
+    assert entries["churn-enterprise"]["project"] == "churn-enterprise"
+    assert {name: head(fleet.repo(name)) for name in fleet.heads} == fleet.heads
+
+
+def test_update_reports_every_outcome(updated: tuple[int, dict, str]) -> None:
+    status, document, stderr = updated
+    assert status == 2, "make's status for a failed recipe"
+    assert document["status"] == 1, "conflicts, a dirty tree and a failure"
+    assert document["summary"] == {
+        "updated": 6,
+        "conflicts": 1,
+        "dirty": 1,
+        "up to date": 1,
+        "failed": 1,
+    }
+    entries = by_repo(document)
+    assert {name for name, e in entries.items() if e["result"] == "updated"} == set(BEHIND)
+    assert entries["conflicting"]["conflicts"] == [
+        f"src/{entries['conflicting']['project'].replace('-', '_')}/train.py"
+    ]
+    assert "make template-update" in entries["conflicting"]["detail"]
+    assert entries["dirty"]["dirty"] == ["params.yaml"]
+    assert "commit(s) this command did not make" in entries["foreign-branch"]["detail"]
+    assert "Error 1" in stderr, "make names the failed recipe"
+
+
+def test_updated_repositories_get_one_commit_on_the_branch_and_stay_where_they_were(
+    fleet: Fleet, updated: tuple[int, dict, str]
+) -> None:
+    entries = by_repo(updated[1])
+    for name in BEHIND:
+        repo = fleet.repo(name)
+        assert head(repo) == fleet.heads[name], "the branch the team is on did not move"
+        assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+        assert git(repo, "status", "--porcelain").strip() == ""
+        assert git(repo, "rev-parse", f"{BRANCH}^").strip() == fleet.heads[name]
+        message = git(repo, "log", "-1", "--format=%B", BRANCH)
+        assert f"Template-Update: {PREVIOUS} -> {NEXT}" in message
+        answers = yaml.safe_load(git(repo, "show", f"{BRANCH}:.copier-answers.yml"))
+        assert answers["_commit"] == NEXT
+        params = git(repo, "show", f"{BRANCH}:params.yaml")
+        assert "n_estimators: 120" in params, "the team's edit survived the update"
+        changed = set(git(repo, "diff", "--name-only", "--no-renames", "main", BRANCH).split())
+        entry = entries[name]
+        assert changed == set(entry["added"] + entry["modified"] + entry["removed"])
+        assert ".copier-answers.yml" in entry["modified"]
+
+
+def test_conflicting_dirty_and_foreign_branch_repositories_are_left_as_they_were(
+    fleet: Fleet, updated: tuple[int, dict, str]
+) -> None:
+    for name in ("conflicting", "foreign-branch", "current"):
+        repo = fleet.repo(name)
+        assert head(repo) == fleet.heads[name]
+        assert git(repo, "status", "--porcelain", "--untracked-files=all").strip() == ""
+        assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert branch_tip(fleet.repo("conflicting")) is None, "no branch left behind"
+    assert branch_tip(fleet.repo("current")) is None
+    foreign = fleet.repo("foreign-branch")
+    assert git(foreign, "show", f"{BRANCH}:NOTES.md") == "A person's work in progress.\n"
+    dirty = fleet.repo("dirty")
+    assert git(dirty, "status", "--porcelain").split() == ["M", "params.yaml"]
+    assert head(dirty) == fleet.heads["dirty"]
+
+
+def test_a_second_update_changes_nothing(fleet: Fleet, updated: tuple[int, dict, str]) -> None:
+    tips = {name: branch_tip(fleet.repo(name)) for name in BEHIND}
+    names = [str(fleet.repo(name)) for name in [*BEHIND, "current"]]
+    status, document = fleet_json("update", *names, cwd=fleet.root)
+    assert status == 0 == document["status"]
+    assert document["summary"] == {"updated": 6, "up to date": 1}
+    for name, entry in by_repo(document).items():
+        if name in BEHIND:
+            assert "nothing changed" in entry["detail"]
+            assert branch_tip(fleet.repo(name)) == tips[name]
+            assert head(fleet.repo(name)) == fleet.heads[name]
+
+
+def test_the_text_report_is_a_table_with_the_conflicted_files(
+    fleet: Fleet, updated: tuple[int, dict, str]
+) -> None:
+    result = run([*FLEET, "update", str(fleet.repo("conflicting"))], fleet.root, check=False)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["repository", "from", "to", "result", "detail"]
+    assert lines[1].split()[:4] == [str(fleet.repo("conflicting")), PREVIOUS, NEXT, "conflicts"]
+    assert any(line.strip().endswith("/train.py") for line in lines[2:])
+    assert lines[-1] == "1 repositories: 1 conflicts"
+    assert branch_tip(fleet.repo("conflicting")) is None
+
+
+def test_no_matching_repository_is_an_error(tmp_path: Path) -> None:
+    result = run([*FLEET, "check", str(tmp_path / "none-*")], tmp_path, check=False)
+    assert result.returncode == 1
+    assert "no repository matches" in result.stderr
+
+
+def test_a_folder_that_is_not_a_generated_repository_fails_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "plain").mkdir()
+    run(["git", "init", "--quiet", str(tmp_path / "plain")], tmp_path)
+    status, document = fleet_json("check", str(tmp_path / "plain"), cwd=tmp_path)
+    assert status == 1
+    (entry,) = document["repositories"]
+    assert entry["result"] == "failed"
+    assert "no .copier-answers.yml" in entry["detail"]
