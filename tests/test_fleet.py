@@ -183,8 +183,14 @@ def test_updated_repositories_get_one_commit_on_the_branch_and_stay_where_they_w
         assert "n_estimators: 120" in params, "the team's edit survived the update"
         changed = set(git(repo, "diff", "--name-only", "--no-renames", "main", BRANCH).split())
         entry = entries[name]
-        assert changed == set(entry["added"] + entry["modified"] + entry["removed"])
+        listed = entry["added"] + entry["modified"] + entry["removed"] + entry["recreated"]
+        assert changed == set(listed)
         assert ".copier-answers.yml" in entry["modified"]
+        # The release rewords the team-owned source module: reported, its diff kept in the repo.
+        source = f"src/{entry['project'].replace('-', '_')}/data/source.py"
+        (upstream,) = [c for c in entry["upstream_changes"] if c["path"] == source]
+        assert upstream["here"] == "kept as you have it"
+        assert '+"""' in (repo / upstream["diff"]).read_text()
 
 
 def test_conflicting_dirty_and_foreign_branch_repositories_are_left_as_they_were(
@@ -225,7 +231,10 @@ def test_the_text_report_is_a_table_with_the_conflicted_files(
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["repository", "from", "to", "result", "detail"]
     assert lines[1].split()[:4] == [str(fleet.repo("conflicting")), PREVIOUS, NEXT, "conflicts"]
-    assert any(line.strip().endswith("/train.py") for line in lines[2:])
+    conflicts = lines.index(f"{fleet.repo('conflicting')}: conflicts:")
+    assert lines[conflicts + 1].strip().endswith("/train.py")
+    left = f"{fleet.repo('conflicting')}: changed by the template, left as they are here:"
+    assert any(line.strip().startswith("src/") for line in lines[lines.index(left) + 1 :])
     assert lines[-1] == "1 repositories: 1 conflicts"
     assert branch_tip(fleet.repo("conflicting")) is None
 

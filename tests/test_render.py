@@ -44,6 +44,31 @@ def test_no_leftover_jinja(rendered):
     assert leftovers == []
 
 
+# The last lines of the generated Makefile and README: a promise to every generated repository
+# that these never change between releases, so what a team appends after them merges cleanly.
+# Changing them breaks that promise for every repository already rendered.
+MAKEFILE_TAIL = """
+# --- Your additions --------------------------------------------------------------------------
+# team.mk is yours: template updates never change it, and the template never writes below this
+# block, so targets added in team.mk (or after these lines) merge without conflict.
+-include team.mk
+"""
+README_TAIL = """
+## Your additions
+
+The template never writes into this section or into `team.mk`, and nothing here or at the end
+of the Makefile changes between releases: notes added below this paragraph and targets added to
+`team.mk` (or after the Makefile's last line) merge without conflict on every update.
+"""
+
+
+def test_makefile_and_readme_end_with_the_tails_teams_append_after(rendered):
+    _, project = rendered
+    assert (project / "Makefile").read_text().endswith("\n" + MAKEFILE_TAIL)
+    assert (project / "README.md").read_text().endswith("\n" + README_TAIL)
+    assert (project / "team.mk").is_file()
+
+
 def test_answers_file_matches_the_answers(rendered):
     answers, project = rendered
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())

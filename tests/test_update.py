@@ -54,6 +54,30 @@ REWORDED = (
     "tests/test_gates.py.jinja",
     "tests/data/test_synthetic.py.jinja",
 )
+# The last lines the template writes before the stable tails of the Makefile and the README (the
+# team's additions go after them): the previous release words them differently, so an update
+# changes the lines right above what a team appends, and must not conflict with it.
+NEAR_THE_END = {
+    "Makefile.jinja": (
+        "## Is a newer template release out? (FORMAT=json for scripts)",
+        "## Report whether a newer template release exists (FORMAT=json for scripts)",
+    ),
+    "README.md.jinja": (
+        "\n\nTemplate updates arrive as a merge request or a pull request.\n\n## Your additions\n",
+        "\n\n## Your additions\n",
+    ),
+}
+TEAM_MAKE_TARGET = """
+.PHONY: team-smoke
+team-smoke: ## The team's own target, appended to the Makefile
+\t@echo team smoke
+"""
+TEAM_README_NOTE = "\nOn call for this model: the credit team (#credit-ml).\n"
+TEAM_MK_TARGET = """
+.PHONY: team-report
+team-report: ## The team's own target in team.mk
+\t@echo team report
+"""
 # The module the previous release had at another path, and that path (both rendered names).
 MOVED_NEW, MOVED_OLD = "tests/test_gates.py", "tests/test_gate_checks.py"
 MIGRATION = f"""_migrations:
@@ -134,15 +158,18 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(repo.parent, "init", "--quiet", "--initial-branch=main", str(repo))
     template = repo / "template"
     current = {name: (template / name).read_text() for name in REWORDED}
+    current_tails = {name: (template / name).read_text() for name in NEAR_THE_END}
     for name, text in current.items():
         (template / name).write_text(previous_wording(text))
     (template / f"{MOVED_NEW}.jinja").rename(template / f"{MOVED_OLD}.jinja")
+    for name, (old, new) in NEAR_THE_END.items():
+        (template / name).write_text(replace_once(current_tails[name], new, old))
     git(repo, "add", "--all")
     git(repo, "commit", "--quiet", "-m", f"Release {PREVIOUS}")
     git(repo, "tag", "-a", PREVIOUS, "-m", PREVIOUS)
 
     (template / f"{MOVED_OLD}.jinja").rename(template / f"{MOVED_NEW}.jinja")
-    for name, text in current.items():
+    for name, text in {**current, **current_tails}.items():
         (template / name).write_text(text)
     copier_yml = (repo / "copier.yml").read_text()
     assert copier_yml.count("\n_migrations: []\n") == 1, "copier.yml should have no migration yet"
@@ -173,13 +200,17 @@ def recorded_answers(project: Path) -> dict[str, object]:
 # Not rendered: the answers differ by design, and uv.lock is resolved by the post-copy task (the
 # fresh render below runs no task); update must leave it alone, which `make ci` then relies on.
 NOT_RENDERED = {".copier-answers.yml", "uv.lock"}
+NOTES_DIR = ".template-update"  # the update's saved upstream diffs (git-ignored)
+TOOL = "tools/template_update.py"
+# tools/template_update.py's exit codes (its docstring), the JSON's `status` field.
+UPDATE_WAITING, CONFLICTS, UNREACHABLE = 3, 4, 5
 
 
 def files(project: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(project)): path.read_bytes()
         for path in rendered_files(project)
-        if path.name not in NOT_RENDERED
+        if path.name not in NOT_RENDERED and NOTES_DIR not in path.relative_to(project).parts
     }
 
 
@@ -226,6 +257,10 @@ def add_gate_test(text: str) -> str:
     return text.rstrip("\n") + "\n" + TEAM_GATE_TEST
 
 
+def appended(addition: str) -> Callable[[str], str]:
+    return lambda text: text + addition
+
+
 @dataclass
 class Edits:
     """What a team changed after the first render, as functions of a file's content."""
@@ -262,6 +297,9 @@ def team_edits(package: str, *, delete_moved: bool = False) -> Edits:
             "params.yaml": edit_params,
             f"src/{package}/train.py": edit_train,
             f"src/{package}/data/source.py": edit_source,
+            "Makefile": appended(TEAM_MAKE_TARGET),
+            "README.md": appended(TEAM_README_NOTE),
+            "team.mk": appended(TEAM_MK_TARGET),
         },
         added={"tests/test_team_rules.py": TEAM_TEST},
         deleted=["tests/data/test_synthetic.py"],
@@ -396,6 +434,37 @@ def test_migration_keeps_a_deleted_module_deleted(updated: dict[str, Updated]) -
     assert not (project / MOVED_NEW).exists()
 
 
+def test_update_reports_the_template_changes_it_left_as_they_are_here(
+    updated: dict[str, Updated],
+) -> None:
+    up = updated["startup-github"]
+    source = f"src/{up.edits.package}/data/source.py"  # team-owned, reworded by the release
+    deleted = "tests/data/test_synthetic.py"  # deleted by the team, reworded by the release
+    listed = up.output.split("left as they are here", 1)[1]
+    assert f"{source}  (kept as you have it)  ->  {NOTES_DIR}/{source}.diff" in listed
+    assert f"{deleted}  (deleted here)  ->  {NOTES_DIR}/{deleted}.diff" in listed
+    diff = (up.project / NOTES_DIR / f"{source}.diff").read_text()
+    assert f"--- a/{source} ({PREVIOUS})" in diff and f"+++ b/{source} ({NEXT})" in diff
+    removed_line = next(line for line in diff.splitlines() if line.startswith('-"""'))
+    added_line = next(line for line in diff.splitlines() if line.startswith('+"""'))
+    assert removed_line.startswith('-"""Previous release: ')
+    assert "+" + removed_line[1:].replace("Previous release: ", "", 1) == added_line
+    # Files the update did change are not listed there; the notes never reach a commit.
+    assert "params.yaml" not in listed
+    assert not git(up.project, "status", "--porcelain", "--", NOTES_DIR)
+
+
+def test_appended_make_targets_and_readme_notes_survive_and_run(
+    updated: dict[str, Updated],
+) -> None:
+    up = updated["scale-up-gitlab"]
+    assert (up.project / "README.md").read_text().endswith(TEAM_README_NOTE)
+    assert make(up.project, "--no-print-directory", "team-smoke").stdout == "team smoke\n"
+    assert make(up.project, "--no-print-directory", "team-report").stdout == "team report\n"
+    listed = make(up.project, "--no-print-directory", "help").stdout
+    assert "team-report" in listed and "team-smoke" in listed
+
+
 def test_template_check_says_up_to_date_after_the_update(updated: dict[str, Updated]) -> None:
     project = updated["scale-up-gitlab"].project
     report = json.loads(
@@ -432,6 +501,10 @@ def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
     assert TEAM_DOCSTRING in text
     assert head(project) == before
     assert git(project, "diff", "HEAD", "--", "src/credit_risk_model/train.py")  # not committed
+    assert f"Template update {PREVIOUS} -> {NEXT} left conflicts" in failed.stdout
+    left = run([sys.executable, TOOL, "conflicts"], project, check=False)
+    assert left.returncode == CONFLICTS
+    assert "src/credit_risk_model/train.py" in left.stderr
 
     # Resolve: keep the team's side, drop the markers, `git add`; the scan is then clean.
     train.write_text(keep_ours(text))
@@ -491,6 +564,7 @@ def test_answer_change_moves_the_repo_to_the_new_provider_and_tier(
     commit_all(project, "Team edits")
     source = "src/credit_risk_model/data/source.py"
     owned = {source: (project / source).read_bytes()}  # team-owned: never updated
+    before = head(project)
 
     result = make(project, "template-update", "DATA=ci_provider=gitlab stack_tier=scale-up")
 
@@ -505,8 +579,14 @@ def test_answer_change_moves_the_repo_to_the_new_provider_and_tier(
     assert (project / ".gitlab-ci.yml").is_file()
     assert "promotion" in yaml.safe_load((project / "params.yaml").read_text())
     # The edited workflow went with its provider; the summary says so and HEAD still has it.
-    assert "Removed by the update" in result.stdout
-    assert ".github/workflows/ci.yml" in result.stdout
+    removed = result.stdout.split("Removed by the update", 1)[1].splitlines()
+    base = before[:12]
+    ci = ".github/workflows/ci.yml"
+    assert f"  {ci}  (you had edited it)  ->  git show {base}:{ci}" in removed
+    untouched = [line for line in removed if ".github/workflows/retrain.yml" in line]
+    assert untouched == [
+        f"  .github/workflows/retrain.yml  ->  git show {base}:.github/workflows/retrain.yml"
+    ]
     assert "# our note" in git(project, "show", "HEAD:.github/workflows/ci.yml")
     fresh = fresh_render(releases, project, tmp_path / "fresh")
     assert_same_files(files(project), edits.expected(fresh, owned))
@@ -540,11 +620,98 @@ def test_relative_template_path_is_recorded_absolute_and_check_reports_the_relea
         "current_version": PREVIOUS,
         "latest_version": NEXT,
         "update_available": True,
+        "status": 0,  # no STRICT: a waiting update is not a failure
     }
     strict = make(project, "template-check", "STRICT=1", check=False)
     assert strict.returncode != 0, (
         "STRICT=1 fails while an update is waiting (Jenkins' yellow stage)"
     )
+
+
+def test_exit_codes_tell_an_unreachable_template_from_a_waiting_update(
+    updated: dict[str, Updated], tmp_path: Path
+) -> None:
+    project = tmp_path / "repo"
+    shutil.copytree(updated["enterprise-jenkins"].project, project, symlinks=True)
+    commit_all(project, "Update from the template")
+    answers = project / ".copier-answers.yml"
+    recorded = answers.read_text()
+    for src, reason in (
+        (str(tmp_path / "moved-away"), "is not a folder on this machine"),
+        (f"file://{tmp_path / 'no-such-remote.git'}", "cannot read the template"),
+    ):
+        answers.write_text(
+            recorded.replace(f"_src_path: {updated_src(recorded)}", f"_src_path: {src}")
+        )
+        direct = run([sys.executable, TOOL, "check", "--format", "json"], project, check=False)
+        assert direct.returncode == UNREACHABLE
+        report = json.loads(direct.stdout)
+        assert report["status"] == UNREACHABLE and reason in report["error"]
+        through_make = make(
+            project, "--no-print-directory", "template-check", "FORMAT=json", check=False
+        )
+        assert through_make.returncode == 2  # make's own status for any failed recipe
+        assert json.loads(through_make.stdout)["status"] == UNREACHABLE
+        refused = run([sys.executable, TOOL, "update"], project, check=False)
+        assert refused.returncode == UNREACHABLE and reason in refused.stderr
+    answers.write_text(recorded)
+    assert not git(project, "status", "--porcelain")
+    current = json.loads(
+        run(
+            [sys.executable, TOOL, "check", "--format", "json", "--fail-if-available"], project
+        ).stdout
+    )
+    assert current["status"] == 0 and current["update_available"] is False
+
+
+def updated_src(answers_text: str) -> str:
+    return str(yaml.safe_load(answers_text)["_src_path"])
+
+
+def test_a_render_from_an_untagged_commit_is_told_so_and_updates_at_the_next_release(
+    releases: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "template"
+    run(["git", "clone", "--quiet", str(releases), str(template)], tmp_path)
+    readme = template / "template" / "README.md.jinja"
+
+    def change_template(wording: str, tag: str | None = None) -> None:
+        text = readme.read_text()
+        readme.write_text(
+            replace_once(text, "\n## Template updates\n", f"\n{wording}\n\n## Template updates\n")
+        )
+        commit_all(template, wording)
+        if tag:
+            git(template, "tag", "-a", tag, "-m", tag)
+
+    change_template("A paragraph after the release.")  # what `make demo` renders: no tag
+    project = render(str(template), tmp_path / "repo", "HEAD", {}, cwd=tmp_path)
+    assert str(recorded_answers(project)["_commit"]).startswith(f"{NEXT}-1-g")
+
+    report = json.loads(
+        make(project, "--no-print-directory", "template-check", "FORMAT=json").stdout
+    )
+    assert (report["untagged"], report["update_available"], report["latest_version"]) == (
+        True,
+        False,
+        NEXT,
+    )
+    text = make(project, "--no-print-directory", "template-check").stdout
+    assert f"rendered from an untagged commit after the template's latest release {NEXT}" in text
+    nothing = make(project, "--no-print-directory", "template-update")
+    assert "no newer release yet, nothing to update" in nothing.stdout
+    assert not git(project, "status", "--porcelain")
+
+    change_template("A paragraph of the next release.", tag="0.3.0")
+    waiting = run([sys.executable, TOOL, "check", "--fail-if-available"], project, check=False)
+    assert waiting.returncode == UPDATE_WAITING
+    assert "template release 0.3.0 is available" in waiting.stdout
+    applied = make(project, "template-update")
+    assert "Template update applied" in applied.stdout
+    assert recorded_answers(project)["_commit"] == "0.3.0"
+    readme_text = (project / "README.md").read_text()
+    assert "A paragraph after the release." in readme_text
+    assert "A paragraph of the next release." in readme_text
 
 
 # --------------------------------------------------------------------------------------------

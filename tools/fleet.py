@@ -4,13 +4,15 @@
     python tools/fleet.py update REPO... [--format text|json] [--jobs N] [--branch NAME]
                                          [--vcs-ref REF]
 
-REPO arguments are folders or globs (`~/src/ml/*`). Each repository answers for itself through
-its own `tools/template_update.py` (run with this Python, which must have Copier), so a repository
-is judged by the release it is on, with the tooling of that release.
+REPO arguments are folders or globs (`~/src/ml/*`). Each repository is checked and updated by the
+newest form of the tool every generated repository carries, this checkout's
+template/tools/template_update.py (run with this Python, which must have Copier, as
+`--project REPO`): repositories on older releases, even from before the tool existed, get the same
+checks and the same report.
 
 `update`, for each repository behind the template: leaves it alone if its work tree is dirty;
 otherwise creates (or safely resets) the branch `template-update` from the branch it is on, runs
-the repository's update there, commits only when something changed, and switches back to the
+the update there, commits only when something changed, and switches back to the
 branch it was on. When the update conflicts or fails, the repository is restored exactly as it
 was (nothing is committed, the branch is not left behind) and the report lists the files:
 `make template-update` in that repository then shows the conflicts for a person to resolve.
@@ -18,10 +20,14 @@ A repository whose `template-update` branch already holds the update to the late
 top of the branch it is on, is reported as updated and not touched: running the command again is
 a no-op.
 
-Exit status (the same from make, whose own status is 2 on any failure; the JSON's `status`
-field always carries this value): 0 when every repository is up to date or updated; for
-`check`, 3 when an update is waiting and nothing failed; 1 when any repository is dirty (update
-only), conflicts or failed.
+The report names, per repository, the files the update added, modified, removed (flagging the
+ones the team had edited: their last version is in the commit the update started from) and
+recreated, and the files the template changed that the update left as the repository has them
+(team-owned, or deleted there): their upstream diffs are under the repository's .template-update/.
+
+Exit status (make's own status is 2 on any failure; the JSON's `status` field always carries
+this value): 0 when every repository is up to date or updated; for `check`, 3 when an update is
+waiting and nothing failed; 1 when any repository is dirty (update only), conflicts or failed.
 """
 
 from __future__ import annotations
@@ -41,11 +47,10 @@ from pathlib import Path
 from typing import Any
 
 ANSWERS_FILE = ".copier-answers.yml"
-TOOL = "tools/template_update.py"
+TOOL = Path(__file__).resolve().parents[1] / "template" / "tools" / "template_update.py"
 DEFAULT_BRANCH = "template-update"
 TRAILER = "Template-Update"  # `Template-Update: 0.1.0 -> 0.2.0` in the commits this makes
 UPDATE_WAITING_EXIT = 3
-MARKER = re.compile(rb"^(<{7}|>{7}) ", re.MULTILINE)
 
 UP_TO_DATE, UPDATE_AVAILABLE, UPDATED = "up to date", "update available", "updated"
 CONFLICTS, DIRTY, FAILED = "conflicts", "dirty", "failed"
@@ -67,6 +72,10 @@ class RepoResult:
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    removed_edited: list[str] = field(default_factory=list)  # of `removed`: the team had edited
+    recreated: list[str] = field(default_factory=list)
+    upstream_changes: list[dict[str, str]] = field(default_factory=list)  # path, here, diff
+    base_commit: str | None = None  # where the update started: removed files' last version
     conflicts: list[str] = field(default_factory=list)
     dirty: list[str] = field(default_factory=list)
 
@@ -126,7 +135,7 @@ def commit_trailer(repo: Path, commit: str) -> str | None:
 # --- one repository -------------------------------------------------------------------------------
 def run_tool(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, TOOL, *args],
+        [sys.executable, str(TOOL), "--project", str(repo), *args],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -143,25 +152,25 @@ def check_repo_shape(repo: Path) -> None:
         raise RepoError("not the top folder of a git repository")
     if not (repo / ANSWERS_FILE).is_file():
         raise RepoError(f"no {ANSWERS_FILE}: not made by a Copier template")
-    if not (repo / TOOL).is_file():
-        raise RepoError(
-            f"no {TOOL}: rendered before release 0.1.0; update it once by hand"
-            " (CHANGELOG.md, 0.1.0, 'Needs your attention')"
-        )
 
 
 def template_status(repo: Path, result: RepoResult) -> bool:
     """Fill in the versions from the repository's own check; True when an update is waiting."""
     found = run_tool(repo, "check", "--format", "json")
-    lines = [line for line in found.stdout.splitlines() if line.startswith("{")]
-    status: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    status = json_answer(found.stdout)
     result.project = status.get("project")
     result.from_version = status.get("current_version")
     result.to_version = status.get("latest_version")
-    if found.returncode != 0 or "error" in status or not lines:
+    if found.returncode != 0 or "error" in status or not status:
         message = status.get("error") or _last_line(found.stderr) or "no answer"
         raise RepoError(f"template check failed: {message}")
     return bool(status["update_available"])
+
+
+def json_answer(stdout: str) -> dict[str, Any]:
+    """The tool's JSON document: its last line of stdout that is one."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
 
 
 def _last_line(text: str) -> str:
@@ -215,16 +224,16 @@ def _update_on_branch(repo: Path, branch: str, vcs_ref: str | None, result: Repo
         _check_branch_replaceable(repo, branch, previous, head)
     git(repo, "switch", "--quiet", "--force-create", branch)
     try:
-        args = ["update", *(["--vcs-ref", vcs_ref] if vcs_ref else [])]
+        args = ["update", "--format", "json", *(["--vcs-ref", vcs_ref] if vcs_ref else [])]
         update = run_tool(repo, *args)
+        report = json_answer(update.stdout)
+        _fill_report(report, result)
         if update.returncode == 0 and not changed_paths(repo):
             result.result = UP_TO_DATE
             result.detail = "the update changed no file"
             return
         if update.returncode != 0:
-            result.conflicts = conflicted_files(repo)
-            result.removed = [path for code, path in changed_paths(repo) if "D" in code]
-            if result.conflicts:
+            if report.get("conflicts"):
                 result.result = CONFLICTS
                 result.detail = (
                     "nothing committed, repository as it was: run `make template-update`"
@@ -232,14 +241,13 @@ def _update_on_branch(repo: Path, branch: str, vcs_ref: str | None, result: Repo
                 )
             else:
                 result.result = FAILED
-                result.detail = _last_line(update.stderr) or _last_line(update.stdout)
+                result.detail = report.get("error") or _last_line(update.stderr) or "no answer"
             return
         git(repo, "add", "--all")
         message = f"Update from the template: {trailer}\n\n{TRAILER}: {trailer}\n"
         git(repo, "commit", "--quiet", "--no-verify", "-m", message)
         result.result = UPDATED
         result.detail = f"committed on branch {branch}"
-        _fill_changes(repo, head, "HEAD", result)
     finally:
         _restore(repo, origin, branch, previous, keep_branch=result.result == UPDATED)
 
@@ -274,15 +282,17 @@ def _restore(repo: Path, origin: str, branch: str, previous: str | None, keep_br
             git(repo, "branch", "--quiet", "--force", branch, previous)
 
 
-def conflicted_files(repo: Path) -> list[str]:
-    found = set()
-    for code, path in changed_paths(repo):
-        file = repo / path
-        if "U" in code or code in ("AA", "DD") or path.endswith(".rej"):
-            found.add(path.removesuffix(".rej"))
-        elif file.is_file() and MARKER.search(file.read_bytes()):
-            found.add(path)
-    return sorted(found)
+def _fill_report(report: dict[str, Any], result: RepoResult) -> None:
+    """The tool's account of the update (tools/template_update.py, `update --format json`)."""
+    result.added = list(report.get("added", []))
+    result.modified = list(report.get("modified", []))
+    removed = report.get("removed", [])
+    result.removed = [item["path"] for item in removed]
+    result.removed_edited = [item["path"] for item in removed if item["edited_here"]]
+    result.recreated = list(report.get("recreated", []))
+    result.upstream_changes = [dict(change) for change in report.get("upstream_changes", [])]
+    result.base_commit = report.get("base_commit")
+    result.conflicts = [conflict["path"] for conflict in report.get("conflicts", [])]
 
 
 def _fill_changes(repo: Path, base: str, tip: str, result: RepoResult) -> None:
@@ -333,21 +343,40 @@ def text_report(results: Sequence[RepoResult]) -> str:
         for row in rows
     ]
     for r in results:
-        listed = [("conflicts", r.conflicts), ("dirty", r.dirty)]
-        if r.result in (CONFLICTS, UPDATED):
-            listed.append(("removed by the update", r.removed))
-        for title, paths in listed:
-            if paths:
-                lines.append(f"{r.repo}: {title}:")
-                lines += [f"  {path}" for path in paths]
+        lines += _file_lists(r)
     counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary(results).items()))
     lines.append(f"{len(results)} repositories: {counts}")
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _file_lists(r: RepoResult) -> list[str]:
+    removed = [
+        f"{path}  (edited here; last version: git show {(r.base_commit or 'HEAD')[:12]}:{path})"
+        if path in r.removed_edited
+        else path
+        for path in r.removed
+    ]
+    upstream = [
+        f"{c['path']}  ({c['here']}; upstream diff: {c['diff']})" for c in r.upstream_changes
+    ]
+    listed = [("conflicts", r.conflicts), ("dirty", r.dirty)]
+    if r.result in (CONFLICTS, UPDATED):
+        listed += [
+            ("removed by the update", removed),
+            ("recreated by the update (deleted here)", r.recreated),
+            ("changed by the template, left as they are here", upstream),
+        ]
+    lines = []
+    for title, paths in listed:
+        if paths:
+            lines.append(f"{r.repo}: {title}:")
+            lines += [f"  {path}" for path in paths]
+    return lines
+
+
 def _detail_line(r: RepoResult) -> str:
     if r.result == UPDATED and r.detail.startswith("committed"):
-        changed = len(r.added) + len(r.modified) + len(r.removed)
+        changed = len(r.added) + len(r.modified) + len(r.removed) + len(r.recreated)
         return f"{r.detail}: {changed} file(s), {len(r.removed)} removed"
     return r.detail
 

@@ -44,6 +44,7 @@ def repo(tmp_path: Path) -> Path:
     root.mkdir()
     template = tmp_path / "template"
     template.mkdir()
+    git(template, "init", "--quiet")
     git(root, "init", "--quiet", "--initial-branch=main")
     (root / ".copier-answers.yml").write_text(
         f"_commit: 0.1.0\n_src_path: {template}\nproject_slug: demo-model\n"
@@ -98,7 +99,7 @@ def test_conflicts_command_lists_the_files_and_how_to_resolve(
     assert "No conflict markers" in capsys.readouterr().out
 
     (repo / "params.yaml").write_text(">>>>>>> after updating\n")
-    assert tu.main(["--project", str(repo), "conflicts"]) == 1
+    assert tu.main(["--project", str(repo), "conflicts"]) == tu.CONFLICTS_EXIT == 4
     err = capsys.readouterr().err
     assert "params.yaml  conflict markers" in err
     assert "Nothing was committed" in err
@@ -129,7 +130,7 @@ def test_update_names_a_template_path_missing_on_this_machine(
         "_commit: 0.1.0\n_src_path: /nowhere/mlops-template\n"
     )
     git(repo, "commit", "--quiet", "-am", "moved template")
-    assert tu.main(["--project", str(repo), "update"]) == 1
+    assert tu.main(["--project", str(repo), "update"]) == tu.UNREACHABLE_EXIT == 5
     err = capsys.readouterr().err
     assert "_src_path: /nowhere/mlops-template" in err
     assert "git URL" in err
@@ -144,57 +145,110 @@ def test_update_without_answers_file_says_copier_cannot_update(
     assert "no .copier-answers.yml" in capsys.readouterr().err
 
 
-def test_remote_template_urls_need_no_local_folder() -> None:
-    for url in (
-        "https://github.com/acme/mlops-template.git",
-        "git@github.com:acme/mlops-template.git",
-        "gh:acme/mlops-template",
-    ):
-        tu.check_template_reachable(url)
-    with pytest.raises(tu.UpdateError, match="not a folder"):
+def test_copier_shortcuts_become_the_urls_git_reads() -> None:
+    assert tu.git_url("gh:acme/mlops-template") == "https://github.com/acme/mlops-template"
+    assert tu.git_url("gl:acme/mlops-template") == "https://gitlab.com/acme/mlops-template"
+    assert tu.git_url("git+https://x.example/t.git") == "https://x.example/t.git"
+    assert tu.git_url("git@github.com:acme/t.git") == "git@github.com:acme/t.git"
+
+
+def test_a_template_is_reachable_only_when_git_can_read_it(tmp_path: Path) -> None:
+    template = tmp_path / "template.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(template))
+    tu.check_template_reachable(str(template))
+    tu.check_template_reachable(template.as_uri())  # a remote URL: git answers
+    with pytest.raises(tu.TemplateUnreachableError, match="not a folder"):
         tu.check_template_reachable("../mlops-template")
+    with pytest.raises(tu.TemplateUnreachableError, match="cannot read the template"):
+        tu.check_template_reachable((tmp_path / "gone.git").as_uri())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(tu.TemplateUnreachableError, match="cannot read the template"):
+        tu.check_template_reachable(str(plain))  # a folder, but not a git repository
 
 
 def test_check_report_for_fleet_scripts_and_people() -> None:
     answers = {"_src_path": "https://git.example.com/ml/template.git", "project_slug": "demo"}
-    copier_says = json.dumps(
-        {"update_available": True, "current_version": "0.1.0", "latest_version": "0.2.0"}
-    )
-    result = tu.check_result(answers, copier_says)
+    copier_says = {"update_available": True, "current_version": "0.1.0", "latest_version": "0.2.0"}
+    result = tu.check_result(answers, copier_says, tu.UPDATE_AVAILABLE_EXIT)
     assert result == {
         "project": "demo",
         "template": "https://git.example.com/ml/template.git",
         "current_version": "0.1.0",
         "latest_version": "0.2.0",
         "update_available": True,
+        "status": 3,
     }
     text = tu.check_text(result)
     assert "0.2.0 is available" in text and "on 0.1.0" in text
     assert "make template-update" in text
-    current = tu.check_result(answers, copier_says.replace("true", "false"))
+    current = tu.check_result(answers, {**copier_says, "update_available": False}, 0)
     assert tu.check_text(current) == "demo: on the template's latest release (0.1.0)."
+    # Rendered from a commit after the last tag: Copier calls it a post-release of that tag.
+    untagged = {
+        **copier_says,
+        "update_available": False,
+        "current_version": "0.2.0.post3.dev0+g1a2b3c4",
+    }
+    after = tu.check_result(answers, untagged, 0)
+    assert after["untagged"] is True
+    assert "untagged commit after the template's latest release 0.2.0" in tu.check_text(after)
+    assert "untagged" not in tu.check_result(answers, {**untagged, "update_available": True}, 0)
 
 
 def test_check_failure_is_still_json_for_fleet_scripts(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (repo / ".copier-answers.yml").write_text("_commit: 0.1.0\n_src_path: /nowhere/template\n")
-    assert tu.main(["--project", str(repo), "check", "--format", "json"]) == 1
+    assert tu.main(["--project", str(repo), "check", "--format", "json"]) == tu.UNREACHABLE_EXIT
     report = json.loads(capsys.readouterr().out)
+    assert report["status"] == tu.UNREACHABLE_EXIT
     assert report["template"] == "/nowhere/template"
     assert report["current_version"] == "0.1.0"
     assert "not a folder" in report["error"]
 
 
-def test_change_summary_calls_out_removed_files(repo: Path) -> None:
-    (repo / "train.py").unlink()
-    (repo / "params.yaml").write_text("model:\n  n_estimators: 300\n")
-    summary = tu.change_summary(repo)
-    assert "2 file(s) changed" in summary
-    assert "Removed by the update" in summary
-    assert summary.rstrip().endswith("train.py")
-    git(repo, "checkout", "--quiet", "--", ".")
-    assert tu.change_summary(repo).startswith("Already on the template's latest release")
+def test_report_flags_edited_removed_files_and_points_at_upstream_diffs() -> None:
+    report = tu.UpdateReport("0.1.0", "0.2.0", "a" * 40, modified=["params.yaml"])
+    report.removed = [
+        tu.Removed(
+            ".github/workflows/ci.yml", True, "git show aaaaaaaaaaaa:.github/workflows/ci.yml"
+        ),
+        tu.Removed(
+            ".github/workflows/cd.yml", False, "git show aaaaaaaaaaaa:.github/workflows/cd.yml"
+        ),
+    ]
+    report.recreated = ["src/demo/data/source.py"]
+    report.upstream_changes = [
+        tu.UpstreamChange("team.mk", "kept as you have it", ".template-update/team.mk.diff")
+    ]
+    lines = tu.report_text(report).splitlines()
+    assert lines[0].startswith("Template update applied (0.1.0 -> 0.2.0): 4 file(s) changed")
+    ci = ".github/workflows/ci.yml"
+    assert f"  {ci}  (you had edited it)  ->  git show aaaaaaaaaaaa:{ci}" in lines
+    assert "  .github/workflows/cd.yml  ->  git show aaaaaaaaaaaa:.github/workflows/cd.yml" in lines
+    assert "  src/demo/data/source.py" in lines
+    assert "  team.mk  (kept as you have it)  ->  .template-update/team.mk.diff" in lines
+
+    report.conflicts = [tu.Conflict("params.yaml", "conflict markers")]
+    conflicted = tu.report_text(report)
+    assert conflicted.startswith("Template update 0.1.0 -> 0.2.0 left conflicts")
+    assert "Modified:\n  params.yaml" in conflicted  # the conflict path reports every file too
+    assert "(you had edited it)" in conflicted
+
+
+def test_upstream_diffs_are_saved_where_git_never_sees_them(repo: Path) -> None:
+    diff = tu.unified_diff("team.mk", b"a\n", b"a\nb\n", ("0.1.0", "0.2.0"))
+    assert diff.splitlines()[:2] == ["--- a/team.mk (0.1.0)", "+++ b/team.mk (0.2.0)"]
+    assert "+b" in diff.splitlines()
+    assert tu.unified_diff("new.py", None, b"x\n", ("0.1.0", "0.2.0")).startswith("--- /dev/null")
+    assert "not text" in tu.unified_diff("logo.png", b"\xff\xfe", b"\x00\xff", ("0.1.0", "0.2.0"))
+
+    tu.save_upstream_diffs(repo, {"src/demo/data/source.py": diff})
+    assert (repo / tu.NOTES_DIR / "src/demo/data/source.py.diff").read_text() == diff
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    tu.save_upstream_diffs(repo, {})  # the next update's notes replace these
+    assert not (repo / tu.NOTES_DIR).exists()
 
 
 def fake_uv(tmp_path: Path, exit_code: int = 0) -> Path:
