@@ -60,10 +60,11 @@ bench: setup ## Render benchmark: defaults of startup and enterprise next to `co
 	$(RUN) python benchmarks/render.py
 
 .PHONY: bench-all
-bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift
+bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift, fleet
 	$(RUN) python benchmarks/generated_repo.py
 	$(RUN) python benchmarks/serving.py
 	$(RUN) python benchmarks/drift.py
+	$(RUN) python benchmarks/fleet.py
 
 .PHONY: pin-images
 pin-images: ## Refresh the base-image digests that rendered repos start with (includes/images.jinja)

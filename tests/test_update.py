@@ -133,12 +133,15 @@ def previous_wording(text: str) -> str:
     return f"# Previous release of this module.\n{text}"
 
 
+TEMPLATE_SOURCES = ("copier.yml", "hooks", "includes", "template")  # what Copier reads
+
+
 def snapshot_working_tree(dest: Path) -> None:
     """The template as it is on disk (committed or not): what the next release will be."""
     listed = run(
         [
             *("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
-            *("--", "copier.yml", "hooks", "includes", "template"),
+            *("--", *TEMPLATE_SOURCES),
         ],
         TEMPLATE_DIR,
     ).stdout
@@ -712,6 +715,70 @@ def test_a_render_from_an_untagged_commit_is_told_so_and_updates_at_the_next_rel
     readme_text = (project / "README.md").read_text()
     assert "A paragraph after the release." in readme_text
     assert "A paragraph of the next release." in readme_text
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 6: repositories rendered at older commits of this repository, updated to today
+# --------------------------------------------------------------------------------------------
+
+# Commits of this repository's history, tagged as an old release in a clone: one from before
+# tools/template_update.py existed (updated with today's tool, as `make fleet-update` does), one
+# 39 commits back (updated with its own `make template-update`).
+OLD_COMMITS = {
+    "before-the-update-tool": "df9b118a832b786e76e1bbf2af3b080f05a6c5c9",
+    "39-commits-back": "3313b87",
+}
+OLD_ANSWERS = {"stack_tier": "scale-up", "ci_provider": "gitlab", "data_remote": "s3"}
+
+
+def history_template(commit: str, root: Path) -> Path:
+    """A clone of this repository with `commit` tagged 0.0.1 and the working tree as NEXT."""
+    template = root / "history"
+    run(["git", "clone", "--quiet", "--no-checkout", str(TEMPLATE_DIR), str(template)], root)
+    git(template, "tag", "-a", "0.0.1", "-m", "0.0.1", commit)
+    git(template, "checkout", "--quiet", "-B", "next", commit)
+    git(template, "rm", "-r", "--quiet", "--ignore-unmatch", "--", *TEMPLATE_SOURCES)
+    snapshot_working_tree(template)
+    commit_all(template, "The working tree")
+    git(template, "tag", "-a", NEXT, "-m", NEXT)
+    return template
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OLD_COMMITS)
+def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
+    name: str, tmp_path: Path
+) -> None:
+    commit = OLD_COMMITS[name]
+    known = run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], TEMPLATE_DIR, check=False)
+    if known.returncode != 0:
+        pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
+    template = history_template(commit, tmp_path)
+    project = render(str(template), tmp_path / "repo", "0.0.1", OLD_ANSWERS, cwd=tmp_path)
+    before = head(project)
+    source = "src/credit_risk_model/data/source.py"  # team-owned: kept as it was rendered
+    owned = {source: (project / source).read_bytes()}
+
+    if (project / TOOL).is_file():
+        result = make(project, "template-update")
+    else:
+        current_tool = TEMPLATE_DIR / "template" / TOOL
+        result = run(
+            [sys.executable, str(current_tool), "--project", str(project), "update"], project
+        )
+
+    output = result.stdout + result.stderr
+    assert "to resolve" not in output
+    assert recorded_answers(project)["_commit"] == NEXT
+    assert head(project) == before
+    # Nothing edited: the updated repository is today's render (the team-owned module as it
+    # was), plus the lock of its dependencies; a template change to that module is reported.
+    fresh = fresh_render(template, project, tmp_path / "fresh")
+    assert_same_files(files(project), {**fresh, **owned})
+    if fresh[source] != owned[source]:
+        assert f"{source}  (kept as you have it)  ->  {NOTES_DIR}/{source}.diff" in output
+    assert (project / "uv.lock").is_file()
+    run([os.environ.get("UV", "uv"), "lock", "--check", "--quiet"], project)
 
 
 # --------------------------------------------------------------------------------------------

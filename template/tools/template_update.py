@@ -431,7 +431,8 @@ def report_json(report: UpdateReport, answers: dict[str, Any], status_code: int)
 def relock(project: Path) -> str | None:
     """Re-resolve uv.lock when the update changed pyproject.toml or there is none; what happened."""
     changed = {entry.path for entry in status(project)}
-    if "pyproject.toml" not in changed and (project / "uv.lock").exists():
+    missing = not (project / "uv.lock").exists()
+    if "pyproject.toml" not in changed and not missing:
         return None
     uv = os.environ.get("UV") or shutil.which("uv")
     if not uv or shutil.which(uv) is None:
@@ -442,6 +443,8 @@ def relock(project: Path) -> str | None:
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
         return f"`uv lock` failed ({reason}): fix pyproject.toml, run `uv lock`, commit uv.lock."
+    if missing:
+        return "uv.lock written (there was none): commit it with the update."
     return "uv.lock re-resolved for the updated pyproject.toml (existing pins kept)."
 
 
