@@ -762,10 +762,17 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
     if (project / TOOL).is_file():
         result = make(project, "template-update")
     else:
-        current_tool = TEMPLATE_DIR / "template" / TOOL
-        result = run(
-            [sys.executable, str(current_tool), "--project", str(project), "update"], project
-        )
+        # As old repositories may: a relative template path, and the tool run from elsewhere.
+        answers = project / ".copier-answers.yml"
+        relative = os.path.relpath(template, project)
+        recorded = answers.read_text()
+        answers.write_text(recorded.replace(f"_src_path: {template}", f"_src_path: {relative}"))
+        assert recorded_answers(project)["_src_path"] == relative
+        commit_all(project, "A relative template path")
+        before = head(project)
+        tool = [sys.executable, str(TEMPLATE_DIR / "template" / TOOL)]
+        result = run([*tool, "--project", str(project), "update"], tmp_path)
+        assert recorded_answers(project)["_src_path"] == str(template)  # recorded absolute again
 
     output = result.stdout + result.stderr
     assert "to resolve" not in output

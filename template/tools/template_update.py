@@ -523,7 +523,10 @@ def update(project: Path, data: list[str], vcs_ref: str | None, output_format: s
         )
     after = read_answers(project)
     lock_note = None if conflicts else relock(project)
-    report = describe_update(project, src, answers, after, base)
+    # The renders run in a temporary folder: a relative template path is the project's.
+    local = not REMOTE.match(src)
+    render_src = str((project / Path(src).expanduser()).resolve()) if local else src
+    report = describe_update(project, render_src, answers, after, base)
     report.conflicts = conflicts
     report.notes += [lock_note] if lock_note else []
     code = CONFLICTS_EXIT if conflicts else 0
