@@ -58,6 +58,34 @@ def test_pipeline_writes_metrics_that_pass_the_gate(default_project):
     assert {row["actual"] for row in confusion} == {"0", "1"}
 
 
+def test_make_score_scores_the_held_out_rows_and_rejects_a_broken_one(default_project, tmp_path):
+    held_out = (default_project / "data" / "validated" / "test.csv").read_text().splitlines()
+    header, rows = held_out[0], held_out[1:21]
+    columns = yaml.safe_load(
+        (default_project / "src" / "credit_risk_model" / "data" / "columns.yaml").read_text()
+    )
+    first = columns["features"][0]["name"]  # a model input, whatever the declaration
+    broken = rows[4].split(",")
+    broken[header.split(",").index(first)] = "[not a value]"
+    source = tmp_path / "batch.csv"
+    source.write_text("\n".join([header, *rows[:4], ",".join(broken), *rows[5:]]) + "\n")
+    output = tmp_path / "scored.parquet"
+
+    refused = make(default_project, "score", f"INPUT={source}", f"OUTPUT={output}", check=False)
+    assert refused.returncode == 2, "make's status for the CLI's exit 5 (rows rejected)"
+    assert "1 row(s) rejected" in refused.stderr
+    read = "import sys, pandas; print(pandas.read_parquet(sys.argv[1]).to_json(orient='records'))"
+    python = [".venv/bin/python", "-c", read]
+    (rejected,) = json.loads(
+        run([*python, str(tmp_path / "scored.rejects.parquet")], default_project).stdout
+    )
+    assert rejected["row"] == 5 and rejected["reason"].startswith(f"{first}: ")
+    scored = json.loads(run([*python, str(output)], default_project).stdout)
+    probability = f"{columns['label']['name']}_probability"
+    assert len(scored) == 19 and all(0 <= r[probability] <= 1 for r in scored)
+    make(default_project, "score", f"INPUT={source}", f"OUTPUT={output}", "ALLOW_REJECTS=1")
+
+
 def test_registry_holds_a_model_version(default_project):
     assert registered_versions(default_project, "credit-risk-model") == [1]
 

@@ -1,10 +1,10 @@
 """Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
 `model-card`, `serve`, the release commands `release-check` and `pin-image` (`make deploy`), and
-the monitoring commands `drift` and `collect`.
+the monitoring commands `drift` and `collect`, and batch scoring (`score`).
 
 Exit codes: 0 success, 1 an expected failure (message on stderr), 2 a usage error, 3 `drift`
-found drift or `release-check` found nothing to deploy, 4 the batch given to `drift` or
-`collect` cannot be used.
+found drift or `release-check` found nothing to deploy, 4 the batch given to `drift`, `collect`
+or `score` cannot be used, 5 `score` rejected rows (unless `--allow-rejects`).
 
 Heavy libraries (scikit-learn, pandera, MLflow) are imported inside the commands, so `--help`
 is instant and the serving image, which has no MLflow or DVC, can import this module.
@@ -24,6 +24,7 @@ from .errors import BatchError, PipelineError
 
 DRIFT_EXIT_CODE = 3
 BATCH_ERROR_EXIT_CODE = 4
+ROWS_REJECTED_EXIT_CODE = 5
 
 app = typer.Typer(
     help=(
@@ -332,6 +333,61 @@ def collect(
         f"batch written to {collected.path}: {collected.rows} rows from "
         f"{collected.predictions} logged prediction(s){skipped}"
     )
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Rows to score: .csv or .parquet.")
+    ],
+    output: Annotated[Path, typer.Argument(help="Predictions to write: .csv or .parquet.")],
+    model_dir: Annotated[
+        Path, typer.Option(help="Folder holding model.joblib and model.json (as `serve`).")
+    ] = Path("models"),
+    version: Annotated[
+        str | None,
+        typer.Option(help="A registered version instead: `champion` or a version number."),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rejected rows, with row number and reason (default: OUTPUT's "
+            "name with .rejects before its suffix)."
+        ),
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows read, checked and scored at a time.")
+    ] = 50_000,
+    allow_rejects: Annotated[
+        bool, typer.Option(help="Exit 0 even when rows were rejected.")
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="A progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Score a file in chunks with the verified model or a registered version; exit 5 when
+    rows were rejected, 4 when the file cannot be scored."""
+    with reported_errors(), batch_errors():
+        from .scoring import load_scorer, score_file
+        from .terminal_progress import row_progress
+
+        model = load_scorer(_config(ctx), model_dir, version)
+        with row_progress(input_file, enabled=progress) as advance:
+            summary = score_file(model, input_file, output, rejects, chunk_rows, advance)
+    typer.echo(
+        f"scored {summary.scored} of {summary.rows} rows of {summary.input} with model version "
+        f"{summary.model_version} into {summary.output}"
+    )
+    if summary.rejects is not None:
+        typer.secho(
+            f"{summary.rejected} row(s) rejected: {summary.rejects} has each row number and reason",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        if not allow_rejects:
+            raise typer.Exit(code=ROWS_REJECTED_EXIT_CODE)
 
 
 @app.command()
