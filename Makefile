@@ -60,11 +60,12 @@ bench: setup ## Render benchmark: defaults of startup and enterprise next to `co
 	$(RUN) python benchmarks/render.py
 
 .PHONY: bench-all
-bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift, fleet
+bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift, fleet, scoring
 	$(RUN) python benchmarks/generated_repo.py
 	$(RUN) python benchmarks/serving.py
 	$(RUN) python benchmarks/drift.py
 	$(RUN) python benchmarks/fleet.py
+	$(RUN) python benchmarks/scoring.py
 
 .PHONY: pin-images
 pin-images: ## Refresh the base-image digests that rendered repos start with (includes/images.jinja)

@@ -1,0 +1,102 @@
+"""`make score` on a large Parquet file next to a bare read + predict_proba loop, same run.
+
+Renders the defaults (startup), runs `make setup` and `make pipeline` once, writes `--rows` rows
+of the data source's current data as Parquet (`make batch`), then times, `--runs` times each:
+- the `score` CLI end to end (interpreter, imports, model verification, row checks, output with
+  carried columns, model version and input hash), at two chunk sizes, with its peak memory;
+- the baseline: in the project's Python, `pandas.read_parquet` of the whole file and one
+  `predict_proba` of the trained pipeline on it (no checks, no output), with its peak memory.
+Rows per second are medians; the ratio is the CLI's throughput over the baseline's.
+
+    uv run python benchmarks/scoring.py [--rows 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
+LEAKY_ENV += ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+COPY = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults", "--vcs-ref=HEAD"]
+SLUG = "credit-risk-model"
+
+# Runs in the project's Python: the bare loop the CLI is measured against.
+BASELINE = """
+import sys, joblib, pandas
+from pathlib import Path
+pipeline = joblib.load(Path("models/model.joblib"))
+frame = pandas.read_parquet(sys.argv[1])
+names = list(pipeline.feature_names_in_)
+pipeline.predict_proba(frame[names])
+"""
+# Peak resident memory of a command, from the kernel's accounting of the child (KiB on Linux).
+PEAK = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in LEAKY_ENV}
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=environment(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
+
+
+def measured(args: list[str], cwd: Path, runs: int) -> tuple[float, float]:
+    """Median seconds over `runs`, and the peak memory (MiB) of one more run."""
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(args, cwd)
+        seconds.append(time.perf_counter() - start)
+    peak_kib = int(run([sys.executable, "-c", PEAK, *args], cwd).stdout.strip())
+    return statistics.median(seconds), peak_kib / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "project"
+        run([*COPY, str(TEMPLATE_DIR), str(project)], Path(tmp))
+        run(["make", "setup"], project)
+        run(["make", "pipeline"], project)
+        batch = "data/current/large.parquet"
+        run(["make", "batch", f"CURRENT={batch}", f"ROWS={args.rows}", "SEED=7"], project)
+        python = str(project / ".venv" / "bin" / "python")
+        figures = {
+            "bare read_parquet + predict_proba (baseline)": measured(
+                [python, "-c", BASELINE, batch], project, args.runs
+            )
+        }
+        for chunk in (10_000, 100_000):
+            cli = [str(project / ".venv" / "bin" / SLUG), "score", batch, "build/scored.parquet"]
+            figures[f"score CLI, chunks of {chunk:,} rows"] = measured(
+                [*cli, "--chunk-rows", str(chunk), "--no-progress"], project, args.runs
+            )
+
+    base_seconds = next(iter(figures.values()))[0]
+    print(f"{args.rows:,} rows, median of {args.runs} run(s) each")
+    print(f"{'':46}{'rows/s':>12}{'ratio':>8}{'peak MiB':>10}")
+    for name, (seconds, peak) in figures.items():
+        print(f"{name:46}{args.rows / seconds:12,.0f}{base_seconds / seconds:8.2f}{peak:10.0f}")
+
+
+if __name__ == "__main__":
+    main()
