@@ -224,7 +224,8 @@ def _update_on_branch(repo: Path, branch: str, vcs_ref: str | None, result: Repo
         _check_branch_replaceable(repo, branch, previous, head)
     git(repo, "switch", "--quiet", "--force-create", branch)
     try:
-        args = ["update", "--format", "json", *(["--vcs-ref", vcs_ref] if vcs_ref else [])]
+        # The release the check above found: the tool then need not ask the template again.
+        args = ["update", "--format", "json", "--vcs-ref", str(target)]
         update = run_tool(repo, *args)
         report = json_answer(update.stdout)
         _fill_report(report, result)

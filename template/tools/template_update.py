@@ -360,7 +360,7 @@ def describe_update(
                     entry.path, ours != old.get(entry.path), f"git show {base[:12]}:{entry.path}"
                 )
             )
-        elif entry.code in ("??", "A ") and committed_blob(project, base, entry.path) is None:
+        elif entry.code in ("??", "A "):  # new since `base`: the tree was clean before
             (report.recreated if entry.path in old else report.added).append(entry.path)
         else:
             report.modified.append(entry.path)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .data.columns import FEATURES, ColumnSpec
+from .data.columns import FEATURE_NAMES, FEATURES, ColumnSpec
 from .data.csv_files import TABLE_SUFFIXES
 from .errors import BatchError, PipelineError
 from .serving.validation import CLASS_OUTPUT, PROBABILITY_OUTPUT, RequestError, check_column
@@ -183,17 +183,22 @@ def check_chunk(frame: pd.DataFrame) -> tuple[Columns, np.ndarray, dict[int, str
     """
     reasons: dict[int, str] = {}
     values = {spec.name: plain_values(spec, frame[spec.name]) for spec in FEATURES}
+    passed: dict[str, np.ndarray] = {}
     for spec in FEATURES:
         try:
-            check_column(spec, values[spec.name], _where(spec))
+            passed[spec.name] = check_column(spec, values[spec.name], _where(spec))
         except RequestError:
             for index, value in enumerate(values[spec.name]):
                 reason = _row_reason(spec, value)
                 if reason and index not in reasons:
                     reasons[index] = reason
+    if not reasons:
+        return passed, np.arange(len(frame)), reasons
     good = np.array([i for i in range(len(frame)) if i not in reasons], dtype=np.int64)
     columns = {
-        spec.name: check_column(spec, [values[spec.name][i] for i in good], _where(spec))
+        spec.name: passed[spec.name][good]
+        if spec.name in passed
+        else check_column(spec, [values[spec.name][i] for i in good], _where(spec))
         for spec in FEATURES
     }
     return columns, good, reasons
@@ -232,11 +237,16 @@ def score_file(
     input_sha256 = file_sha256(input_path)
     scored_writer, rejects_writer = ChunkWriter(output), ChunkWriter(rejects)
     rows = 0
+    no_rows: pd.DataFrame | None = None  # the output's columns, for a file with no row scored
     try:
         for chunk in read_chunks(input_path, chunk_rows):
             _check_columns(chunk, input_path)
             columns, good, reasons = check_chunk(chunk)
             carried = chunk.drop(columns=[spec.name for spec in FEATURES])
+            if no_rows is None:
+                no_rows = carried.iloc[:0].assign(
+                    **{name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS}
+                )
             if len(good):
                 probability, predicted = model.predict(columns)
                 scored = carried.iloc[good].reset_index(drop=True)
@@ -255,10 +265,10 @@ def score_file(
             rows += len(chunk)
             if progress:
                 progress(rows)
-        if rows == 0:
+        if no_rows is None or rows == 0:
             raise BatchError(f"{input_path} holds no rows to score")
         if scored_writer.rows == 0:
-            scored_writer.write(_empty_output(input_path))
+            scored_writer.write(no_rows)  # every row was rejected
         scored_writer.close()
         if rejects_writer.rows:
             rejects_writer.close()
@@ -295,13 +305,6 @@ def _check_columns(chunk: pd.DataFrame, source: Path) -> None:
         )
 
 
-def _empty_output(source: Path) -> pd.DataFrame:
-    """Every row was rejected: an output with the columns it would have had and no row."""
-    header = next(read_chunks(source, 1))
-    carried = header.drop(columns=[spec.name for spec in FEATURES]).iloc[:0]
-    return carried.assign(**{name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS})
-
-
 # --- the models it scores with --------------------------------------------------------------------
 @dataclass(frozen=True)
 class RegistryModel:
@@ -312,14 +315,9 @@ class RegistryModel:
     threshold: float
 
     def predict(self, columns: Columns) -> Prediction:
-        import sklearn
+        from .serving.model import predict_checked
 
-        names = getattr(self.pipeline, "feature_names_in_", None)
-        order = tuple(names) if names is not None else tuple(spec.name for spec in FEATURES)
-        frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
-        with sklearn.config_context(assume_finite=True):
-            positive = self.pipeline.predict_proba(frame)[:, 1].astype(np.float64)
-        return positive, (positive >= self.threshold).astype(np.int64)
+        return predict_checked(self.pipeline, columns, FEATURE_NAMES, self.threshold)
 
 
 def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,23 +80,10 @@ class ServedModel:
             ) from error
         return model
 
-    @property
-    def feature_order(self) -> tuple[str, ...]:
-        names = getattr(self.pipeline, "feature_names_in_", None)
-        return tuple(names) if names is not None else self.schema.names
-
-    def frame(self, columns: Columns) -> pd.DataFrame:
-        """The DataFrame the pipeline was trained on: same column names, order and dtypes."""
-        return pd.DataFrame({name: columns[name] for name in self.feature_order}, copy=False)
-
     def predict(self, columns: Columns) -> Prediction:
         """Probability of the positive class and the predicted class, one of each per row."""
-        # Inputs were checked (finite, in range) by the validation module.
-        with sklearn.config_context(assume_finite=True):
-            proba = self.pipeline.predict_proba(self.frame(columns))
-        positive = proba[:, 1].astype(np.float64)
         # 1 means the label's positive value (columns.yaml), at the training threshold.
-        return positive, (positive >= self.threshold).astype(np.int64)
+        return predict_checked(self.pipeline, columns, self.schema.names, self.threshold)
 
     @property
     def threshold(self) -> float:
@@ -103,6 +91,23 @@ class ServedModel:
         model = self.record.params.get("model") if isinstance(self.record.params, dict) else None
         value = model.get("threshold") if isinstance(model, dict) else None
         return float(value) if isinstance(value, int | float) else 0.5
+
+
+def predict_checked(
+    pipeline: Any, columns: Columns, declared: Sequence[str], threshold: float
+) -> Prediction:
+    """`pipeline`'s probability of the positive class, and the class at `threshold`, per row.
+
+    `columns` were checked (finite, in range) by the validation module. The frame has the
+    columns the pipeline was fitted on, in that order (`declared` when it does not record them).
+    """
+    names = getattr(pipeline, "feature_names_in_", None)
+    order = tuple(names) if names is not None else tuple(declared)
+    frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
+    with sklearn.config_context(assume_finite=True):
+        proba = pipeline.predict_proba(frame)
+    positive = proba[:, 1].astype(np.float64)
+    return positive, (positive >= threshold).astype(np.int64)
 
 
 def model_name(record: ModelRecord) -> str:
