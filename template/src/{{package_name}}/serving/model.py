@@ -86,6 +86,11 @@ class ServedModel:
         return predict_checked(self.pipeline, columns, self.schema.names, self.threshold)
 
     @property
+    def feature_order(self) -> tuple[str, ...]:
+        """The columns the pipeline was fitted on, in that order."""
+        return fitted_feature_order(self.pipeline, self.schema.names)
+
+    @property
     def threshold(self) -> float:
         """params `model.threshold` as recorded at training time (0.5 for older records)."""
         model = self.record.params.get("model") if isinstance(self.record.params, dict) else None
@@ -101,13 +106,18 @@ def predict_checked(
     `columns` were checked (finite, in range) by the validation module. The frame has the
     columns the pipeline was fitted on, in that order (`declared` when it does not record them).
     """
-    names = getattr(pipeline, "feature_names_in_", None)
-    order = tuple(names) if names is not None else tuple(declared)
+    order = fitted_feature_order(pipeline, declared)
     frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
     with sklearn.config_context(assume_finite=True):
         proba = pipeline.predict_proba(frame)
     positive = proba[:, 1].astype(np.float64)
     return positive, (positive >= threshold).astype(np.int64)
+
+
+def fitted_feature_order(pipeline: Any, declared: Sequence[str]) -> tuple[str, ...]:
+    """The pipeline's fitted column order (`declared` when the pipeline does not record it)."""
+    names = getattr(pipeline, "feature_names_in_", None)
+    return tuple(names) if names is not None else tuple(declared)
 
 
 def model_name(record: ModelRecord) -> str:
