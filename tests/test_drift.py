@@ -101,18 +101,20 @@ def test_startup_unshifted_batch_passes_and_shifted_batch_drifts_naming_the_feat
         (FEATURE_HEADER, "the batch is empty"),
     ],
 )
-def test_startup_malformed_or_empty_batch_exits_4_and_leaves_the_registry_alone(
+def test_startup_malformed_or_empty_batch_exits_4_and_writes_no_report(
     default_project: Path, content: str, message: str
 ) -> None:
-    store = f"sqlite:///{default_project / 'mlruns' / 'mlflow.db'}"
-    before = registry_state(default_project, store)
+    reports = [default_project / "reports" / name for name in ("drift.json", "drift.html")]
+    for report in reports:  # a refused batch must not leave an earlier run's verdict behind
+        report.unlink(missing_ok=True)
     batch = default_project / "data" / "current" / "malformed.csv"
     batch.write_text(content)
     result = drift(default_project, batch)
     assert result.returncode == 4
     assert result.stderr.startswith("error: ")
     assert message in result.stderr
-    assert registry_state(default_project, store) == before
+    assert "Traceback" not in result.stderr
+    assert [report.name for report in reports if report.exists()] == []
 
 
 @pytest.mark.slow

@@ -703,6 +703,9 @@ def test_a_render_from_an_untagged_commit_is_told_so_and_updates_at_the_next_rel
     assert f"rendered from an untagged commit after the template's latest release {NEXT}" in text
     nothing = make(project, "--no-print-directory", "template-update")
     assert "no newer release yet, nothing to update" in nothing.stdout
+    as_json = make(project, "--no-print-directory", "template-update", "FORMAT=json")
+    (document,) = [json.loads(line) for line in as_json.stdout.splitlines() if line.startswith("{")]
+    assert document["status"] == 0 and "nothing to update" in document["note"]
     assert not git(project, "status", "--porcelain")
 
     change_template("A paragraph of the next release.", tag="0.3.0")

@@ -224,8 +224,9 @@ def _update_on_branch(repo: Path, branch: str, vcs_ref: str | None, result: Repo
         _check_branch_replaceable(repo, branch, previous, head)
     git(repo, "switch", "--quiet", "--force-create", branch)
     try:
-        # The release the check above found: the tool then need not ask the template again.
-        args = ["update", "--format", "json", "--vcs-ref", str(target)]
+        # Without --vcs-ref the repository's tool picks the newest release itself: the check's
+        # `latest_version` is PEP 440-normalised ("v0.2.0" -> "0.2.0") and need not name a tag.
+        args = ["update", "--format", "json", *(["--vcs-ref", vcs_ref] if vcs_ref else [])]
         update = run_tool(repo, *args)
         report = json_answer(update.stdout)
         _fill_report(report, result)
