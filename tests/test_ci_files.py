@@ -62,7 +62,7 @@ APPROVERS = "ml-release-approvers"
 CI_PATHS = (".github", ".gitlab-ci.yml", "Jenkinsfile")
 
 # Answers beyond the 36 combinations: another Python, a custom tracking-secret name, the
-# providers' own registries and custom approvers.
+# providers' own registries, custom approvers and the orchestrator other than the tier's default.
 VARIANTS: list[dict[str, str]] = [
     {
         "stack_tier": "enterprise",
@@ -80,6 +80,7 @@ VARIANTS: list[dict[str, str]] = [
         "python_version": "3.13",
         "mlflow_tracking_secret": "PROD_MLFLOW_URI",
         "container_image": "registry.gitlab.com/acme/credit-risk-model",
+        "orchestrator": "kubeflow",
     },
     {
         "stack_tier": "enterprise",
@@ -88,6 +89,7 @@ VARIANTS: list[dict[str, str]] = [
         "python_version": "3.11",
         "mlflow_tracking_secret": "PROD_MLFLOW_URI",
         "production_approvers": "alice,ml-leads",
+        "orchestrator": "ci-runner",
     },
 ]
 
@@ -152,6 +154,7 @@ def answer(answers: Mapping[str, str], key: str) -> str:
         "mlflow_tracking_secret": "MLFLOW_TRACKING_URI",
         "container_image": "registry.example.com/ml/credit-risk-model",
         "production_approvers": APPROVERS,
+        "orchestrator": "kubeflow" if answers.get("stack_tier") == "enterprise" else "ci-runner",
     }
     return answers.get(key, defaults.get(key, ""))
 
