@@ -23,6 +23,8 @@ import yaml
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
 
+# The CLI's name for this group: `<cli> kfp compile|local|run|schedule`.
+GROUP_NAME = "kfp"
 HOST_ENV_VAR = "KFP_HOST"
 DEFAULT_PACKAGE = Path("build/pipeline.yaml")
 # KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
