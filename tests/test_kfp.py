@@ -163,6 +163,11 @@ def test_kfp_local_gives_the_metrics_of_make_pipeline(enterprise) -> None:
     for name, value in dvc.items():
         assert local[name] == pytest.approx(value, abs=1e-9), name
     assert "metrics written to build/kfp-local/metrics.json" in enterprise["local"]
+    # The model trained in a task names the commit the pipeline was built from, as with dvc.
+    [record] = (project / "build" / "kfp-local").glob("*/train/model/models/model.json")
+    dvc_record = json.loads((project / "models" / "model.json").read_text())
+    assert json.loads(record.read_text())["git_commit"] == dvc_record["git_commit"]
+    assert dvc_record["git_commit"]
 
 
 @pytest.mark.slow

@@ -13,12 +13,14 @@ object storage on a cluster, and no stage logic is written twice.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..audit import SOURCE_COMMIT_ENV_VAR
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
 
@@ -101,16 +103,20 @@ def run_stage(
     params_yaml: str,
     inputs: Sequence[str],
     outputs: Mapping[str, str],
+    source_commit: str | None = None,
 ) -> None:
     """Run `stage` with `params_yaml` on the input artifact folders; fill the output folders.
 
-    `outputs` maps the stage's output names (OUTPUTS) to artifact paths.
+    `outputs` maps the stage's output names (OUTPUTS) to artifact paths. `source_commit`: the
+    commit the audit record names, since the workspace is no git checkout.
     """
     if stage not in STAGES:
         raise PipelineError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
     expected = set(OUTPUTS[stage])
     if set(outputs) != expected:
         raise PipelineError(f"stage {stage} writes {sorted(expected)}, got {sorted(outputs)}")
+    if source_commit:
+        os.environ[SOURCE_COMMIT_ENV_VAR] = source_commit
     with tempfile.TemporaryDirectory(prefix=f"{stage}-") as workspace:
         _run_in(Path(workspace), stage, params_yaml, inputs, outputs)
 
