@@ -150,7 +150,7 @@ def _failed_tasks(run: Any) -> list[str]:
         {
             str(task.display_name)
             for task in tasks
-            if str(task.state) == "FAILED" and task.display_name
+            if str(task.state).upper() == "FAILED" and task.display_name
         }
     )
 
@@ -169,7 +169,7 @@ def submit(host: str | None, package: Path, experiment: str, timeout: int) -> tu
         run = client.wait_for_run_completion(result.run_id, timeout=timeout)
     except Exception as error:
         raise KfpError(f"Kubeflow Pipelines at {host}: {_reason(error)}") from None
-    state = str(run.state)
+    state = str(run.state).upper()
     if state != "SUCCEEDED":
         failed = _failed_tasks(run)
         where = f"task(s) {', '.join(failed)} failed" if failed else "no task reported"
