@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import make, rendered_files
+from .conftest import make, project_env, rendered_files, run
+from .dockerfile import emulate_build
+from .test_serving import DOCKER_STEPS_SKIPPED, uv_executable
 
 PACKAGE = "credit_risk_model"
 DVC_STAGES = ("prepare", "validate", "train", "evaluate")
@@ -203,3 +205,29 @@ def test_kfp_run_refuses_cleanly_without_a_reachable_host(enterprise, host) -> N
         assert f"error: cannot reach Kubeflow Pipelines at {url}" in done.stderr
     else:
         assert "error: KFP_HOST is not set" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_trainer_stage_has_the_package_kfp_and_the_training_set(enterprise, tmp_path) -> None:
+    """`docker build --target trainer` emulated (tests/dockerfile.py): the image the tasks run in
+    imports the pipeline module, kfp and MLflow; the server stage is left out."""
+    project = enterprise["path"]
+    image = emulate_build(
+        project / "Dockerfile",
+        context=project,
+        workdir=tmp_path / "image",
+        uv=uv_executable(),
+        host_env=project_env(),
+        known_skips=DOCKER_STEPS_SKIPPED,
+        fallback_python=sys.executable,
+        target="trainer",
+    )
+    assert image.stage.name == "trainer"
+    modules = ["kfp", "kfp.kubernetes", "mlflow", "fairlearn", f"{PACKAGE}.pipelines.training"]
+    probe = (
+        "import importlib.util as u, json, sys; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
+    )
+    found = run(image.command(["python", "-c", probe, *modules]), image.workdir, **image.env)
+    assert json.loads(found.stdout) == dict.fromkeys(modules, True)
+    assert not (image.root / "app" / "models").exists(), "no model in the trainer image"

@@ -157,8 +157,9 @@ def test_dockerfile_pins_the_chosen_python_and_runs_as_a_non_root_user(container
         assert bases[1:] == [bases[0], "runtime"], "both Python stages on the same pinned base"
     else:
         # The Kubeflow pipeline's trainer image: the build stage synced with the training and
-        # pipelines groups, on the same runtime; the server (last, the default target) as before.
-        assert bases[1:] == [bases[0], "build", "runtime", "runtime"], bases
+        # pipelines groups, on the same pinned base; the server (last, the default target) as
+        # before.
+        assert bases[1:] == [bases[0], "build", bases[0], "runtime"], bases
         stages = re.findall(r"^FROM \S+ AS (\S+)", text, flags=re.MULTILINE)
         assert stages == ["build", "runtime", "trainer-build", "trainer", "server"]
         syncs = re.findall(r"^RUN uv sync (.*)$", text, flags=re.MULTILINE)
