@@ -251,8 +251,10 @@ def emulate_build(
     host_env: Mapping[str, str],
     known_skips: tuple[str, ...] = (),
     fallback_python: str | None = None,
+    target: str | None = None,
 ) -> Image:
-    """Build the Dockerfile's final stage into `workdir`; see the module docstring.
+    """Build the Dockerfile's final stage (or the stage `target`, as `docker build --target`)
+    into `workdir`; see the module docstring.
 
     `known_skips`: prefixes of RUN commands that may be left out; any other RUN that is not a
     `uv` command fails, so a new build step cannot go unnoticed. `fallback_python`: the
@@ -267,6 +269,8 @@ def emulate_build(
     for step in instructions(dockerfile.read_text(encoding="utf-8")):
         where = f"{dockerfile.name}:{step.line} {step.keyword}"
         if step.keyword == "FROM":
+            if target is not None and stage is not None and stage.name == target:
+                break
             stage = _start_stage(step.arguments, stages, workdir)
             stages.append(stage)
             continue
@@ -306,6 +310,8 @@ def emulate_build(
             raise DockerfileError(f"{where}: an instruction the emulation does not know")
     if stage is None:
         raise DockerfileError(f"{dockerfile}: no FROM")
+    if target is not None and stage.name != target:
+        raise DockerfileError(f"{dockerfile}: no stage named {target!r}")
     for other in stages:
         if other.root != stage.root:
             shutil.rmtree(other.root, ignore_errors=True)  # earlier stages are not in the image

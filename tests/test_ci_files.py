@@ -62,7 +62,7 @@ APPROVERS = "ml-release-approvers"
 CI_PATHS = (".github", ".gitlab-ci.yml", "Jenkinsfile")
 
 # Answers beyond the 36 combinations: another Python, a custom tracking-secret name, the
-# providers' own registries and custom approvers.
+# providers' own registries, custom approvers and the orchestrator other than the tier's default.
 VARIANTS: list[dict[str, str]] = [
     {
         "stack_tier": "enterprise",
@@ -80,6 +80,7 @@ VARIANTS: list[dict[str, str]] = [
         "python_version": "3.13",
         "mlflow_tracking_secret": "PROD_MLFLOW_URI",
         "container_image": "registry.gitlab.com/acme/credit-risk-model",
+        "orchestrator": "kubeflow",
     },
     {
         "stack_tier": "enterprise",
@@ -88,6 +89,7 @@ VARIANTS: list[dict[str, str]] = [
         "python_version": "3.11",
         "mlflow_tracking_secret": "PROD_MLFLOW_URI",
         "production_approvers": "alice,ml-leads",
+        "orchestrator": "ci-runner",
     },
 ]
 
@@ -152,6 +154,7 @@ def answer(answers: Mapping[str, str], key: str) -> str:
         "mlflow_tracking_secret": "MLFLOW_TRACKING_URI",
         "container_image": "registry.example.com/ml/credit-risk-model",
         "production_approvers": APPROVERS,
+        "orchestrator": "kubeflow" if answers.get("stack_tier") == "enterprise" else "ci-runner",
     }
     return answers.get(key, defaults.get(key, ""))
 
@@ -367,7 +370,12 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
             "jenkins": {"make sign-image", "make cosign-login"},
         }[provider]
     if provider == "github" and cluster(answers):
-        expected.add("make lint test")  # cd.yml's checks job
+        expected.add("make lint test kfp-compile")  # cd.yml's checks job
+    if provider != "github" and cluster(answers):
+        expected.add("make kfp-compile")  # beside lint (GitHub's `make ci` runs it)
+    if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
+        # The Kubeflow pipeline's image, for scheduled retraining (`make monitor` -> kfp-run).
+        expected.add("make docker-build-trainer docker-push-trainer")
     # Template updates: GitHub and GitLab propose them, Jenkins reports them.
     if provider == "jenkins":
         expected.add("make template-check FORMAT=json STRICT=1")
@@ -697,6 +705,8 @@ def test_jenkins_credentials_only_by_id(jenkins):
         expected.add(remote[answers["data_remote"]])
     if enterprise(answers):  # no OIDC identity on Jenkins: cosign signs with a key pair
         expected |= {"cosign-key", "cosign-password", "cosign-public-key"}
+    if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
+        expected.add("kfp-host")  # Monitor: retraining is a Kubeflow pipeline run
     assert ids == expected
     # Every environment assignment but the Python version and CI binds a credential by ID.
     for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):
@@ -772,6 +782,12 @@ def test_readme_documents_every_secret_the_ci_reads(rendered):
         remote["azure"] = "AZURE_STORAGE_CONNECTION_STRING"
         if answers["data_remote"] in remote:
             names.add(remote[answers["data_remote"]])
+    if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
+        # Scheduled retraining submits to Kubeflow Pipelines (`make kfp-run`); GitLab's variable
+        # is read by the tool, not by the file.
+        kfp_host = "kfp-host" if answers["ci_provider"] == "jenkins" else "KFP_HOST"
+        assert answers["ci_provider"] == "gitlab" or kfp_host in names
+        names.add(kfp_host)
     if cluster(answers):
         assert answer(answers, "mlflow_tracking_secret") in names
         assert remote_secrets(answers) <= names
@@ -896,8 +912,11 @@ def _image_refs(node: Any) -> Iterator[str]:
 
 def test_every_image_is_pinned_by_digest_to_a_pin_the_template_records(rendered):
     answers, project = rendered
-    refs = re.findall(r"^FROM (\S+)", (project / "Dockerfile").read_text(), flags=re.MULTILINE)
-    refs = [ref for ref in refs if ref != "runtime"]  # the server stage builds on the runtime one
+    dockerfile = (project / "Dockerfile").read_text()
+    refs = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    # Stages that build on earlier ones (server and trainer on runtime, trainer-build on build).
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)", dockerfile, flags=re.MULTILINE))
+    refs = [ref for ref in refs if ref not in stages]
     yaml_files = sorted(project.glob("deploy/**/*.yaml"))
     if answers["ci_provider"] == "gitlab":
         yaml_files.append(project / ".gitlab-ci.yml")

@@ -158,9 +158,20 @@ def test_dockerfile_pins_the_chosen_python_and_runs_as_a_non_root_user(container
     text = (project / "Dockerfile").read_text()
     bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
     python_image = f"python:{answers['python_version']}-slim-bookworm"
-    assert len(bases) == 3, "build, runtime and server stages"
     assert re.fullmatch(re.escape(python_image) + r"@sha256:[0-9a-f]{64}", bases[0]), bases[0]
-    assert bases[1:] == [bases[0], "runtime"], "both Python stages on the same pinned base"
+    if answers["stack_tier"] == "startup":
+        assert len(bases) == 3, "build, runtime and server stages"
+        assert bases[1:] == [bases[0], "runtime"], "both Python stages on the same pinned base"
+    else:
+        # The Kubeflow pipeline's trainer image: the build stage synced with the training and
+        # pipelines groups, on the same pinned base; the server (last, the default target) as
+        # before.
+        assert bases[1:] == [bases[0], "build", bases[0], "runtime"], bases
+        stages = re.findall(r"^FROM \S+ AS (\S+)", text, flags=re.MULTILINE)
+        assert stages == ["build", "runtime", "trainer-build", "trainer", "server"]
+        syncs = re.findall(r"^RUN uv sync (.*)$", text, flags=re.MULTILINE)
+        assert all("pipelines" not in sync for sync in syncs[:2]), "the server has no kfp"
+        assert "--group train --group pipelines" in syncs[2]
     assert re.search(r"^USER 10001", text, flags=re.MULTILINE), "runs as a non-root user"
     assert re.search(r"^EXPOSE 8080$", text, flags=re.MULTILINE)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass, fields
@@ -70,8 +71,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The commit of code that runs without its repository, e.g. an orchestrated pipeline's task in a
+# container image (the cluster tiers' pipelines/workspace.py sets it).
+SOURCE_COMMIT_ENV_VAR = "SOURCE_COMMIT"
+
+
 def git_commit(folder: Path) -> str | None:
-    """HEAD of the repository holding `folder`; None outside git or without git installed."""
+    """HEAD of the repository holding `folder`; outside git (or without git installed)
+    $SOURCE_COMMIT when set, else None."""
+    fallback = os.environ.get(SOURCE_COMMIT_ENV_VAR) or None
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -82,8 +90,8 @@ def git_commit(folder: Path) -> str | None:
             timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
+        return fallback
+    return result.stdout.strip() if result.returncode == 0 else fallback
 
 
 def save_model(model: Pipeline, model_dir: Path) -> Path:

@@ -1,6 +1,7 @@
 """Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
 `model-card`, `serve`, the release commands `release-check` and `pin-image` (`make deploy`), and
-the monitoring commands `drift` and `collect`, and batch scoring (`score`).
+the monitoring commands `drift` and `collect`, batch scoring (`score`), and on the cluster tiers
+the pipeline orchestration group (pipelines/commands.py).
 
 Exit codes: 0 success, 1 an expected failure (message on stderr), 2 a usage error, 3 `drift`
 found drift or `release-check` found nothing to deploy, 4 the batch given to `drift`, `collect`
@@ -12,6 +13,7 @@ is instant and the serving image, which has no MLflow or DVC, can import this mo
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +81,14 @@ def batch_errors() -> Iterator[None]:
 
 def _config(ctx: typer.Context) -> Config:
     return load_config(ctx.obj)
+
+
+# The cluster tiers' package has pipelines/, the orchestrated training pipeline, and its command
+# group (pipelines/commands.py).
+if importlib.util.find_spec(f"{__package__}.pipelines") is not None:
+    from .pipelines import commands as pipeline_commands
+
+    app.add_typer(pipeline_commands.app, name=pipeline_commands.GROUP_NAME)
 
 
 @app.command()

@@ -1,0 +1,270 @@
+"""`kfp` commands: compile the training pipeline, run it locally, submit it, schedule it.
+
+`make kfp-compile`, `kfp-local`, `kfp-run` and `kfp-schedule` call these. kfp is imported inside
+the commands: the CLI (and the serving image, which has no kfp) imports this module.
+Exit codes: 0 success, 1 an expected failure (message on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from ..config import PARAMS_FILE_NAME, Config, load_config
+from ..errors import PipelineError
+
+# The CLI's name for this group: `<cli> kfp compile|local|run|schedule`.
+GROUP_NAME = "kfp"
+HOST_ENV_VAR = "KFP_HOST"
+DEFAULT_PACKAGE = Path("build/pipeline.yaml")
+# KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
+WEEKLY_CRON = "0 17 3 * * 1"
+TRACKING_URI_ENV_VAR = "MLFLOW_TRACKING_URI"
+
+app = typer.Typer(
+    help="The training pipeline on Kubeflow Pipelines v2: compile, local, run, schedule.",
+    no_args_is_help=True,
+)
+
+
+class KfpError(PipelineError):
+    """A pipeline that cannot be compiled, reached, or that failed."""
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    try:
+        yield
+    except (PipelineError, FileNotFoundError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+
+
+def template_release(root: Path) -> str:
+    """The template release the repository was rendered from (.copier-answers.yml `_commit`)."""
+    answers = root / ".copier-answers.yml"
+    if not answers.is_file():
+        return "unknown"
+    recorded = yaml.safe_load(answers.read_text(encoding="utf-8")) or {}
+    return str(recorded.get("_commit") or "unknown")
+
+
+def _commit(root: Path) -> str:
+    from ..audit import git_commit
+
+    return git_commit(root) or "unknown"
+
+
+def pipeline_function(config: Config, image: str, *, on_cluster: bool = True) -> Any:
+    from .training import build_pipeline
+
+    # One line of JSON (valid YAML): the compiler copies parameter defaults into the header
+    # comment of its YAML, where a multi-line default breaks the file.
+    params = yaml.safe_load((config.root / PARAMS_FILE_NAME).read_text(encoding="utf-8"))
+    return build_pipeline(
+        image,
+        json.dumps(params, sort_keys=True),
+        git_commit=_commit(config.root),
+        template_release=template_release(config.root),
+        **({} if on_cluster else {"mlflow_secret": None}),
+    )
+
+
+def compile_pipeline(config: Config, image: str, output: Path) -> Path:
+    """Write the pipeline's IR YAML to `output`."""
+    from kfp import compiler
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_function(config, image), str(output))
+    return output
+
+
+def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]:
+    """Run the pipeline with kfp.local's SubprocessRunner in this environment (no Docker).
+
+    MLflow goes to the repository's own store (params.yaml, else $MLFLOW_TRACKING_URI), as with
+    `make pipeline`. Returns the held-out metrics; writes them to <pipeline_root>/metrics.json.
+    """
+    from kfp import local
+
+    from ..tracking import resolve_tracking_uri
+    from .workspace import read_metrics
+
+    os.environ[TRACKING_URI_ENV_VAR] = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve())
+    )
+    try:
+        with warnings.catch_warnings():
+            # The runner warns that a task's image is not plain Python: here every task runs in
+            # this environment on purpose, the image is for the cluster.
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
+            run = pipeline_function(config, image, on_cluster=False)()
+    except RuntimeError as error:
+        raise KfpError(f"the local pipeline run failed: {error}") from None
+    # The pipeline's return value: evaluate's reports artifact.
+    metrics = read_metrics(run.outputs["Output"].path)
+    (pipeline_root / "metrics.json").write_text(
+        json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return metrics
+
+
+def _client(host: str | None) -> Any:
+    if not host:
+        raise KfpError(
+            f"{HOST_ENV_VAR} is not set: export the Kubeflow Pipelines API endpoint, e.g. "
+            f"{HOST_ENV_VAR}=https://kubeflow.example.com/pipeline"
+        )
+    import kfp
+
+    # The client logs its connection errors with tracebacks; the error below says it once.
+    for name in ("kfp", "urllib3"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return kfp.Client(host=host)
+    except Exception as error:
+        raise KfpError(f"cannot reach Kubeflow Pipelines at {host}: {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None)
+    return str(reason or error).splitlines()[0][:300]
+
+
+def _failed_tasks(run: Any) -> list[str]:
+    details = getattr(run, "run_details", None)
+    tasks = getattr(details, "task_details", None) or []
+    return sorted(
+        {
+            str(task.display_name)
+            for task in tasks
+            if str(task.state).upper() == "FAILED" and task.display_name
+        }
+    )
+
+
+def submit(host: str | None, package: Path, experiment: str, timeout: int) -> tuple[str, str]:
+    """Submit the compiled pipeline, wait for it; (run id, final state). Raises on failure."""
+    if not package.is_file():
+        raise KfpError(f"{package} not found: make kfp-compile first")
+    client = _client(host)
+    try:
+        result = client.create_run_from_pipeline_package(
+            str(package),
+            run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
+            experiment_name=experiment,
+        )
+        run = client.wait_for_run_completion(result.run_id, timeout=timeout)
+    except Exception as error:
+        raise KfpError(f"Kubeflow Pipelines at {host}: {_reason(error)}") from None
+    state = str(run.state).upper()
+    if state != "SUCCEEDED":
+        failed = _failed_tasks(run)
+        where = f"task(s) {', '.join(failed)} failed" if failed else "no task reported"
+        raise KfpError(f"run {result.run_id} ended {state}: {where}")
+    return result.run_id, state
+
+
+def schedule(host: str | None, package: Path, experiment: str, cron: str) -> str:
+    """Create the weekly recurring run, replacing the one of the same name; its id."""
+    if not package.is_file():
+        raise KfpError(f"{package} not found: make kfp-compile first")
+    client = _client(host)
+    name = f"{experiment}-weekly"
+    try:
+        experiment_id = client.create_experiment(experiment).experiment_id
+        existing = client.list_recurring_runs(experiment_id=experiment_id, page_size=100)
+        for recurring in existing.recurring_runs or []:
+            if recurring.display_name == name:
+                client.delete_recurring_run(recurring.recurring_run_id)
+        created = client.create_recurring_run(
+            experiment_id,
+            name,
+            cron_expression=cron,
+            pipeline_package_path=str(package),
+            no_catchup=True,
+        )
+    except Exception as error:
+        raise KfpError(f"Kubeflow Pipelines at {host}: {_reason(error)}") from None
+    return str(created.recurring_run_id)
+
+
+ImageOption = Annotated[
+    str,
+    typer.Option(
+        envvar="TRAINER_IMAGE",
+        help="The trainer image the tasks run in (the Dockerfile's `trainer` stage).",
+    ),
+]
+PackageOption = Annotated[Path, typer.Option(help="The compiled pipeline.")]
+HostOption = Annotated[
+    str | None,
+    typer.Option(envvar=HOST_ENV_VAR, help="Kubeflow Pipelines API endpoint (default: $KFP_HOST)."),
+]
+
+
+def _config(ctx: typer.Context) -> Config:
+    return load_config(ctx.obj)
+
+
+@app.command("compile")
+def compile_command(
+    ctx: typer.Context, image: ImageOption, output: PackageOption = DEFAULT_PACKAGE
+) -> None:
+    """Write the pipeline (IR YAML) with its commit and template release."""
+    with _reported():
+        path = compile_pipeline(_config(ctx), image, output)
+    typer.echo(f"pipeline written to {path}")
+
+
+@app.command("local")
+def local_command(
+    ctx: typer.Context,
+    image: ImageOption = "local",
+    pipeline_root: Annotated[
+        Path, typer.Option(help="Where the local run keeps its artifacts.")
+    ] = Path("build/kfp-local"),
+) -> None:
+    """Run the pipeline here, each task a subprocess (no Docker), and print its metrics."""
+    with _reported():
+        metrics = run_local(_config(ctx), image, pipeline_root)
+    typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    typer.echo(f"metrics written to {pipeline_root / 'metrics.json'}")
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    host: HostOption = None,
+    package: PackageOption = DEFAULT_PACKAGE,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for the run.")] = 7200,
+) -> None:
+    """Submit the compiled pipeline to KFP_HOST and wait; exit 1 naming the failed task."""
+    with _reported():
+        run_id, state = submit(host, package, _config(ctx).project.slug, timeout)
+    typer.echo(f"run {run_id}: {state}")
+
+
+@app.command("schedule")
+def schedule_command(
+    ctx: typer.Context,
+    host: HostOption = None,
+    package: PackageOption = DEFAULT_PACKAGE,
+    cron: Annotated[str, typer.Option(help="KFP cron (with seconds).")] = WEEKLY_CRON,
+) -> None:
+    """Create or replace the weekly recurring run of the compiled pipeline."""
+    with _reported():
+        recurring_id = schedule(host, package, _config(ctx).project.slug, cron)
+    typer.echo(f"recurring run {recurring_id}: {cron}")

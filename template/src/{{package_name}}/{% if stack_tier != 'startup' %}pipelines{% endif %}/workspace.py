@@ -1,0 +1,146 @@
+"""Run one pipeline stage in a workspace folder built from KFP artifacts.
+
+Why a workspace and not the artifacts' own paths: every stage reads and writes the files that
+params.yaml's repo root and dvc.yaml name (data/raw/credit.csv, models/model.joblib, ...). Each
+KFP task runs in a pod (or, with `kfp.local`, a subprocess) of its own, so nothing on disk is
+shared between tasks: a task gets its inputs as artifacts, copies them into a fresh folder laid
+out like the repository, writes params.yaml there, runs the project's own stage function, and
+copies the files the stage wrote into its output artifacts. Each artifact is a folder holding
+those files at their repository paths, so the same code works with the local runner and with
+object storage on a cluster, and no stage logic is written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..audit import SOURCE_COMMIT_ENV_VAR
+from ..config import PARAMS_FILE_NAME, Config, load_config
+from ..errors import PipelineError
+
+
+def _prepare(config: Config) -> None:
+    if config.data.source == "file":
+        raise PipelineError(
+            "params.yaml data.source is `file`: its data lives in the DVC remote, which the "
+            "pipeline's pods do not check out; use a source that reads the data itself "
+            "(src/<package>/data/source.py) or `make pipeline`"
+        )
+    from ..data.prepare import prepare
+
+    prepare(config)
+
+
+def _validate(config: Config) -> None:
+    from ..data.validate import validate
+
+    validate(config)
+
+
+def _train(config: Config) -> None:
+    from ..train import train
+
+    train(config)
+
+
+def _evaluate(config: Config) -> None:
+    from ..evaluate import evaluate
+
+    evaluate(config)
+
+
+def _promote(config: Config) -> None:
+    from ..promotion import promote
+
+    promote(config)
+
+
+def _model_card(config: Config) -> None:
+    from ..model_card import write_model_card
+
+    write_model_card(config)
+
+
+STAGES: dict[str, Callable[[Config], None]] = {
+    "prepare": _prepare,
+    "validate": _validate,
+    "train": _train,
+    "evaluate": _evaluate,
+    "promote": _promote,
+    "model-card": _model_card,
+}
+
+# What each stage writes, by output artifact: repository paths (dvc.yaml's outs and metrics).
+OUTPUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "prepare": {"raw": ("data/raw/credit.csv",)},
+    "validate": {
+        "train_set": ("data/validated/train.csv",),
+        "test_set": ("data/validated/test.csv",),
+        "validation": ("reports/validation.json",),
+    },
+    "train": {"model": ("models/model.joblib", "models/model.json")},
+    "evaluate": {
+        "reports": (
+            "reports/metrics.json",
+            "reports/fairness.json",
+            "reports/plots/roc.csv",
+            "reports/plots/confusion.csv",
+        )
+    },
+    "promote": {"promotion": ("reports/promotion.json",)},
+    "model-card": {"card": ("docs/model_card.md",)},
+}
+
+
+def run_stage(
+    stage: str,
+    params_yaml: str,
+    inputs: Sequence[str],
+    outputs: Mapping[str, str],
+    source_commit: str | None = None,
+) -> None:
+    """Run `stage` with `params_yaml` on the input artifact folders; fill the output folders.
+
+    `outputs` maps the stage's output names (OUTPUTS) to artifact paths. `source_commit`: the
+    commit the audit record names, since the workspace is no git checkout.
+    """
+    if stage not in STAGES:
+        raise PipelineError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+    expected = set(OUTPUTS[stage])
+    if set(outputs) != expected:
+        raise PipelineError(f"stage {stage} writes {sorted(expected)}, got {sorted(outputs)}")
+    if source_commit:
+        os.environ[SOURCE_COMMIT_ENV_VAR] = source_commit
+    with tempfile.TemporaryDirectory(prefix=f"{stage}-") as workspace:
+        _run_in(Path(workspace), stage, params_yaml, inputs, outputs)
+
+
+def _run_in(
+    root: Path, stage: str, params_yaml: str, inputs: Sequence[str], outputs: Mapping[str, str]
+) -> None:
+    for folder in inputs:
+        shutil.copytree(folder, root, dirs_exist_ok=True)
+    (root / PARAMS_FILE_NAME).write_text(params_yaml, encoding="utf-8")
+    STAGES[stage](load_config(root / PARAMS_FILE_NAME))
+    for name, artifact in outputs.items():
+        for relative in OUTPUTS[stage][name]:
+            source = root / relative
+            # Optional outputs (fairness.json off the enterprise tier) are simply absent.
+            if source.is_file():
+                target = Path(artifact) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        Path(artifact).mkdir(parents=True, exist_ok=True)
+
+
+def read_metrics(reports: str | Path) -> dict[str, Any]:
+    """The held-out metrics of an `evaluate` reports artifact (reports/metrics.json)."""
+    path = Path(reports) / "reports" / "metrics.json"
+    metrics: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return metrics

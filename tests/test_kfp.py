@@ -1,0 +1,233 @@
+"""The cluster tiers' Kubeflow Pipelines v2 pipeline (src/<package>/pipelines, `make kfp-*`).
+
+Fast: the pipeline of each cluster tier and orchestrator compiles (with this environment's kfp,
+no project environment) and loads back with the stages the tier runs; startup has none of it.
+Slow: on an enterprise render, `make kfp-local` gives the metrics `make pipeline` gives, the
+compiled file carries the commit and the template release, and `make kfp-run` refuses cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import make, project_env, rendered_files, run
+from .dockerfile import emulate_build
+from .test_serving import DOCKER_STEPS_SKIPPED, uv_executable
+
+PACKAGE = "credit_risk_model"
+DVC_STAGES = ("prepare", "validate", "train", "evaluate")
+CLUSTER_ANSWERS = [
+    {"stack_tier": tier, "orchestrator": orchestrator}
+    for tier in ("scale-up", "enterprise")
+    for orchestrator in ("kubeflow", "ci-runner")
+]
+
+# Compiles the rendered pipeline module in a process of its own (every render has the same
+# package name) and prints what came back from kfp.components.load_component_from_file.
+COMPILE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from kfp import compiler
+from kfp.components import load_component_from_file
+from credit_risk_model.pipelines.training import build_pipeline
+pipeline = build_pipeline(
+    "registry.example.com/ml/credit-risk-model-trainer:abc123",
+    json.dumps({"project": {"slug": "credit-risk-model"}}),
+    git_commit="abc123",
+    template_release="1.2.3",
+)
+compiler.Compiler().compile(pipeline, sys.argv[2])
+loaded = load_component_from_file(sys.argv[2])
+print(json.dumps({"name": loaded.name, "tasks": sorted(loaded.pipeline_spec.root.dag.tasks)}))
+"""
+
+
+@pytest.fixture(scope="module", params=CLUSTER_ANSWERS, ids=lambda a: "-".join(a.values()))
+def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], Path, dict]:
+    result = copie_session.copy(extra_answers=request.param)
+    assert result.exit_code == 0, result.exception
+    output = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILE, str(result.project_dir / "src"), str(output)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return request.param, result.project_dir, {**json.loads(done.stdout), "path": output}
+
+
+def expected_stages(tier: str) -> set[str]:
+    return {*DVC_STAGES, "promote"} | ({"model-card"} if tier == "enterprise" else set())
+
+
+def test_the_pipeline_has_the_stages_the_tier_runs(compiled) -> None:
+    answers, project, loaded = compiled
+    assert loaded["name"] == "credit-risk-model-training"
+    assert set(loaded["tasks"]) == expected_stages(answers["stack_tier"])
+    # Every stage of dvc.yaml is a task: the pipeline mirrors `make pipeline`.
+    dvc = yaml.safe_load((project / "dvc.yaml").read_text())
+    assert set(dvc["stages"]) == set(DVC_STAGES)
+
+
+def test_tasks_run_the_trainer_image_and_read_the_tracking_uri_from_a_secret(compiled) -> None:
+    _, _, loaded = compiled
+    documents = list(yaml.safe_load_all(loaded["path"].read_text()))
+    spec, platform = documents[0], documents[1]
+    executors = spec["deploymentSpec"]["executors"]
+    for executor in executors.values():
+        container = executor["container"]
+        assert container["image"] == "registry.example.com/ml/credit-risk-model-trainer:abc123"
+        # The image has kfp: nothing is pip-installed when a task starts.
+        assert "pip install" not in " ".join(container["command"])
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(secrets) == {"exec-train", "exec-promote"}
+    for config in secrets.values():
+        [secret] = config["secretAsEnv"]
+        assert secret["secretName"] == "credit-risk-model-mlflow"
+        [key] = secret["keyToEnv"]
+        assert key == {"envVar": "MLFLOW_TRACKING_URI", "secretKey": "tracking-uri"}
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["git_commit"]["defaultValue"] == "abc123"
+    assert parameters["template_release"]["defaultValue"] == "1.2.3"
+
+
+def test_kfp_is_in_the_pipelines_group_only(compiled) -> None:
+    answers, project, _ = compiled
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    groups = pyproject["dependency-groups"]
+    with_kfp = {name for name, deps in groups.items() if any(d.startswith("kfp") for d in deps)}
+    assert with_kfp == {"pipelines"}
+    assert not any(d.startswith("kfp") for d in pyproject["project"]["dependencies"])
+    assert "pipelines" in pyproject["tool"]["uv"]["default-groups"]  # `make setup` syncs it
+    makefile = (project / "Makefile").read_text()
+    for target in ("kfp-compile", "kfp-local", "kfp-run", "kfp-schedule"):
+        assert re.search(rf"^{target}:.*## ", makefile, re.MULTILINE), target
+    retrain = re.search(r"^RETRAIN := (.*)$", makefile, re.MULTILINE)
+    assert retrain
+    assert ("kfp-run" in retrain.group(1)) == (answers["orchestrator"] == "kubeflow")
+
+
+def test_startup_has_no_kubeflow_files_or_targets(copie_session) -> None:
+    result = copie_session.copy(extra_answers={"stack_tier": "startup"})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_dir)
+    assert "orchestrator" not in result.answers
+    assert not (project / "src" / PACKAGE / "pipelines").exists()
+    for path in rendered_files(project):
+        if path.name == ".copier-answers.yml":  # its _src_path may name anything
+            continue
+        if path.suffix in {".py", ".toml", ".yml", ".yaml", ".md"} or path.name in {
+            "Makefile",
+            "Dockerfile",
+            "Jenkinsfile",
+        }:
+            text = path.read_text()
+            assert not re.search(r"\bkfp|kubeflow", text, re.IGNORECASE), path
+
+
+# --- slow: an enterprise render's own make targets ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def enterprise(copie_session) -> dict:
+    """Enterprise + GitHub after `make setup pipeline kfp-local` (wall times kept)."""
+    result = copie_session.copy(extra_answers={"stack_tier": "enterprise"})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_dir)
+    make(project, "setup")
+    times = {}
+    for target in ("pipeline", "kfp-local"):
+        start = time.monotonic()
+        done = make(project, target)
+        times[target] = time.monotonic() - start
+    print(f"wall time: {times}")
+    return {"path": project, "times": times, "local": done.stdout}
+
+
+@pytest.mark.slow
+def test_kfp_local_gives_the_metrics_of_make_pipeline(enterprise) -> None:
+    project = enterprise["path"]
+    dvc = json.loads((project / "reports" / "metrics.json").read_text())
+    local = json.loads((project / "build" / "kfp-local" / "metrics.json").read_text())
+    assert set(local) == set(dvc)
+    for name, value in dvc.items():
+        assert local[name] == pytest.approx(value, abs=1e-9), name
+    assert "metrics written to build/kfp-local/metrics.json" in enterprise["local"]
+    # The model trained in a task names the commit the pipeline was built from, as with dvc.
+    [record] = (project / "build" / "kfp-local").glob("*/train/model/models/model.json")
+    dvc_record = json.loads((project / "models" / "model.json").read_text())
+    assert json.loads(record.read_text())["git_commit"] == dvc_record["git_commit"]
+    assert dvc_record["git_commit"]
+
+
+@pytest.mark.slow
+def test_kfp_compile_names_the_commit_and_the_template_release(enterprise) -> None:
+    project = enterprise["path"]
+    make(project, "kfp-compile")
+    text = (project / "build" / "pipeline.yaml").read_text()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    release = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
+    spec = next(yaml.safe_load_all(text))
+    assert spec["pipelineInfo"]["name"] == "credit-risk-model-training"
+    assert f"commit {commit}, template {release}" in spec["pipelineInfo"]["description"]
+    image = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
+    assert image == f"registry.example.com/ml/credit-risk-model-trainer:{commit}"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host", ["", "closed"])
+def test_kfp_run_refuses_cleanly_without_a_reachable_host(enterprise, host) -> None:
+    url = f"http://127.0.0.1:{closed_port()}" if host else ""
+    done = make(enterprise["path"], "kfp-run", check=False, KFP_HOST=url)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    if host:
+        assert f"error: cannot reach Kubeflow Pipelines at {url}" in done.stderr
+    else:
+        assert "error: KFP_HOST is not set" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_trainer_stage_has_the_package_kfp_and_the_training_set(enterprise, tmp_path) -> None:
+    """`docker build --target trainer` emulated (tests/dockerfile.py): the image the tasks run in
+    imports the pipeline module, kfp and MLflow; the server stage is left out."""
+    project = enterprise["path"]
+    image = emulate_build(
+        project / "Dockerfile",
+        context=project,
+        workdir=tmp_path / "image",
+        uv=uv_executable(),
+        host_env=project_env(),
+        known_skips=DOCKER_STEPS_SKIPPED,
+        fallback_python=sys.executable,
+        target="trainer",
+    )
+    assert image.stage.name == "trainer"
+    modules = ["kfp", "kfp.kubernetes", "mlflow", "fairlearn", f"{PACKAGE}.pipelines.training"]
+    probe = (
+        "import importlib.util as u, json, sys; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
+    )
+    found = run(image.command(["python", "-c", probe, *modules]), image.workdir, **image.env)
+    assert json.loads(found.stdout) == dict.fromkeys(modules, True)
+    assert not (image.root / "app" / "models").exists(), "no model in the trainer image"
