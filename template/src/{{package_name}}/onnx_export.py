@@ -10,6 +10,7 @@ classifier, say), the record says why and scikit-learn serves: a log line, never
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ import numpy as np
 from sklearn.impute import SimpleImputer
 
 from .data.columns import FEATURES
-from .serving.onnx_model import MISSING_CATEGORY, OnnxModel
+from .serving.onnx_model import FEATURE_NAMES_METADATA, MISSING_CATEGORY, OnnxModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +66,10 @@ def convert(pipeline: Pipeline) -> bytes:
     model = to_onnx(
         compiled, initial_types=initial_types, options={id(classifier): {"zipmap": False}}
     )
+    # The graph's inputs follow `order`; their names may not be the columns' (see
+    # FEATURE_NAMES_METADATA), so the columns are recorded in the graph itself.
+    entry = model.metadata_props.add()
+    entry.key, entry.value = FEATURE_NAMES_METADATA, json.dumps(order)
     return model.SerializeToString()
 
 

@@ -12,6 +12,7 @@ MISSING_CATEGORY, which the compiled imputer replaces as scikit-learn's replaces
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,9 @@ MISSING_CATEGORY = "\x00missing"
 # Output holding the class probabilities, [rows, 2] (the export disables skl2onnx's ZipMap).
 PROBABILITIES_OUTPUT = "probabilities"
 STRING_TENSOR = "tensor(string)"
+# Metadata of the graph: the column of each input, in input order, as JSON (skl2onnx rewrites
+# input names that are not identifiers, e.g. "mean radius" becomes "mean_radius").
+FEATURE_NAMES_METADATA = "feature_names"
 
 
 def _text(value: Any) -> str:
@@ -32,14 +36,17 @@ def _text(value: Any) -> str:
 
 
 def onnx_inputs(
-    columns: dict[str, np.ndarray] | Any, text_inputs: Sequence[str], number_inputs: Sequence[str]
+    columns: dict[str, np.ndarray] | Any,
+    text_inputs: Sequence[tuple[str, str]],
+    number_inputs: Sequence[tuple[str, str]],
 ) -> dict[str, np.ndarray]:
-    """The graph's feeds from checked columns (a dict of arrays or a DataFrame)."""
+    """The graph's feeds from checked columns (a dict of arrays or a DataFrame), given
+    (graph input, column) pairs."""
     feeds: dict[str, np.ndarray] = {}
-    for name in number_inputs:
-        feeds[name] = np.asarray(columns[name], dtype=np.float32).reshape(-1, 1)
-    for name in text_inputs:
-        values = np.asarray(columns[name], dtype=object)
+    for name, column in number_inputs:
+        feeds[name] = np.asarray(columns[column], dtype=np.float32).reshape(-1, 1)
+    for name, column in text_inputs:
+        values = np.asarray(columns[column], dtype=object)
         feeds[name] = np.array([_text(value) for value in values], dtype=object).reshape(-1, 1)
     return feeds
 
@@ -61,9 +68,14 @@ class OnnxModel:
             content, sess_options=options, providers=["CPUExecutionProvider"]
         )
         inputs = self.session.get_inputs()
-        self.feature_names_in_ = np.array([node.name for node in inputs], dtype=object)
-        self.text_inputs = tuple(node.name for node in inputs if node.type == STRING_TENSOR)
-        self.number_inputs = tuple(node.name for node in inputs if node.type != STRING_TENSOR)
+        metadata = self.session.get_modelmeta().custom_metadata_map.get(FEATURE_NAMES_METADATA)
+        names = json.loads(metadata) if metadata else [node.name for node in inputs]
+        if len(names) != len(inputs):
+            raise ValueError(f"the ONNX model has {len(inputs)} inputs for {len(names)} columns")
+        self.feature_names_in_ = np.array(names, dtype=object)
+        pairs = list(zip(inputs, names, strict=True))
+        self.text_inputs = tuple((n.name, c) for n, c in pairs if n.type == STRING_TENSOR)
+        self.number_inputs = tuple((n.name, c) for n, c in pairs if n.type != STRING_TENSOR)
         outputs = [node.name for node in self.session.get_outputs()]
         if PROBABILITIES_OUTPUT not in outputs:
             raise ValueError(f"the ONNX model has no '{PROBABILITIES_OUTPUT}' output ({outputs})")
