@@ -3,7 +3,11 @@
 One trained model (the default project after `make setup pipeline`) is served three ways on
 127.0.0.1, one server at a time, alternating in every round:
 
-- generated: the project's own server (`python -m <package>.serving`, as the container runs it);
+- floor: a minimal Starlette + orjson app on uvicorn in the project's environment that parses the
+  v1 body and returns a constant: what HTTP alone costs here, the ceiling for any model server;
+- generated: the project's own server (`python -m <package>.serving`, as the container runs it),
+  running models/model.onnx with ONNX Runtime when training accepted it (models/model.json);
+- generated-sklearn: the same server with INFERENCE_RUNTIME=sklearn (the pickle's path);
 - mlflow: `mlflow models serve --env-manager local` of the same model, as training registered it
   in MLflow (`models:/<name>/<version>`);
 - kserve: KServe's `ModelServer` (its own venv) with a minimal predictor: joblib-load the same file,
@@ -13,7 +17,9 @@ One trained model (the default project after `make setup pipeline`) is served th
 Each server is started fresh in each round (startup time to its first ready answer), loaded with
 wrk (8 connections, 2 threads) on single-row and 100-row requests, then measured for RSS (its whole
 process tree). Every request must succeed: a non-2xx answer fails the run. The figures are medians
-over the rounds; ratios are to mlflow. The installed size of the serving dependency set (what the
+over the rounds; ratios are to mlflow and to the floor. One `predict` of the served model on 1 and
+100 rows is timed in-process for each runtime, next to the pipeline's `predict_proba` on a
+DataFrame. The installed size of the serving dependency set (what the
 image installs) is reported next to the training set's.
 
     uv run python benchmarks/serving.py [--rounds 3] [--duration 10] [--project DIR]
@@ -59,6 +65,62 @@ THREADS = 2
 # so that they stop taking turns on the same cores; on a 2-CPU machine this cuts the spread of
 # p99 between identical rounds from about 3x to about 2x.
 PINNED: tuple[str, str] | None = None  # (server CPUs, load CPU) for taskset
+
+FLOOR_APP = """
+import sys
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+ANSWER = orjson.dumps({"predictions": [{"default_probability": 0.5, "predicted_class": 0}]})
+
+
+async def predict(request):
+    body = orjson.loads(await request.body())
+    rows = len(body["instances"])
+    answer = ANSWER if rows == 1 else orjson.dumps({"predictions": [{"p": 0.5}] * rows})
+    return Response(answer, media_type="application/json")
+
+
+async def ready(request):
+    return Response(b'{"ready":true}', media_type="application/json")
+
+
+app = Starlette(routes=[
+    Route("/v1/models/{name}:predict", predict, methods=["POST"]),
+    Route("/v2/health/ready", ready),
+])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+# One predict of the served model, per runtime, next to the pipeline's predict_proba (in-process).
+PREDICT_TIMING = """
+import json, sys, timeit
+import pandas as pd
+from {package}.audit import load_verified_model
+from {package}.serving.model import ServedModel
+rows = pd.read_csv("data/validated/test.csv")
+out = {{}}
+pipeline, _ = load_verified_model("models")
+for runtime in ("onnx", "sklearn"):
+    try:
+        served = ServedModel.load("models", runtime=runtime)
+    except Exception as error:
+        out[runtime] = str(error)
+        continue
+    for n in (1, 100):
+        frame = rows[list(served.feature_order)].head(n)
+        columns = {{c: frame[c].to_numpy() for c in frame.columns}}
+        number, total = timeit.Timer(lambda: served.predict(columns)).autorange()
+        out[f"{{runtime}} predict {{n}} row(s) ms"] = 1000 * total / number
+for n in (1, 100):
+    frame = rows[list(pipeline.feature_names_in_)].head(n)
+    number, total = timeit.Timer(lambda: pipeline.predict_proba(frame)).autorange()
+    out[f"pipeline predict_proba {{n}} row(s) ms"] = 1000 * total / number
+print(json.dumps(out))
+"""
 
 KSERVE_LAUNCHER = """
 import sys
@@ -383,6 +445,24 @@ def build_servers(
             notes=f"{KSERVE_VERSION}, 1 worker, the default",
         ),
     ]
+    sklearn_path = Server(**{**servers[0].__dict__, "results": []})
+    sklearn_path.name = "generated-sklearn"
+    sklearn_path.env = {**base_env, "INFERENCE_RUNTIME": "sklearn"}
+    sklearn_path.notes = "INFERENCE_RUNTIME=sklearn, 1 worker"
+    servers.insert(1, sklearn_path)
+    servers.append(
+        Server(
+            name="floor",
+            command=[str(venv_bin / "python"), "-c", FLOOR_APP, "{port}"],
+            cwd=scratch,
+            env=base_env,
+            ready_path="/v2/health/ready",
+            predict_path=f"/v1/models/{name}:predict",
+            body_1=v1_1,
+            body_100=v1_100,
+            notes="Starlette + orjson, constant answer",
+        )
+    )
     if baseline is not None:
         ref, folder = baseline
         before = Server(**{**servers[0].__dict__, "results": []})
@@ -557,7 +637,19 @@ def median(server: Server, key: str) -> float:
     return statistics.median(result[key] for result in server.results)
 
 
-def report(servers: list[Server], sizes: dict[str, float], rounds: int, duration: float) -> str:
+def predict_timings(project: Path) -> dict[str, object]:
+    package = next(p.parent.parent.name for p in (project / "src").glob("*/serving/server.py"))
+    script = PREDICT_TIMING.format(package=package)
+    return json.loads(sh([".venv/bin/python", "-c", script], cwd=project).strip().splitlines()[-1])
+
+
+def report(
+    servers: list[Server],
+    sizes: dict[str, float],
+    rounds: int,
+    duration: float,
+    timings: dict[str, object] | None = None,
+) -> str:
     mlflow = next(s for s in servers if s.name == "mlflow")
     load_tool = "wrk" if shutil.which("wrk") else "python load generator"
     lines = [
@@ -583,12 +675,36 @@ def report(servers: list[Server], sizes: dict[str, float], rounds: int, duration
         )
     generated = servers[0]
     kserve = next(s for s in servers if s.name == "kserve")
+    floor = next(s for s in servers if s.name == "floor")
+    sklearn_path = next(s for s in servers if s.name == "generated-sklearn")
+    lines += ["", "Against the HTTP floor (req/s 1 row, p99 1 row, req/s 100 rows):", ""]
+    for server in servers:
+        lines.append(
+            f"- {server.name}: {median(server, 'rps_1') / median(floor, 'rps_1'):.2f}x, "
+            f"{median(server, 'p99_1') / median(floor, 'p99_1'):.2f}x, "
+            f"{median(server, 'rps_100') / median(floor, 'rps_100'):.2f}x"
+        )
     targets = [
         ("req/s 1 row >= 5x mlflow", median(generated, "rps_1") >= 5 * median(mlflow, "rps_1")),
         ("p99 1 row <= 0.5x mlflow", median(generated, "p99_1") <= 0.5 * median(mlflow, "p99_1")),
         ("req/s 1 row >= kserve", median(generated, "rps_1") >= median(kserve, "rps_1")),
         ("req/s 100 rows >= kserve", median(generated, "rps_100") >= median(kserve, "rps_100")),
         ("p99 1 row <= kserve", median(generated, "p99_1") <= median(kserve, "p99_1")),
+    ]
+    targets += [
+        (
+            "req/s 1 row >= 0.5x the floor",
+            median(generated, "rps_1") >= 0.5 * median(floor, "rps_1"),
+        ),
+        ("p99 1 row <= 5x the floor", median(generated, "p99_1") <= 5 * median(floor, "p99_1")),
+        (
+            "req/s 100 rows >= 10x the scikit-learn path",
+            median(generated, "rps_100") >= 10 * median(sklearn_path, "rps_100"),
+        ),
+        (
+            "start no slower than the scikit-learn path",
+            median(generated, "startup_s") <= median(sklearn_path, "startup_s"),
+        ),
     ]
     before = next((s for s in servers if s.name.startswith("generated@")), None)
     if before is not None:
@@ -599,6 +715,12 @@ def report(servers: list[Server], sizes: dict[str, float], rounds: int, duration
         targets.append((f"p99 1 row within 15% of {before.name} ({ratio:.2f}x)", ratio <= 1.15))
     lines += ["", "Targets (generated, 1 worker):"]
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets]
+    if timings:
+        lines += ["", "In-process, one call (ms):", ""]
+        lines += [
+            f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}"
+            for key, value in timings.items()
+        ]
     lines += ["", "Installed size of the dependency sets (uv sync --locked into a fresh venv):", ""]
     lines += [f"- {label}: {size:.0f} MB" for label, size in sizes.items()]
     return "\n".join(lines)
@@ -648,12 +770,15 @@ def main() -> None:
                     + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
                     flush=True,
                 )
+        timings = predict_timings(project)
         sizes = dependency_sizes(project, scratch)
         print()
-        print(report(servers, sizes, args.rounds, args.duration))
+        print(report(servers, sizes, args.rounds, args.duration, timings))
         if args.output:
             raw = {s.name: {"notes": s.notes, "rounds": s.results} for s in servers}
-            args.output.write_text(json.dumps({"servers": raw, "sizes_mb": sizes}, indent=2))
+            args.output.write_text(
+                json.dumps({"servers": raw, "sizes_mb": sizes, "predict_ms": timings}, indent=2)
+            )
 
 
 if __name__ == "__main__":

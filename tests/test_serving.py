@@ -191,6 +191,7 @@ def test_dockerignore_lets_in_only_what_the_image_needs(container_project):
         "README.md",
         "src/",
         "models/model.joblib",
+        "models/model.onnx",
         "models/model.json",
     }
 
@@ -208,9 +209,12 @@ def test_serve_group_is_installed_by_default_and_carries_no_training_tools(conta
     assert "uvicorn" in serve
     assert "starlette" in serve
     runtime = " ".join(pyproject["project"]["dependencies"])
-    for heavy in ("mlflow", "dvc", "pytest", "ruff"):
+    for heavy in ("mlflow", "dvc", "pytest", "ruff", "skl2onnx"):
         assert heavy not in serve
         assert heavy not in runtime
+    # The server runs models/model.onnx with ONNX Runtime; the export itself is a training tool.
+    assert "onnxruntime" in serve
+    assert "skl2onnx" in " ".join(groups["train"])
     assert "serve" in pyproject["tool"]["uv"]["default-groups"]
 
 
@@ -566,7 +570,7 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     assert [command.split()[0] for command in image.skipped] == ["pip", "groupadd"]
     assert not (image.root / "src").exists(), "the build stage's sources are not in the image"
     models = Path(image.env["MODEL_DIR"])
-    assert sorted(p.name for p in models.iterdir()) == ["model.joblib", "model.json"]
+    assert sorted(p.name for p in models.iterdir()) == ["model.joblib", "model.json", "model.onnx"]
     assert (models / "model.joblib").read_bytes() == (
         default_project / "models" / "model.joblib"
     ).read_bytes()
@@ -577,9 +581,10 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
         "import importlib.util as u, json, sys; "
         "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
     )
-    modules = ["mlflow", "dvc", "pytest", "ruff", "uvicorn", "starlette", "sklearn", PACKAGE]
+    modules = ["mlflow", "dvc", "pytest", "ruff", "skl2onnx", "uvicorn", "starlette", "sklearn"]
+    modules += ["onnxruntime", PACKAGE]
     found = json.loads(run([python, "-c", probe, *modules], image.workdir, **image.env).stdout)
-    serving_set = ("uvicorn", "starlette", "sklearn", PACKAGE)
+    serving_set = ("uvicorn", "starlette", "sklearn", "onnxruntime", PACKAGE)
     assert found == {m: m in serving_set for m in modules}, "the serving set and nothing else"
     ((image_python, used),) = image.python.items()
     version = run([python, "-c", "import sys; print(sys.version)"], image.workdir).stdout

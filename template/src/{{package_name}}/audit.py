@@ -19,7 +19,7 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 MODEL_FILE_NAME = "model.joblib"
+# The same pipeline compiled to ONNX (onnx_export.py); empty when the pipeline does not convert.
+ONNX_FILE_NAME = "model.onnx"
 RECORD_FILE_NAME = "model.json"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # The variable through which a deployment gives the server the sha256 it expects.
@@ -53,10 +55,21 @@ class ModelRecord:
     python_version: str
     feature_names: list[str]
     created_at: str
+    # The ONNX file beside the pickle (its sha256 vouches for it like model_sha256 for the pickle;
+    # None when the pipeline did not convert) and which runtime serves the model, with why:
+    # {"runtime": "onnx" | "sklearn", "reason": ..., "max_abs_diff": ..., "tolerance": ...}.
+    # Records written before ONNX export lack them: scikit-learn serves those.
+    onnx_file: str | None = None
+    onnx_sha256: str | None = None
+    inference: dict[str, Any] | None = None
 
 
 def model_path(model_dir: Path) -> Path:
     return Path(model_dir) / MODEL_FILE_NAME
+
+
+def onnx_path(model_dir: Path) -> Path:
+    return Path(model_dir) / ONNX_FILE_NAME
 
 
 def record_path(model_dir: Path) -> Path:
@@ -123,11 +136,12 @@ def read_record(model_dir: Path) -> ModelRecord:
             f"{path} must hold a JSON object, not {type(content).__name__}"
         )
     expected = {field.name for field in fields(ModelRecord)}
-    missing = sorted(expected - set(content))
+    required = {field.name for field in fields(ModelRecord) if field.default is MISSING}
+    missing = sorted(required - set(content))
     if missing:
         raise ArtifactIntegrityError(f"{path} lacks {', '.join(missing)}")
     # Keys added by newer versions of the code are ignored rather than refused.
-    return ModelRecord(**{name: content[name] for name in expected})
+    return ModelRecord(**{name: content[name] for name in expected if name in content})
 
 
 def check_sha256(value: str, source: str) -> str:
@@ -164,6 +178,38 @@ def load_verified_model(
             f"({type(error).__name__}: {str(error)[:200]}); retrain the model with the "
             "libraries of this environment (`dvc repro`)"
         ) from error
+
+
+def load_verified_onnx(
+    model_dir: Path, record: ModelRecord, expected_sha256: str | None = None
+) -> bytes:
+    """The bytes of model.onnx, once they match the record's ``onnx_sha256`` (and
+    ``expected_sha256``, the deployment's ONNX_SHA256, when given): checked like the pickle."""
+    path = onnx_path(model_dir)
+    if record.onnx_sha256 is None:
+        raise ArtifactIntegrityError(
+            f"{record_path(model_dir)} records no ONNX model (the pipeline did not convert)"
+        )
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"{path} not found (`dvc pull` or `dvc repro` restores it)")
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
+    actual = hashlib.sha256(content).hexdigest()
+    if expected_sha256 is not None:
+        expected = check_sha256(expected_sha256, "the expected ONNX model sha256")
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"{path} has sha256 {actual}, but the deployment expects {expected} "
+                "(ONNX_SHA256): refusing to load it"
+            )
+    if actual != record.onnx_sha256:
+        raise ArtifactIntegrityError(
+            f"{path} has sha256 {actual}, but {record_path(model_dir)} records "
+            f"{record.onnx_sha256}: the model file changed after training; refusing to load it"
+        )
+    return content
 
 
 def _verified_bytes(

@@ -202,6 +202,10 @@ def train(ctx: typer.Context) -> None:
         f"{record.metrics['roc_auc']:.4f}, registered as {record.registered_model_name} "
         f"version {record.registered_model_version}"
     )
+    inference = record.inference or {}
+    onnx = inference.get("runtime") == "onnx"
+    runtime = "ONNX Runtime (models/model.onnx)" if onnx else "scikit-learn (models/model.joblib)"
+    typer.echo(f"served by {runtime}: {inference.get('reason', 'no ONNX export')}")
 
 
 @app.command()

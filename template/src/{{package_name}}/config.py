@@ -23,6 +23,9 @@ PARAMS_FILE_NAME = "params.yaml"
 PARAMS_ENV_VAR = "PARAMS_FILE"
 
 
+DEFAULT_ONNX_TOLERANCE = 1e-5
+
+
 @dataclass(frozen=True)
 class ProjectSettings:
     slug: str
@@ -194,6 +197,9 @@ class Config:
     params: Mapping[str, Any]
     # None when params.yaml has no `drift` section: only the `drift` command needs it.
     drift: DriftSettings | None = None
+    # params `serving.onnx_tolerance`: largest difference in probability, on any held-out row,
+    # between the ONNX export and scikit-learn for the export to be served (onnx_export.py).
+    onnx_tolerance: float = DEFAULT_ONNX_TOLERANCE
 
     @property
     def root(self) -> Path:
@@ -280,6 +286,11 @@ def load_config(params_file: Path | None = None) -> Config:
         governance=_governance_settings(reader),
         params=MappingProxyType(dict(params)),
         drift=_drift_settings(reader),
+        onnx_tolerance=(
+            reader.number("serving.onnx_tolerance", minimum=0.0, maximum=1.0)
+            if reader.has("serving.onnx_tolerance")
+            else DEFAULT_ONNX_TOLERANCE
+        ),
     )
 
 

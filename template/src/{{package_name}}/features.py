@@ -11,14 +11,22 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from .data.columns import CATEGORICAL_FEATURES, FEATURE_NAMES, LABEL, NUMERIC_FEATURES, binary_label
 
 
-def build_preprocessor() -> ColumnTransformer:
-    """Impute and scale numbers, impute and one-hot encode categories.
+def build_preprocessor(scale_numeric: bool = True) -> ColumnTransformer:
+    """Impute (and, with ``scale_numeric``, scale) numbers, impute and one-hot encode categories.
 
     Only the feature columns of columns.py are used: the protected attribute, the label and
     any extra column are dropped, so they can never leak into the model.
+
+    Tree models get ``scale_numeric=False``: a split does not care about scale, and a float64
+    scaler in front of trees that compare float32 values would make the compiled model (ONNX,
+    float32 throughout) disagree with scikit-learn on values near a split.
     """
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    imputer = SimpleImputer(strategy="median")
+    numeric = make_pipeline(imputer, StandardScaler()) if scale_numeric else make_pipeline(imputer)
     categorical = make_pipeline(
+        # Missing categories (NaN here) take the most frequent value, a string: the ONNX export
+        # (onnx_export.py) gives the compiled imputer a string marker for missing, since text
+        # tensors have no NaN, and serving sends that marker for a missing category.
         SimpleImputer(strategy="most_frequent"),
         # A category unseen in training (new in production) encodes as all zeros, not an error.
         OneHotEncoder(handle_unknown="ignore"),

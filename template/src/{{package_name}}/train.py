@@ -10,9 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sklearn
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.tree import BaseDecisionTree
 
 # Public class, private module: the error sklearn raises for a hyperparameter value out of range.
 from sklearn.utils._param_validation import InvalidParameterError
@@ -22,6 +28,7 @@ from .audit import (
     ModelRecord,
     git_commit,
     model_path,
+    onnx_path,
     record_path,
     save_model,
     sha256_file,
@@ -32,6 +39,7 @@ from .data.csv_files import read_frame
 from .errors import ConfigError
 from .evaluate import compute_metrics
 from .features import build_preprocessor, split_features_label
+from .onnx_export import export
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +51,14 @@ CLASSIFIERS: dict[str, type] = {
     "random_forest": RandomForestClassifier,
     "logistic_regression": LogisticRegression,
 }
+# Classifiers that split on feature values: their numbers are imputed but not scaled.
+TREE_MODELS: tuple[type, ...] = (
+    BaseDecisionTree,
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 # Rows kept to infer the MLflow model signature.
 SIGNATURE_SAMPLE_ROWS = 50
 
@@ -66,9 +82,15 @@ def build_classifier(settings: ModelSettings) -> Any:
 
 
 def build_pipeline(settings: ModelSettings) -> Pipeline:
-    return Pipeline(
-        [("preprocessor", build_preprocessor()), ("classifier", build_classifier(settings))]
-    )
+    classifier = build_classifier(settings)
+    # Trees need no scaling (and float32 trees behind a float64 scaler would not compile exactly).
+    preprocessor = build_preprocessor(scale_numeric=not is_tree_model(classifier))
+    return Pipeline([("preprocessor", preprocessor), ("classifier", classifier)])
+
+
+def is_tree_model(classifier: Any) -> bool:
+    """Whether ``classifier`` splits on feature values (so scaling changes nothing it learns)."""
+    return isinstance(classifier, TREE_MODELS)
 
 
 def fit_pipeline(train: pd.DataFrame, settings: ModelSettings) -> Pipeline:
@@ -91,7 +113,8 @@ class TrainingResult:
 
 
 def train(config: Config) -> TrainingResult:
-    """Fit, measure on the held-out set, save model.joblib, log to MLflow, write model.json."""
+    """Fit, measure on the held-out set, save model.joblib and model.onnx, log to MLflow,
+    write model.json."""
     paths = config.paths
     train_frame = read_frame(paths.train_data)
     test_frame = read_frame(paths.test_data)
@@ -100,6 +123,8 @@ def train(config: Config) -> TrainingResult:
     metrics = compute_metrics(
         test_label, pipeline.predict_proba(test_features)[:, 1], config.model.threshold
     )
+    # The compiled model, served only if it matches scikit-learn on the held-out set.
+    onnx = export(pipeline, test_features, config.model.threshold, config.onnx_tolerance)
     # The model and its record are made in a staging folder and moved into models/ only once
     # MLflow has them: a failed run leaves the previous pair as it was, never a new model file
     # beside a stale record.
@@ -107,6 +132,10 @@ def train(config: Config) -> TrainingResult:
     with tempfile.TemporaryDirectory(dir=paths.models_dir, prefix=".train-") as staging:
         staged_model = save_model(pipeline, Path(staging))
         model_sha256 = sha256_file(staged_model)
+        # Written even when refused (the record says which runtime serves); empty when the
+        # pipeline did not convert, since DVC needs every output of the stage to exist.
+        staged_onnx = onnx_path(Path(staging))
+        staged_onnx.write_bytes(onnx.content or b"")
         training_data_sha256 = sha256_file(paths.train_data)
         test_data_sha256 = sha256_file(paths.test_data)
         commit = git_commit(config.root)
@@ -143,10 +172,14 @@ def train(config: Config) -> TrainingResult:
                 python_version=platform.python_version(),
                 feature_names=list(FEATURE_NAMES),
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                onnx_file=staged_onnx.name if onnx.content is not None else None,
+                onnx_sha256=sha256_file(staged_onnx) if onnx.content is not None else None,
+                inference=onnx.inference,
             )
             staged_record = write_record(record, Path(staging))
             tracking.log_file(staged_record)
         # Same filesystem: each replace is atomic; the record goes last, as the pair's seal.
         staged_model.replace(model_path(paths.models_dir))
+        staged_onnx.replace(onnx_path(paths.models_dir))
         staged_record.replace(record_path(paths.models_dir))
     return TrainingResult(pipeline=pipeline, record=record)

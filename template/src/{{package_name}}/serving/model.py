@@ -1,24 +1,76 @@
-"""The served model: loaded only after its sha256 matches the audit record, then predicted on."""
+"""The served model: loaded only after its sha256 matches the audit record, then predicted on.
+
+Two runtimes serve the same model: ONNX Runtime runs models/model.onnx when training accepted it
+(models/model.json `inference.runtime` is "onnx"), scikit-learn runs models/model.joblib
+otherwise. INFERENCE_RUNTIME=sklearn keeps scikit-learn; INFERENCE_RUNTIME=onnx refuses to start
+unless the ONNX model was accepted. On the ONNX path neither scikit-learn nor pandas is imported.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import sklearn
 
 from .. import DISTRIBUTION_NAME
-from ..audit import ModelRecord, load_verified_model
-from ..errors import ArtifactIntegrityError
+from ..audit import ModelRecord, load_verified_model, load_verified_onnx, verify_artifact
+from ..errors import ArtifactIntegrityError, ServerSettingError
 from .batching import Columns, Prediction
+from .onnx_model import OnnxModel
 from .validation import InputSchema
 
 log = logging.getLogger(__name__)
+
+# onnx | sklearn; unset or "auto": what models/model.json says.
+INFERENCE_RUNTIME_ENV = "INFERENCE_RUNTIME"
+RUNTIMES = ("onnx", "sklearn")
+# The sha256 model.onnx must have, from outside the model folder (like MODEL_SHA256).
+ONNX_SHA256_ENV = "ONNX_SHA256"
+
+
+def requested_runtime() -> str | None:
+    """INFERENCE_RUNTIME, checked: onnx, sklearn, or None (follow the record)."""
+    value = os.environ.get(INFERENCE_RUNTIME_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in RUNTIMES:
+        raise ServerSettingError(
+            f"{INFERENCE_RUNTIME_ENV} must be one of onnx, sklearn or auto, got {value!r}"
+        )
+    return value
+
+
+def choose_runtime(
+    record: ModelRecord,
+    requested: str | None,
+    expected_sha256: str | None = None,
+    expected_onnx_sha256: str | None = None,
+) -> tuple[str, str]:
+    """The runtime that serves `record`'s model, and why."""
+    inference = record.inference if isinstance(record.inference, dict) else {}
+    accepted = inference.get("runtime") == "onnx" and record.onnx_sha256 is not None
+    if requested == "sklearn":
+        return "sklearn", f"{INFERENCE_RUNTIME_ENV}=sklearn"
+    if not accepted:
+        why = inference.get("reason") or "the record has no ONNX model (trained before export)"
+        if requested == "onnx":
+            raise ArtifactIntegrityError(
+                f"{INFERENCE_RUNTIME_ENV}=onnx, but training did not accept the ONNX model: {why}"
+            )
+        return "sklearn", why
+    if expected_sha256 is not None and expected_onnx_sha256 is None:
+        # The deployment pins model.joblib from outside the folder; the ONNX file is vouched for
+        # only by the record inside it, so it is served only when pinned too.
+        why = f"MODEL_SHA256 pins model.joblib only; set {ONNX_SHA256_ENV} to serve model.onnx"
+        if requested == "onnx":
+            raise ArtifactIntegrityError(f"{INFERENCE_RUNTIME_ENV}=onnx, but {why}")
+        return "sklearn", why
+    return "onnx", str(inference.get("reason") or "accepted at training")
 
 
 @dataclass(frozen=True)
@@ -27,9 +79,10 @@ class ServedModel:
 
     name: str
     version: str
-    pipeline: Any
+    pipeline: Any  # a scikit-learn pipeline, or an OnnxModel
     record: ModelRecord
     schema: InputSchema
+    runtime: str = "sklearn"  # onnx | sklearn
 
     @classmethod
     def load(
@@ -37,26 +90,44 @@ class ServedModel:
         model_dir: str | Path,
         schema: InputSchema | None = None,
         expected_sha256: str | None = None,
+        runtime: str | None = None,
+        expected_onnx_sha256: str | None = None,
     ) -> ServedModel:
-        """Verify models/model.joblib against models/model.json, then load it.
+        """Verify models/model.joblib (and models/model.onnx when it serves) against
+        models/model.json, then load the model of the runtime chosen (``choose_runtime``).
 
-        ``expected_sha256`` (the deployment's MODEL_SHA256) must match the file too. Raises
-        ArtifactIntegrityError (a clear message, no traceback needed) when the artifact is
-        missing, differs from its record or the expected sha256, cannot be unpickled, or does
-        not take the inputs the schema declares.
+        ``runtime`` (onnx | sklearn) defaults to INFERENCE_RUNTIME, ``expected_onnx_sha256``
+        to ONNX_SHA256. ``expected_sha256`` (the deployment's MODEL_SHA256) must match the
+        file too. Raises ArtifactIntegrityError (a clear message, no traceback needed) when the
+        artifact is missing, differs from its record or the expected sha256, cannot be loaded,
+        or does not take the inputs the schema declares.
         """
         schema = schema or InputSchema()
-        pipeline, record = load_verified_model(Path(model_dir), expected_sha256)
+        if runtime is None:
+            runtime = requested_runtime()
+        if expected_onnx_sha256 is None:
+            expected_onnx_sha256 = os.environ.get(ONNX_SHA256_ENV, "").strip() or None
+        # Checks model.joblib against the record (and MODEL_SHA256) without unpickling it.
+        record = verify_artifact(Path(model_dir), expected_sha256)
+        chosen, why = choose_runtime(record, runtime, expected_sha256, expected_onnx_sha256)
+        if chosen == "onnx":
+            content = load_verified_onnx(Path(model_dir), record, expected_onnx_sha256)
+            try:
+                pipeline: Any = OnnxModel(content)
+            except Exception as error:
+                raise ArtifactIntegrityError(
+                    f"{Path(model_dir) / str(record.onnx_file)} matches its sha256 but cannot be "
+                    f"loaded by ONNX Runtime ({type(error).__name__}: {str(error)[:200]})"
+                ) from error
+        else:
+            pipeline, record = load_verified_model(Path(model_dir), expected_sha256)
+            _warn_on_sklearn_version(record)
+        log.info("model runtime", extra={"runtime": chosen, "reason": why})
         expected = getattr(pipeline, "feature_names_in_", None)
         if expected is not None and set(expected) != set(schema.names):
             raise ArtifactIntegrityError(
                 f"the model in {model_dir} was trained on features {list(expected)}, but "
                 f"data/columns.py declares {list(schema.names)}: retrain the model"
-            )
-        if record.sklearn_version != sklearn.__version__:
-            log.warning(
-                "scikit-learn version differs from training",
-                extra={"trained_with": record.sklearn_version, "serving_with": sklearn.__version__},
             )
         classes = list(getattr(pipeline, "classes_", []))
         if len(classes) != 2 or not hasattr(pipeline, "predict_proba"):
@@ -69,6 +140,7 @@ class ServedModel:
             pipeline=pipeline,
             record=record,
             schema=schema,
+            runtime=chosen,
         )
         # One prediction before serving: a model that cannot score a valid row fails here, not
         # on the first request, and the first request does not pay for lazy initialisation.
@@ -106,10 +178,16 @@ def predict_checked(
     `columns` were checked (finite, in range) by the validation module. The frame has the
     columns the pipeline was fitted on, in that order (`declared` when it does not record them).
     """
-    order = fitted_feature_order(pipeline, declared)
-    frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
-    with sklearn.config_context(assume_finite=True):
-        proba = pipeline.predict_proba(frame)
+    if isinstance(pipeline, OnnxModel):
+        proba = pipeline.predict_proba(columns)
+    else:
+        import pandas as pd
+        import sklearn
+
+        order = fitted_feature_order(pipeline, declared)
+        frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
+        with sklearn.config_context(assume_finite=True):
+            proba = pipeline.predict_proba(frame)
     positive = proba[:, 1].astype(np.float64)
     return positive, (positive >= threshold).astype(np.int64)
 
@@ -118,6 +196,16 @@ def fitted_feature_order(pipeline: Any, declared: Sequence[str]) -> tuple[str, .
     """The pipeline's fitted column order (`declared` when the pipeline does not record it)."""
     names = getattr(pipeline, "feature_names_in_", None)
     return tuple(names) if names is not None else tuple(declared)
+
+
+def _warn_on_sklearn_version(record: ModelRecord) -> None:
+    import sklearn
+
+    if record.sklearn_version != sklearn.__version__:
+        log.warning(
+            "scikit-learn version differs from training",
+            extra={"trained_with": record.sklearn_version, "serving_with": sklearn.__version__},
+        )
 
 
 def model_name(record: ModelRecord) -> str:

@@ -22,6 +22,10 @@ Settings from the environment (each also a keyword argument of ``run_server``):
 - MODEL_SHA256: the sha256 the model file must have, from outside the model folder (the deploy
   step sets it from the registry's record); checked before anything is unpickled;
 - REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256.
+- INFERENCE_RUNTIME: onnx or sklearn; unset (or auto): models/model.json `inference.runtime`,
+  ONNX Runtime when training accepted the ONNX model (serving/model.py);
+- ONNX_SHA256: the sha256 model.onnx must have, like MODEL_SHA256 for the pickle; with
+  MODEL_SHA256 set and ONNX_SHA256 not, scikit-learn serves.
 A setting that is not a valid value stops the server before it listens, naming the variable.
 """
 
