@@ -84,7 +84,7 @@ OUTPUTS: dict[str, dict[str, tuple[str, ...]]] = {
         "test_set": ("data/validated/test.csv",),
         "validation": ("reports/validation.json",),
     },
-    "train": {"model": ("models/model.joblib", "models/model.json")},
+    "train": {"model": ("models/model.joblib", "models/model.onnx", "models/model.json")},
     "evaluate": {
         "reports": (
             "reports/metrics.json",
