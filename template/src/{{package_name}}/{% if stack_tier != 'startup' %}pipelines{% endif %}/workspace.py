@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..audit import SOURCE_COMMIT_ENV_VAR
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
@@ -126,7 +128,7 @@ def _run_in(
 ) -> None:
     for folder in inputs:
         shutil.copytree(folder, root, dirs_exist_ok=True)
-    (root / PARAMS_FILE_NAME).write_text(params_yaml, encoding="utf-8")
+    (root / PARAMS_FILE_NAME).write_text(as_yaml(params_yaml), encoding="utf-8")
     STAGES[stage](load_config(root / PARAMS_FILE_NAME))
     for name, artifact in outputs.items():
         for relative in OUTPUTS[stage][name]:
@@ -137,6 +139,19 @@ def _run_in(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
         Path(artifact).mkdir(parents=True, exist_ok=True)
+
+
+def as_yaml(params: str) -> str:
+    """params.yaml's text from the pipeline parameter: one line of JSON, written back as YAML.
+
+    JSON is YAML, except for numbers like `1e-05` that YAML 1.1 (PyYAML) reads as strings;
+    dumping the parsed JSON writes `1.0e-05`, a float to both.
+    """
+    try:
+        parsed = json.loads(params)
+    except json.JSONDecodeError:
+        return params  # already YAML (a parameter set by hand)
+    return yaml.safe_dump(parsed, sort_keys=False)
 
 
 def read_metrics(reports: str | Path) -> dict[str, Any]:
