@@ -331,10 +331,10 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
     built.write_text(yaml.safe_dump_all(docs))
     check_k8s_manifests(built)
     by_kind = {doc["kind"]: doc for doc in docs}
-    assert set(by_kind) == {"CronJob", "ServiceAccount"}
+    assert set(by_kind) == {"ConfigMap", "CronJob", "ServiceAccount"}
     assert {doc["metadata"]["namespace"] for doc in docs} == {"credit-training"}
 
-    cronjob = by_kind["CronJob"]
+    cronjob = built_object(docs, "CronJob", f"{SLUG}-monitor")
     # The same schedule as the CI workflow, never two runs at once.
     assert cronjob["spec"]["schedule"] == "17 3 * * 1"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
@@ -372,3 +372,88 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
     readme = (folder / "README.md").read_text()
     assert f"create secret generic {SLUG}-retrain" in readme
     assert "kubectl apply -k deploy/k8s" in readme
+
+
+def built_object(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    return found
+
+
+def test_score_cronjob_validates_strictly_and_runs_make_score_daily(k8s_project, tmp_path) -> None:
+    answers, project = k8s_project
+    folder = project / "deploy" / "k8s"
+    check_k8s_manifests([folder / "score-cronjob.yaml", folder / "score-configmap.yaml"])
+    docs = kustomize(folder)
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all(docs))
+    check_k8s_manifests(built)
+    assert sorted((doc["kind"], doc["metadata"]["name"]) for doc in docs) == [
+        ("ConfigMap", f"{SLUG}-score"),
+        ("CronJob", f"{SLUG}-monitor"),
+        ("CronJob", f"{SLUG}-score"),
+        ("ServiceAccount", f"{SLUG}-retrain"),
+    ]
+    assert {doc["metadata"]["namespace"] for doc in docs} == {"credit-training"}
+
+    cronjob = built_object(docs, "CronJob", f"{SLUG}-score")
+    # Daily, never two runs on the same files, no blind retry.
+    minute, hour, *every = cronjob["spec"]["schedule"].split()
+    assert minute.isdigit() and hour.isdigit() and every == ["*", "*", "*"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == f"{SLUG}-retrain"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["workingDir"] == "/workspace/repo"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "limits" in container["resources"]
+    clone = pod["initContainers"][0]["command"][-1]
+    assert "git clone" in clone and "/workspace/repo" in clone
+    # make's command-line variables (Makefile `:=`), filled in by Kubernetes from the ConfigMap.
+    assert container["command"] == [
+        "make",
+        "setup",
+        "score",
+        "INPUT=$(SCORE_INPUT)",
+        "OUTPUT=$(SCORE_OUTPUT)",
+        "MODEL_VERSION=$(MODEL_VERSION)",
+        "ALLOW_REJECTS=$(ALLOW_REJECTS)",
+    ]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"{SLUG}-score"}}]
+    settings = built_object(docs, "ConfigMap", f"{SLUG}-score")["data"]
+    assert settings["MODEL_VERSION"] == "champion"  # the champion by default
+    assert settings["ALLOW_REJECTS"] == ""
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": f"{SLUG}-score-data"}
+    for key in ("SCORE_INPUT", "SCORE_OUTPUT"):
+        path = Path(settings[key])
+        assert path.is_relative_to("/data") and path.suffix in {".csv", ".parquet"}, path
+
+    # The Makefile target and its variables are the ones the job passes.
+    makefile = (project / "Makefile").read_text()
+    assert "\nscore:" in makefile
+    for variable in ("INPUT", "OUTPUT", "MODEL_VERSION", "ALLOW_REJECTS"):
+        assert f"\n{variable} :=" in makefile, variable
+
+    # Secrets only by reference, from the monitoring job's secret.
+    secrets = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]
+        for spec in (container, pod["initContainers"][0])
+        for entry in spec.get("env", [])
+        if "valueFrom" in entry
+    }
+    assert {ref["name"] for ref in secrets.values()} == {f"{SLUG}-retrain"}
+    assert {"GIT_REPOSITORY_URL", "MLFLOW_TRACKING_URI"} <= set(secrets)
+    assert ("gcs-key" in volumes) == (answers.get("data_remote") == "gcs")
+    annotation = cronjob["metadata"]["annotations"]["checkov.io/skip1"]
+    assert annotation.startswith("CKV_K8S_35=") and len(annotation.split()) >= 5
+
+    readme = (folder / "README.md").read_text()
+    assert f"create job --from=cronjob/{SLUG}-score" in readme
+    assert f"{SLUG}-score-data" in readme
+    for key in settings:
+        assert f"`{key}`" in readme, key
