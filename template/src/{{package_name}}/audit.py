@@ -185,38 +185,42 @@ def load_verified_onnx(
 ) -> bytes:
     """The bytes of model.onnx, once they match the record's ``onnx_sha256`` (and
     ``expected_sha256``, the deployment's ONNX_SHA256, when given): checked like the pickle."""
-    path = onnx_path(model_dir)
     if record.onnx_sha256 is None:
         raise ArtifactIntegrityError(
             f"{record_path(model_dir)} records no ONNX model (the pipeline did not convert)"
         )
-    if not path.is_file():
-        raise ArtifactIntegrityError(f"{path} not found (`dvc pull` or `dvc repro` restores it)")
-    try:
-        content = path.read_bytes()
-    except OSError as error:
-        raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
-    actual = hashlib.sha256(content).hexdigest()
-    if expected_sha256 is not None:
-        expected = check_sha256(expected_sha256, "the expected ONNX model sha256")
-        if actual != expected:
-            raise ArtifactIntegrityError(
-                f"{path} has sha256 {actual}, but the deployment expects {expected} "
-                "(ONNX_SHA256): refusing to load it"
-            )
-    if actual != record.onnx_sha256:
-        raise ArtifactIntegrityError(
-            f"{path} has sha256 {actual}, but {record_path(model_dir)} records "
-            f"{record.onnx_sha256}: the model file changed after training; refusing to load it"
-        )
-    return content
+    return _checked_bytes(
+        onnx_path(model_dir),
+        recorded=(record.onnx_sha256, record_path(model_dir)),
+        expected=expected_sha256,
+        expected_label="the expected ONNX model sha256",
+        expected_source="ONNX_SHA256",
+    )
 
 
 def _verified_bytes(
     model_dir: Path, expected_sha256: str | None = None
 ) -> tuple[bytes, ModelRecord]:
     record = read_record(model_dir)
-    path = model_path(model_dir)
+    content = _checked_bytes(
+        model_path(model_dir),
+        recorded=(record.model_sha256, record_path(model_dir)),
+        expected=expected_sha256,
+        expected_label="the expected model sha256",
+        expected_source="MODEL_SHA256, set from the registry's record",
+    )
+    return content, record
+
+
+def _checked_bytes(
+    path: Path,
+    recorded: tuple[str, Path],
+    expected: str | None,
+    expected_label: str,
+    expected_source: str,
+) -> bytes:
+    """`path`'s bytes once their sha256 matches the deployment's `expected` (when given) and
+    the `recorded` (sha256, record file) pair; ArtifactIntegrityError naming the mismatch."""
     if not path.is_file():
         raise ArtifactIntegrityError(f"{path} not found (`dvc pull` or `dvc repro` restores it)")
     try:
@@ -224,16 +228,17 @@ def _verified_bytes(
     except OSError as error:
         raise ArtifactIntegrityError(f"{path} cannot be read: {error}") from error
     actual = hashlib.sha256(content).hexdigest()
-    if expected_sha256 is not None:
-        expected = check_sha256(expected_sha256, "the expected model sha256")
-        if actual != expected:
+    if expected is not None:
+        wanted = check_sha256(expected, expected_label)
+        if actual != wanted:
             raise ArtifactIntegrityError(
-                f"{path} has sha256 {actual}, but the deployment expects {expected} "
-                "(MODEL_SHA256, set from the registry's record): refusing to load it"
+                f"{path} has sha256 {actual}, but the deployment expects {wanted} "
+                f"({expected_source}): refusing to load it"
             )
-    if actual != record.model_sha256:
+    recorded_sha256, record_file = recorded
+    if actual != recorded_sha256:
         raise ArtifactIntegrityError(
-            f"{path} has sha256 {actual}, but {record_path(model_dir)} records "
-            f"{record.model_sha256}: the model file changed after training; refusing to load it"
+            f"{path} has sha256 {actual}, but {record_file} records "
+            f"{recorded_sha256}: the model file changed after training; refusing to load it"
         )
-    return content, record
+    return content
