@@ -10,7 +10,9 @@ change nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,3 +257,35 @@ def test_a_folder_that_is_not_a_generated_repository_fails_with_the_reason(
     (entry,) = document["repositories"]
     assert entry["result"] == "failed"
     assert "no .copier-answers.yml" in entry["detail"]
+
+
+def test_an_untagged_render_is_reported_up_to_date_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The repository's own check says `untagged`: the fleet row says why nothing updates."""
+    spec = importlib.util.spec_from_file_location("fleet", TEMPLATE_DIR / "tools" / "fleet.py")
+    assert spec is not None and spec.loader is not None
+    fleet = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fleet", fleet)  # its dataclasses look their module up
+    spec.loader.exec_module(fleet)
+    answer = {
+        "project": "credit-risk-model",
+        "current_version": "0.2.0.post3.dev0+g1a2b3c4",
+        "latest_version": "0.2.0",
+        "update_available": False,
+        "untagged": True,
+        "status": 0,
+    }
+
+    def check(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        assert args == ("check", "--format", "json")
+        return subprocess.CompletedProcess(args, 0, json.dumps(answer) + "\n", "")
+
+    monkeypatch.setattr(fleet, "run_tool", check)
+    monkeypatch.setattr(fleet, "check_repo_shape", lambda repo: None)
+    result = fleet.check_repo(tmp_path)
+    assert result.result == fleet.UP_TO_DATE
+    assert result.detail == (
+        "rendered from an untagged commit after release 0.2.0"
+        " (0.2.0.post3.dev0+g1a2b3c4); the next release updates it"
+    )

@@ -164,6 +164,11 @@ def template_status(repo: Path, result: RepoResult) -> bool:
     if found.returncode != 0 or "error" in status or not status:
         message = status.get("error") or _last_line(found.stderr) or "no answer"
         raise RepoError(f"template check failed: {message}")
+    if status.get("untagged"):  # nothing to update until the next release: say why
+        result.detail = (
+            f"rendered from an untagged commit after release {result.to_version}"
+            f" ({result.from_version}); the next release updates it"
+        )
     return bool(status["update_available"])
 
 
