@@ -230,8 +230,9 @@ class TestMonitorAndRetrainOnATrackingServer:
     @pytest.fixture(scope="class", params=["enterprise"])
     @classmethod
     def served(cls, request, copie_session, tmp_path_factory) -> Iterator[dict[str, Any]]:
-        # A local DVC remote: the retrain on drift then pushes nowhere it cannot reach.
-        answers = {"stack_tier": request.param, "data_remote": "local"}
+        # A local DVC remote: the retrain on drift then pushes nowhere it cannot reach. The
+        # retrain runs here (ci-runner); with kubeflow it is `make kfp-run` (tests/test_kfp.py).
+        answers = {"stack_tier": request.param, "data_remote": "local", "orchestrator": "ci-runner"}
         result = copie_session.copy(extra_answers=answers)
         assert result.exit_code == 0, result.exception
         project = result.project_dir
@@ -363,7 +364,10 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
         "gcs": set(),
         "local": set(),
     }[answers.get("data_remote", "s3")]
-    assert set(secrets) == {"GIT_REPOSITORY_URL", "MLFLOW_TRACKING_URI"} | remote
+    # With the Kubeflow orchestrator, retraining on drift submits a pipeline run to KFP_HOST.
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    kfp = {"KFP_HOST"} if recorded["orchestrator"] == "kubeflow" else set()
+    assert set(secrets) == {"GIT_REPOSITORY_URL", "MLFLOW_TRACKING_URI"} | remote | kfp
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert ("gcs-key" in volumes) == (answers.get("data_remote") == "gcs")
     for entry in container["env"]:
