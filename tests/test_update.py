@@ -788,7 +788,12 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
     if fresh[source] != owned[source]:
         assert f"{source}  (kept as you have it)  ->  {NOTES_DIR}/{source}.diff" in output
     assert (project / "uv.lock").is_file()
-    run([os.environ.get("UV", "uv"), "lock", "--check", "--quiet"], project)
+    uv = os.environ.get("UV", "uv")
+    if "uv.lock" not in output:
+        # The repository's own tool predates the re-lock (CHANGELOG: run `uv lock` once after
+        # such an update); today's tool says what it did with uv.lock.
+        run([uv, "lock", "--quiet"], project)
+    run([uv, "lock", "--check", "--quiet"], project)
 
 
 # --------------------------------------------------------------------------------------------
