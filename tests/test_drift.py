@@ -327,10 +327,7 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
     answers, project = k8s_project
     folder = project / "deploy" / "k8s"
     check_k8s_manifests([folder / "cronjob.yaml", folder / "serviceaccount.yaml"])
-    docs = kustomize(folder)
-    built = tmp_path / "built.yaml"
-    built.write_text(yaml.safe_dump_all(docs))
-    check_k8s_manifests(built)
+    docs = strictly_valid_kustomize_output(folder, tmp_path)
     by_kind = {doc["kind"]: doc for doc in docs}
     assert set(by_kind) == {"ConfigMap", "CronJob", "ServiceAccount"}
     assert {doc["metadata"]["namespace"] for doc in docs} == {"credit-training"}
@@ -378,6 +375,15 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
     assert "kubectl apply -k deploy/k8s" in readme
 
 
+def strictly_valid_kustomize_output(folder: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    """What `kubectl apply -k folder` would apply, checked strictly as one file."""
+    docs = kustomize(folder)
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all(docs))
+    check_k8s_manifests(built)
+    return docs
+
+
 def built_object(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     (found,) = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"] == name]
     return found
@@ -387,10 +393,7 @@ def test_score_cronjob_validates_strictly_and_runs_make_score_daily(k8s_project,
     answers, project = k8s_project
     folder = project / "deploy" / "k8s"
     check_k8s_manifests([folder / "score-cronjob.yaml", folder / "score-configmap.yaml"])
-    docs = kustomize(folder)
-    built = tmp_path / "built.yaml"
-    built.write_text(yaml.safe_dump_all(docs))
-    check_k8s_manifests(built)
+    docs = strictly_valid_kustomize_output(folder, tmp_path)
     assert sorted((doc["kind"], doc["metadata"]["name"]) for doc in docs) == [
         ("ConfigMap", f"{SLUG}-score"),
         ("CronJob", f"{SLUG}-monitor"),

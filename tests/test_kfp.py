@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import make, project_env, rendered_files, run
-from .dockerfile import emulate_build
-from .test_serving import DOCKER_STEPS_SKIPPED, uv_executable
+from .conftest import make, rendered_files, run
+from .test_serving import emulated_image
 
 PACKAGE = "credit_risk_model"
 DVC_STAGES = ("prepare", "validate", "train", "evaluate")
@@ -212,16 +211,7 @@ def test_the_trainer_stage_has_the_package_kfp_and_the_training_set(enterprise, 
     """`docker build --target trainer` emulated (tests/dockerfile.py): the image the tasks run in
     imports the pipeline module, kfp and MLflow; the server stage is left out."""
     project = enterprise["path"]
-    image = emulate_build(
-        project / "Dockerfile",
-        context=project,
-        workdir=tmp_path / "image",
-        uv=uv_executable(),
-        host_env=project_env(),
-        known_skips=DOCKER_STEPS_SKIPPED,
-        fallback_python=sys.executable,
-        target="trainer",
-    )
+    image = emulated_image(project, tmp_path / "image", target="trainer")
     assert image.stage.name == "trainer"
     modules = ["kfp", "kfp.kubernetes", "mlflow", "fairlearn", f"{PACKAGE}.pipelines.training"]
     probe = (

@@ -43,7 +43,7 @@ import pytest
 import yaml
 
 from .conftest import project_env, run
-from .dockerfile import emulate_build
+from .dockerfile import Image, emulate_build
 from .validators import (
     check_dockerfile,
     check_k8s_manifests,
@@ -548,6 +548,22 @@ def test_kserve_client_gets_the_models_predictions_over_v1_and_v2(
 DOCKER_STEPS_SKIPPED = ('pip install --no-cache-dir "uv==', "groupadd --system")
 
 
+def emulated_image(project: Path, workdir: Path, target: str | None = None) -> Image:
+    """The project's Dockerfile built without Docker (tests/dockerfile.py) into `workdir`."""
+    return emulate_build(
+        project / "Dockerfile",
+        context=project,
+        workdir=workdir,
+        uv=uv_executable(),
+        host_env=project_env(),
+        known_skips=DOCKER_STEPS_SKIPPED,
+        # uv.lock is universal: where the image's Python is missing, the same packages install
+        # on this one (each test checks the environment's Python where it matters).
+        fallback_python=sys.executable,
+        target=target,
+    )
+
+
 @pytest.mark.slow
 def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     default_project, rows_file, tmp_path
@@ -555,17 +571,7 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     """`docker build` emulated (tests/dockerfile.py): the build context as .dockerignore lets
     it in, each stage's `uv sync` for real into the stage's folder, COPY between stages; then the
     final stage's CMD and HEALTHCHECK run from its environment, as the container runs them."""
-    image = emulate_build(
-        default_project / "Dockerfile",
-        context=default_project,
-        workdir=tmp_path / "image",
-        uv=uv_executable(),
-        host_env=project_env(),
-        known_skips=DOCKER_STEPS_SKIPPED,
-        # uv.lock is universal: where the image's Python is missing, the same packages install
-        # on this one (the environment's Python is checked below).
-        fallback_python=sys.executable,
-    )
+    image = emulated_image(default_project, tmp_path / "image")
     assert image.stage.name == "server", "the default target is the stage with the model"
     assert [command.split()[0] for command in image.skipped] == ["pip", "groupadd"]
     assert not (image.root / "src").exists(), "the build stage's sources are not in the image"
