@@ -52,7 +52,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
@@ -445,10 +445,13 @@ def build_servers(
             notes=f"{KSERVE_VERSION}, 1 worker, the default",
         ),
     ]
-    sklearn_path = Server(**{**servers[0].__dict__, "results": []})
-    sklearn_path.name = "generated-sklearn"
-    sklearn_path.env = {**base_env, "INFERENCE_RUNTIME": "sklearn"}
-    sklearn_path.notes = "INFERENCE_RUNTIME=sklearn, 1 worker"
+    sklearn_path = replace(
+        servers[0],
+        name="generated-sklearn",
+        env={**base_env, "INFERENCE_RUNTIME": "sklearn"},
+        notes="INFERENCE_RUNTIME=sklearn, 1 worker",
+        results=[],
+    )
     servers.insert(1, sklearn_path)
     servers.append(
         Server(
@@ -465,17 +468,23 @@ def build_servers(
     )
     if baseline is not None:
         ref, folder = baseline
-        before = Server(**{**servers[0].__dict__, "results": []})
-        before.name = f"generated@{ref}"
-        before.command = [str(folder / ".venv" / "bin" / "python"), *servers[0].command[1:]]
-        before.cwd = folder
-        before.notes = "the same model, served by the template's code at that ref"
+        before = replace(
+            servers[0],
+            name=f"generated@{ref}",
+            command=[str(folder / ".venv" / "bin" / "python"), *servers[0].command[1:]],
+            cwd=folder,
+            notes="the same model, served by the template's code at that ref",
+            results=[],
+        )
         servers.insert(1, before)
     if extra_workers > 1:
-        extra = Server(**{**servers[0].__dict__, "results": []})
-        extra.name = f"generated-{extra_workers}w"
-        extra.env = {**base_env, "WEB_CONCURRENCY": str(extra_workers)}
-        extra.notes = f"WEB_CONCURRENCY={extra_workers}"
+        extra = replace(
+            servers[0],
+            name=f"generated-{extra_workers}w",
+            env={**base_env, "WEB_CONCURRENCY": str(extra_workers)},
+            notes=f"WEB_CONCURRENCY={extra_workers}",
+            results=[],
+        )
         servers.insert(1, extra)
     return servers
 
