@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from .. import DISTRIBUTION_NAME
-from ..audit import ModelRecord, load_verified_model, load_verified_onnx, verify_artifact
+from ..audit import (
+    ModelRecord,
+    load_verified_model,
+    load_verified_onnx,
+    read_record,
+    verify_artifact,
+)
 from ..errors import ArtifactIntegrityError, ServerSettingError
 from .batching import Columns, Prediction
 from .onnx_model import OnnxModel
@@ -107,10 +113,13 @@ class ServedModel:
             runtime = requested_runtime()
         if expected_onnx_sha256 is None:
             expected_onnx_sha256 = os.environ.get(ONNX_SHA256_ENV, "").strip() or None
-        # Checks model.joblib against the record (and MODEL_SHA256) without unpickling it.
-        record = verify_artifact(Path(model_dir), expected_sha256)
-        chosen, why = choose_runtime(record, runtime, expected_sha256, expected_onnx_sha256)
+        # Which file serves is the record's to say; each path checks its files before loading.
+        chosen, why = choose_runtime(
+            read_record(Path(model_dir)), runtime, expected_sha256, expected_onnx_sha256
+        )
         if chosen == "onnx":
+            # model.joblib against the record (and MODEL_SHA256), without unpickling it.
+            record = verify_artifact(Path(model_dir), expected_sha256)
             content = load_verified_onnx(Path(model_dir), record, expected_onnx_sha256)
             try:
                 pipeline: Any = OnnxModel(content)
