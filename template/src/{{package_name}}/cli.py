@@ -21,8 +21,9 @@ from typing import Annotated
 
 import typer
 
+from .command_errors import reported_errors
 from .config import PARAMS_ENV_VAR, Config, load_config
-from .errors import BatchError, PipelineError
+from .errors import BatchError
 
 DRIFT_EXIT_CODE = 3
 BATCH_ERROR_EXIT_CODE = 4
@@ -53,16 +54,6 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = params
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Expected failures print one readable message and exit 1, without a traceback."""
-    try:
-        yield
-    except (PipelineError, FileNotFoundError) as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
 
 
 # `make deploy` tells "nothing to deploy" (a kept champion) from a failure by this code.

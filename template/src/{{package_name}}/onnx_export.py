@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOLERANCE = 1e-5
 ONNX_RUNTIME, SKLEARN_RUNTIME = "onnx", "sklearn"
 
 

@@ -7,19 +7,18 @@ Exit codes: 0 success, 1 an expected failure (message on stderr, no traceback).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
+from ..command_errors import reported_errors
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
 
@@ -29,7 +28,6 @@ HOST_ENV_VAR = "KFP_HOST"
 DEFAULT_PACKAGE = Path("build/pipeline.yaml")
 # KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
 WEEKLY_CRON = "0 17 3 * * 1"
-TRACKING_URI_ENV_VAR = "MLFLOW_TRACKING_URI"
 
 app = typer.Typer(
     help="The training pipeline on Kubeflow Pipelines v2: compile, local, run, schedule.",
@@ -39,15 +37,6 @@ app = typer.Typer(
 
 class KfpError(PipelineError):
     """A pipeline that cannot be compiled, reached, or that failed."""
-
-
-@contextlib.contextmanager
-def _reported() -> Iterator[None]:
-    try:
-        yield
-    except (PipelineError, FileNotFoundError) as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
 
 
 def template_release(root: Path) -> str:
@@ -97,7 +86,7 @@ def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]
     """
     from kfp import local
 
-    from ..tracking import resolve_tracking_uri
+    from ..tracking import TRACKING_URI_ENV_VAR, resolve_tracking_uri
     from .workspace import read_metrics
 
     os.environ[TRACKING_URI_ENV_VAR] = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
@@ -224,7 +213,7 @@ def compile_command(
     ctx: typer.Context, image: ImageOption, output: PackageOption = DEFAULT_PACKAGE
 ) -> None:
     """Write the pipeline (IR YAML) with its commit and template release."""
-    with _reported():
+    with reported_errors():
         path = compile_pipeline(_config(ctx), image, output)
     typer.echo(f"pipeline written to {path}")
 
@@ -238,7 +227,7 @@ def local_command(
     ] = Path("build/kfp-local"),
 ) -> None:
     """Run the pipeline here, each task a subprocess (no Docker), and print its metrics."""
-    with _reported():
+    with reported_errors():
         metrics = run_local(_config(ctx), image, pipeline_root)
     typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
     typer.echo(f"metrics written to {pipeline_root / 'metrics.json'}")
@@ -252,7 +241,7 @@ def run_command(
     timeout: Annotated[int, typer.Option(help="Seconds to wait for the run.")] = 7200,
 ) -> None:
     """Submit the compiled pipeline to KFP_HOST and wait; exit 1 naming the failed task."""
-    with _reported():
+    with reported_errors():
         run_id, state = submit(host, package, _config(ctx).project.slug, timeout)
     typer.echo(f"run {run_id}: {state}")
 
@@ -265,6 +254,6 @@ def schedule_command(
     cron: Annotated[str, typer.Option(help="KFP cron (with seconds).")] = WEEKLY_CRON,
 ) -> None:
     """Create or replace the weekly recurring run of the compiled pipeline."""
-    with _reported():
+    with reported_errors():
         recurring_id = schedule(host, package, _config(ctx).project.slug, cron)
     typer.echo(f"recurring run {recurring_id}: {cron}")
