@@ -60,12 +60,13 @@ bench: setup ## Render benchmark: defaults of startup and enterprise next to `co
 	$(RUN) python benchmarks/render.py
 
 .PHONY: bench-all
-bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift, fleet, scoring
+bench-all: bench ## Every benchmark (minutes): render, first run of a project, serving, drift, fleet, scoring, kfp-local
 	$(RUN) python benchmarks/generated_repo.py
 	$(RUN) python benchmarks/serving.py
 	$(RUN) python benchmarks/drift.py
 	$(RUN) python benchmarks/fleet.py
 	$(RUN) python benchmarks/scoring.py
+	$(RUN) python benchmarks/kfp_local.py
 
 .PHONY: pin-images
 pin-images: ## Refresh the base-image digests that rendered repos start with (includes/images.jinja)

@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -613,8 +614,16 @@ def measure(server: Server, duration: float, scratch: Path) -> dict[str, float]:
 # --- dependency sets -----------------------------------------------------------------------------
 def dependency_sizes(project: Path, scratch: Path) -> dict[str, float]:
     sizes = {}
+    groups = tomllib.loads((project / "pyproject.toml").read_text())["dependency-groups"]
+    if "serve-onnx" in groups:  # the image carries one model runtime (Dockerfile INFERENCE_RUNTIME)
+        serving = {
+            "serving, ONNX image (runtime + serve-onnx, the default)": ["--group", "serve-onnx"],
+            "serving, scikit-learn image (runtime + serve-sklearn)": ["--group", "serve-sklearn"],
+        }
+    else:  # a project rendered before the split
+        serving = {"serving (runtime + serve group: the image)": ["--group", "serve"]}
     sets = {
-        "serving (runtime + serve group: the image)": ["--group", "serve"],
+        **serving,
         "training (runtime + train group)": ["--group", "train"],
         "everything (make setup: serve, train, dev)": ["--all-groups"],
     }

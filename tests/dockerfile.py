@@ -252,6 +252,7 @@ def emulate_build(
     known_skips: tuple[str, ...] = (),
     fallback_python: str | None = None,
     target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
 ) -> Image:
     """Build the Dockerfile's final stage (or the stage `target`, as `docker build --target`)
     into `workdir`; see the module docstring.
@@ -259,6 +260,8 @@ def emulate_build(
     `known_skips`: prefixes of RUN commands that may be left out; any other RUN that is not a
     `uv` command fails, so a new build step cannot go unnoticed. `fallback_python`: the
     interpreter for uv when the host lacks the base image's Python (none: that fails).
+    `build_args`: `docker build --build-arg` values, which replace the defaults of the ARGs
+    that declare them.
     """
     sent = set(build_context(context))
     stages: list[Stage] = []
@@ -276,7 +279,7 @@ def emulate_build(
             continue
         if step.keyword == "ARG":
             for key, value in _key_values(step.arguments):
-                args[key] = value
+                args[key] = (build_args or {}).get(key, value)
             continue
         if stage is None:
             raise DockerfileError(f"{where}: before the first FROM")

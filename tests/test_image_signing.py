@@ -147,5 +147,15 @@ def test_sbom_lists_the_images_packages_and_no_training_tools(copie_session):
         assert name in components, f"{name} (a serving dependency) is missing from the SBOM"
     for name in ("mlflow", "dvc", "pytest", "ruff", "fairlearn"):
         assert name not in components, f"{name} is not in the serving image"
+    # No model says otherwise: the ONNX image, without the pickle's stack.
+    for name in ("scikit-learn", "scipy", "pandas", "joblib"):
+        assert name not in components, f"{name} is not in the ONNX serving image"
     for component in sbom["components"]:
         assert component["version"] and component["purl"].startswith("pkg:pypi/")
+
+    # The image for a model that scikit-learn serves (what models/model.json would choose).
+    make(project, "sbom", "INFERENCE_RUNTIME=sklearn")
+    sbom = json.loads((project / "build" / "sbom.cdx.json").read_text())
+    components = {c["name"].lower() for c in sbom["components"]}
+    assert {"scikit-learn", "pandas", "joblib", "onnxruntime"} <= components
+    assert "mlflow" not in components

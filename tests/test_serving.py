@@ -196,6 +196,24 @@ def test_dockerignore_lets_in_only_what_the_image_needs(container_project):
     }
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
+def test_make_docker_build_passes_the_runtime_the_model_record_names(
+    container_project, tmp_path, runtime
+):
+    """The image carries the pickle's stack only for a model that scikit-learn serves."""
+    _, project = container_project
+    shutil.copy(project / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "uv.lock").write_text("")
+    (tmp_path / "models").mkdir()
+    for name in ("model.joblib", "model.onnx"):
+        (tmp_path / "models" / name).write_bytes(b"")
+    record = {"model_sha256": "ab" * 32, "inference": {"runtime": runtime, "reason": "test"}}
+    (tmp_path / "models" / "model.json").write_text(json.dumps(record, indent=2))
+    plan = run(["make", "-n", "docker-build", "sbom"], tmp_path).stdout
+    assert f"docker build --build-arg INFERENCE_RUNTIME={runtime} " in plan
+    assert f"--group serve-{runtime} " in plan, "the SBOM describes the same set"
+
+
 def test_make_has_the_container_targets(container_project):
     _, project = container_project
     assert {"serve", "docker-build", "docker-run"} <= make_targets(project / "Makefile")
@@ -214,8 +232,17 @@ def test_serve_group_is_installed_by_default_and_carries_no_training_tools(conta
         assert heavy not in runtime
     # The server runs models/model.onnx with ONNX Runtime; the export itself is a training tool.
     assert "onnxruntime" in serve
-    assert "skl2onnx" in " ".join(groups["train"])
-    assert "serve" in pyproject["tool"]["uv"]["default-groups"]
+    assert "skl2onnx" in " ".join(map(str, groups["train"]))
+    # The pickle's stack is a group of its own: the ONNX image (serve-onnx) goes without it.
+    for pickle_stack in ("scikit-learn", "pandas", "joblib", "pandera"):
+        assert pickle_stack not in runtime
+        assert pickle_stack not in serve
+        assert pickle_stack in " ".join(groups["sklearn"])
+    assert groups["serve-onnx"] == [{"include-group": "serve"}]
+    assert groups["serve-sklearn"] == [{"include-group": "serve"}, {"include-group": "sklearn"}]
+    for group in ("train", "monitor"):
+        assert {"include-group": "sklearn"} in groups[group]
+    assert {"sklearn", "serve"} <= set(pyproject["tool"]["uv"]["default-groups"])
 
 
 # --- the KServe manifests ------------------------------------------------------------------------
@@ -548,7 +575,12 @@ def test_kserve_client_gets_the_models_predictions_over_v1_and_v2(
 DOCKER_STEPS_SKIPPED = ('pip install --no-cache-dir "uv==', "groupadd --system")
 
 
-def emulated_image(project: Path, workdir: Path, target: str | None = None) -> Image:
+def emulated_image(
+    project: Path,
+    workdir: Path,
+    target: str | None = None,
+    build_args: dict[str, str] | None = None,
+) -> Image:
     """The project's Dockerfile built without Docker (tests/dockerfile.py) into `workdir`."""
     return emulate_build(
         project / "Dockerfile",
@@ -561,6 +593,7 @@ def emulated_image(project: Path, workdir: Path, target: str | None = None) -> I
         # on this one (each test checks the environment's Python where it matters).
         fallback_python=sys.executable,
         target=target,
+        build_args=build_args,
     )
 
 
@@ -588,9 +621,10 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
         "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
     )
     modules = ["mlflow", "dvc", "pytest", "ruff", "skl2onnx", "uvicorn", "starlette", "sklearn"]
-    modules += ["onnxruntime", PACKAGE]
+    modules += ["onnxruntime", PACKAGE, "pandas", "scipy", "joblib", "pandera"]
     found = json.loads(run([python, "-c", probe, *modules], image.workdir, **image.env).stdout)
-    serving_set = ("uvicorn", "starlette", "sklearn", "onnxruntime", PACKAGE)
+    # The model's record says ONNX Runtime serves it: no scikit-learn, SciPy, joblib or pandas.
+    serving_set = ("uvicorn", "starlette", "onnxruntime", PACKAGE)
     assert found == {m: m in serving_set for m in modules}, "the serving set and nothing else"
     ((image_python, used),) = image.python.items()
     version = run([python, "-c", "import sys; print(sys.version)"], image.workdir).stdout
@@ -610,6 +644,49 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     assert status == 200, body
     assert [p["predicted_class"] for p in body["predictions"]] == rows["predicted"][:3]
     assert health.returncode == 0, f"the container's HEALTHCHECK: {health.stderr}"
+    assert '"runtime": "onnx"' in log.read_text(), "ONNX Runtime served the requests"
+
+    # The pickle's path asked of this image: a refusal that says how to build one that has it.
+    refused = run(
+        image.command(image.stage.cmd),
+        image.workdir,
+        check=False,
+        **{**env, "INFERENCE_RUNTIME": "sklearn"},
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "--build-arg INFERENCE_RUNTIME=sklearn" in refused.stderr
+    assert "lacks sklearn, joblib, pandas" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_sklearn_build_argument_gives_an_image_that_serves_the_pickle(
+    default_project, rows_file, tmp_path
+):
+    """`--build-arg INFERENCE_RUNTIME=sklearn` (what `make docker-build` passes when the record
+    says scikit-learn serves): the pickle's stack is in, and the server runs it."""
+    image = emulated_image(
+        default_project, tmp_path / "image", build_args={"INFERENCE_RUNTIME": "sklearn"}
+    )
+    python = image.command(["python"])[0]
+    probe = "import sklearn, pandas, joblib, onnxruntime, mlflow"
+    missing = run([python, "-c", probe], image.workdir, check=False, **image.env)
+    assert "No module named 'mlflow'" in missing.stderr, "the pickle's stack, no training tools"
+
+    rows = json.loads(rows_file.read_text())
+    port = free_port()
+    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port), "INFERENCE_RUNTIME": "sklearn"}
+    log = tmp_path / "serve.log"
+    with running(image.command(image.stage.cmd), image.workdir, port, log, **env) as base_url:
+        status, body = http_json(
+            f"{base_url}/v1/models/{SLUG}:predict", {"instances": rows["instances"]}
+        )
+    assert status == 200, body
+    assert [p["predicted_class"] for p in body["predictions"]] == rows["predicted"]
+    # rows_file holds the ONNX model's answers: scikit-learn agrees within params' tolerance.
+    got = [p["default_probability"] for p in body["predictions"]]
+    assert got == pytest.approx(rows["probability"], abs=1e-5)
+    assert '"runtime": "sklearn"' in log.read_text()
 
 
 # --- `make serve` under hostile input (slow) -----------------------------------------------------

@@ -23,8 +23,6 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import joblib
-
 from .errors import ArtifactIntegrityError
 
 if TYPE_CHECKING:
@@ -37,6 +35,8 @@ RECORD_FILE_NAME = "model.json"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # The variable through which a deployment gives the server the sha256 it expects.
 MODEL_SHA256_ENV = "MODEL_SHA256"
+# The sha256 model.onnx must have, from outside the model folder (like MODEL_SHA256).
+ONNX_SHA256_ENV = "ONNX_SHA256"
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,8 @@ def git_commit(folder: Path) -> str | None:
 
 def save_model(model: Pipeline, model_dir: Path) -> Path:
     path = model_path(model_dir)
+    import joblib  # not at the top: the ONNX server's image has no joblib
+
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, path)
     return path
@@ -168,6 +170,8 @@ def load_verified_model(
     A file that matches but cannot be unpickled (truncated, or written by an incompatible
     scikit-learn) is refused with the same error as a mismatch, never a traceback.
     """
+    import joblib  # not at the top: the ONNX server's image has no joblib
+
     content, record = _verified_bytes(model_dir, expected_sha256)
     # Unpickle the very bytes that were hashed, so the file cannot change in between.
     try:

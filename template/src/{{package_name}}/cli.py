@@ -264,15 +264,27 @@ def pin_image(
             "registry champion's, from reports/promotion.json."
         ),
     ] = None,
+    onnx_sha256: Annotated[
+        str | None,
+        typer.Option(
+            help="sha256 the server requires of model.onnx (ONNX_SHA256); omitted: the "
+            "champion's from reports/promotion.json when ONNX Runtime serves it (only when "
+            "--model-sha256 is omitted too)."
+        ),
+    ] = None,
 ) -> None:
-    """Read manifests on stdin, pin the image and the model's sha256, write them to stdout."""
+    """Read manifests on stdin, pin the image and the model's sha256s, write them to stdout."""
     with reported_errors():
         import yaml
 
-        from .release import champion_sha256, parse_manifests
+        from .release import champion_onnx_sha256, champion_sha256, parse_manifests
         from .release import pin_image as pin
 
         expected = model_sha256 or champion_sha256(_config(ctx))
+        # The report's ONNX hash belongs to the report's champion, not to a --model-sha256.
+        expected_onnx = onnx_sha256 or (
+            None if model_sha256 else champion_onnx_sha256(_config(ctx))
+        )
         documents = parse_manifests(typer.get_binary_stream("stdin").read())
         pinned = pin(
             documents,
@@ -280,6 +292,7 @@ def pin_image(
             digest=digest,
             canary_percent=canary_percent,
             model_sha256=expected,
+            onnx_sha256=expected_onnx,
         )
         typer.echo(yaml.safe_dump_all(pinned, sort_keys=False), nl=False)
 

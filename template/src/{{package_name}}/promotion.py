@@ -93,6 +93,9 @@ class Promotion:
     champion_version: int
     # What `make deploy` compares with models/model.json: only the champion's artifact ships.
     champion_model_sha256: str
+    # The champion's model.onnx sha256 when ONNX Runtime serves it (the deployment's
+    # ONNX_SHA256), None when scikit-learn does. Reports written before ONNX export lack it.
+    champion_onnx_sha256: str | None
     challenger: Contender | None
     previous_champion: Contender | None
     test_data_sha256: str
@@ -122,6 +125,7 @@ def promote(config: Config) -> Promotion:
             reason=f"version {version} is already the champion",
             champion_version=version,
             champion_model_sha256=record.model_sha256,
+            champion_onnx_sha256=served_onnx_sha256(record),
             challenger=None,
             previous_champion=None,
             **common,
@@ -144,6 +148,11 @@ def promote(config: Config) -> Promotion:
             if decision.promoted or current is None
             else current.tags.get("model_sha256", "unknown")
         ),
+        champion_onnx_sha256=(
+            served_onnx_sha256(record)
+            if decision.promoted or current is None
+            else _tagged_onnx_sha256(current)
+        ),
         challenger=challenger,
         previous_champion=champion,
         **common,
@@ -163,6 +172,18 @@ def promote(config: Config) -> Promotion:
         registry.set_alias(name, CHAMPION, version)
     write_promotion_report(promotion, paths.promotion_report)
     return promotion
+
+
+def served_onnx_sha256(record: ModelRecord) -> str | None:
+    """model.onnx's sha256 when the record says ONNX Runtime serves the model, else None."""
+    inference = record.inference if isinstance(record.inference, dict) else {}
+    return record.onnx_sha256 if inference.get("runtime") == "onnx" else None
+
+
+def _tagged_onnx_sha256(version: RegisteredVersion) -> str | None:
+    """The `onnx_sha256` tag training set on a registry version (None: "none", or older)."""
+    value = version.tags.get("onnx_sha256", "none")
+    return None if value == "none" else value
 
 
 def decision_tags(promotion: Promotion, challenger: Contender) -> dict[str, str]:

@@ -5,8 +5,9 @@ and deploying it would undo the promotion rule. `check_release` compares models/
 the champion recorded in reports/promotion.json: the same artifact (a new champion, or a retrain
 that reproduced the champion byte for byte, e.g. after a code-only change) ships; another one
 does not. `pin_image` turns the rendered KServe manifests into the exact ones to apply: the
-image pinned by digest and the server's MODEL_SHA256 set to the champion's sha256 from the
-registry's record, so the server checks the model against a value from outside its folder.
+image pinned by digest and the server's MODEL_SHA256 (and ONNX_SHA256, when ONNX Runtime serves
+the champion) set to the champion's sha256s from the registry's record, so the server checks the
+model against values from outside its folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .audit import MODEL_SHA256_ENV, check_sha256, verify_artifact
+from .audit import MODEL_SHA256_ENV, ONNX_SHA256_ENV, check_sha256, verify_artifact
 from .errors import ArtifactIntegrityError, PipelineError
 from .promotion import read_promotion_report
 
@@ -73,6 +74,14 @@ def champion_sha256(config: Config) -> str:
     return value
 
 
+def champion_onnx_sha256(config: Config) -> str | None:
+    """The champion's model.onnx sha256 when ONNX Runtime serves it (reports/promotion.json),
+    None when scikit-learn does or the report predates the ONNX export."""
+    report = read_promotion_report(config.paths.promotion_report)
+    value = report.get("champion_onnx_sha256") if report else None
+    return value if isinstance(value, str) and value else None
+
+
 def _set_env(container: dict[str, Any], name: str, value: str) -> None:
     env = container.setdefault("env", [])
     for item in env:
@@ -115,12 +124,15 @@ def pin_image(
     digest: str,
     canary_percent: int | None = None,
     model_sha256: str | None = None,
+    onnx_sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """Pin every container of `image` in the InferenceServices to `digest`; set the canary.
 
     Without `canary_percent` any canaryTrafficPercent is removed: the new revision takes all the
     traffic (the full rollout after a canary step). `model_sha256` becomes each pinned
-    container's MODEL_SHA256, the hash the server requires of its model file.
+    container's MODEL_SHA256, the hash the server requires of its model file; `onnx_sha256` its
+    ONNX_SHA256, without which the server keeps scikit-learn (an ONNX file pinned by nothing
+    outside the folder is not served).
     """
     if not DIGEST_PATTERN.match(digest) or digest == PLACEHOLDER_DIGEST:
         raise ReleaseError(f"image digest must look like sha256:<64 hex digits>, got '{digest}'")
@@ -128,6 +140,12 @@ def pin_image(
     if model_sha256 is not None:
         try:
             expected = check_sha256(model_sha256, "--model-sha256")
+        except ArtifactIntegrityError as error:
+            raise ReleaseError(str(error)) from None
+    expected_onnx = None
+    if onnx_sha256 is not None:
+        try:
+            expected_onnx = check_sha256(onnx_sha256, "--onnx-sha256")
         except ArtifactIntegrityError as error:
             raise ReleaseError(str(error)) from None
     if canary_percent is not None and not 0 < canary_percent <= 100:
@@ -150,6 +168,8 @@ def pin_image(
                 container["image"] = f"{image}@{digest}"
                 if expected is not None:
                     _set_env(container, MODEL_SHA256_ENV, expected)
+                if expected_onnx is not None:
+                    _set_env(container, ONNX_SHA256_ENV, expected_onnx)
                 pinned += 1
         if canary_percent is None:
             predictor.pop("canaryTrafficPercent", None)

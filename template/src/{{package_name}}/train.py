@@ -136,6 +136,7 @@ def train(config: Config) -> TrainingResult:
         # pipeline did not convert, since DVC needs every output of the stage to exist.
         staged_onnx = onnx_path(Path(staging))
         staged_onnx.write_bytes(onnx.content or b"")
+        onnx_sha256 = sha256_file(staged_onnx) if onnx.content is not None else None
         training_data_sha256 = sha256_file(paths.train_data)
         test_data_sha256 = sha256_file(paths.test_data)
         commit = git_commit(config.root)
@@ -150,6 +151,8 @@ def train(config: Config) -> TrainingResult:
                 # that made it (the whole audit record is an artifact of the run).
                 version_tags={
                     "model_sha256": model_sha256,
+                    # What a deployment pins as ONNX_SHA256 ("none": scikit-learn serves it).
+                    "onnx_sha256": onnx_sha256 if onnx.accepted and onnx_sha256 else "none",
                     "training_data_sha256": training_data_sha256,
                     "test_data_sha256": test_data_sha256,
                     "git_commit": commit or "unknown",
@@ -173,7 +176,7 @@ def train(config: Config) -> TrainingResult:
                 feature_names=list(FEATURE_NAMES),
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 onnx_file=staged_onnx.name if onnx.content is not None else None,
-                onnx_sha256=sha256_file(staged_onnx) if onnx.content is not None else None,
+                onnx_sha256=onnx_sha256,
                 inference=onnx.inference,
             )
             staged_record = write_record(record, Path(staging))

@@ -6,22 +6,28 @@ so a column is declared once. `make use-data` writes columns.yaml for a team's o
 
 Categories are text: whatever a category's values look like in a file (1, 2.0, True), they are
 compared as their canonical text ("1", "2", "true"), in training, validation and serving alike.
+
+pandas is imported only by the functions that take frames: the model server's ONNX path reads
+this module without it (its image has no pandas).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ColumnKind = Literal["int", "float", "category"]
 KINDS: tuple[str, ...] = ("int", "float", "category")
@@ -90,9 +96,15 @@ class Declaration:
         return (*self.features, *protected, self.label.as_column())
 
 
+def _is_pandas_na(value: Any) -> bool:
+    # Without pandas loaded there is no pd.NA to meet, and no reason to load it.
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
+
+
 def canonical_text(value: Any) -> str | None:
     """The text a category value is compared as: 1, 1.0 and "1.0" are "1"; True is "true"."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or _is_pandas_na(value):
         return None
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
@@ -113,6 +125,8 @@ def as_category(series: pd.Series) -> pd.Series:
     Vectorised: the same result as canonical_text on each value, at the cost of a few string
     operations on the whole column.
     """
+    import pandas as pd
+
     missing = series.isna()
     if pd.api.types.is_bool_dtype(series):
         text = series.map({True: "true", False: "false"}).astype(object)

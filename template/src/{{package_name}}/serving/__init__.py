@@ -2,9 +2,12 @@
 
 - validation.py turns request bodies into model inputs, checked against the column specs of
   data/columns.py (the same declaration the training schema is built from);
-- model.py loads models/model.joblib after checking it against models/model.json;
+- model.py loads the model after checking it against models/model.json: models/model.onnx with
+  ONNX Runtime (onnx_model.py) when training accepted it, else models/model.joblib;
 - batching.py groups concurrent requests into one prediction call;
 - app.py holds the HTTP endpoints, request logs and metrics; server.py runs them with uvicorn.
 
-Everything here needs only the serving dependency set (no MLflow, DVC or test tools).
+Everything here needs only the serving dependency set (no MLflow, DVC or test tools); the ONNX
+path needs neither scikit-learn nor pandas, which the image installs only for a model that
+scikit-learn serves (Dockerfile, INFERENCE_RUNTIME).
 """

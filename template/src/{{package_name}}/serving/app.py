@@ -89,6 +89,8 @@ _UTF16_32_BOMS = (
 )
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Where a surrogate escape may be in the text: without one, no string of the document holds one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _check_charset(content_type: str | None) -> None:
@@ -142,7 +144,7 @@ def parse_body(body: bytes) -> Any:
         raise RequestError(f"malformed JSON: {error}") from None
     # orjson refuses lone surrogates; the standard parser keeps them, and no response or log
     # line could then be written in UTF-8.
-    if _has_surrogate(payload):
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(payload):
         raise RequestError("malformed JSON: a string holds a lone UTF-16 surrogate escape")
     return payload
 
@@ -343,7 +345,10 @@ def create_app(
             }
         )
 
+    # Starlette tries routes in order: inference first, the rest of the traffic.
     routes = [
+        Route("/v1/models/{name}:predict", endpoint(v1_predict), methods=["POST"]),
+        Route("/v2/models/{name}/infer", endpoint(v2_infer), methods=["POST"]),
         Route("/", endpoint(root), methods=["GET"]),
         Route("/metrics", endpoint(metrics_endpoint), methods=["GET"]),
         Route("/v2", endpoint(v2_server_metadata), methods=["GET"]),
@@ -351,9 +356,7 @@ def create_app(
         Route("/v2/health/ready", endpoint(v2_ready), methods=["GET"]),
         Route("/v2/models/{name}", endpoint(v2_model_metadata), methods=["GET"]),
         Route("/v2/models/{name}/ready", endpoint(v2_model_ready), methods=["GET"]),
-        Route("/v2/models/{name}/infer", endpoint(v2_infer), methods=["POST"]),
         Route("/v1/models", endpoint(v1_models), methods=["GET"]),
-        Route("/v1/models/{name}:predict", endpoint(v1_predict), methods=["POST"]),
         Route("/v1/models/{name}", endpoint(v1_model), methods=["GET"]),
     ]
 

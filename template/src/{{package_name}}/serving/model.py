@@ -3,7 +3,8 @@
 Two runtimes serve the same model: ONNX Runtime runs models/model.onnx when training accepted it
 (models/model.json `inference.runtime` is "onnx"), scikit-learn runs models/model.joblib
 otherwise. INFERENCE_RUNTIME=sklearn keeps scikit-learn; INFERENCE_RUNTIME=onnx refuses to start
-unless the ONNX model was accepted. On the ONNX path neither scikit-learn nor pandas is imported.
+unless the ONNX model was accepted. On the ONNX path neither scikit-learn, joblib nor pandas is
+imported, and the default image does not install them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from .. import DISTRIBUTION_NAME
 from ..audit import (
+    ONNX_SHA256_ENV,
     ModelRecord,
     load_verified_model,
     load_verified_onnx,
@@ -35,8 +38,6 @@ log = logging.getLogger(__name__)
 # onnx | sklearn; unset or "auto": what models/model.json says.
 INFERENCE_RUNTIME_ENV = "INFERENCE_RUNTIME"
 RUNTIMES = ("onnx", "sklearn")
-# The sha256 model.onnx must have, from outside the model folder (like MODEL_SHA256).
-ONNX_SHA256_ENV = "ONNX_SHA256"
 
 
 def requested_runtime() -> str | None:
@@ -129,6 +130,7 @@ class ServedModel:
                     f"loaded by ONNX Runtime ({type(error).__name__}: {str(error)[:200]})"
                 ) from error
         else:
+            _require_sklearn(why)
             pipeline, record = load_verified_model(Path(model_dir), expected_sha256)
             _warn_on_sklearn_version(record)
         log.info("model runtime", extra={"runtime": chosen, "reason": why})
@@ -205,6 +207,19 @@ def fitted_feature_order(pipeline: Any, declared: Sequence[str]) -> tuple[str, .
     """The pipeline's fitted column order (`declared` when the pipeline does not record it)."""
     names = getattr(pipeline, "feature_names_in_", None)
     return tuple(names) if names is not None else tuple(declared)
+
+
+def _require_sklearn(why: str) -> None:
+    """A clear refusal where the environment was built for the ONNX path only (the image's
+    default): the pickle needs scikit-learn, joblib and pandas."""
+    missing = [name for name in ("sklearn", "joblib", "pandas") if find_spec(name) is None]
+    if missing:
+        raise ServerSettingError(
+            f"scikit-learn serves this model ({why}), but this environment lacks "
+            f"{', '.join(missing)}: build the image with --build-arg INFERENCE_RUNTIME=sklearn "
+            "(`make docker-build` picks it from models/model.json), or serve a model whose ONNX "
+            "export training accepted"
+        )
 
 
 def _warn_on_sklearn_version(record: ModelRecord) -> None:

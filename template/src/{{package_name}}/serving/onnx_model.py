@@ -7,7 +7,8 @@ in models/model.json. Only numpy and onnxruntime are imported here.
 
 The graph has one input per feature, shaped [rows, 1], in the fitted column order: numbers as
 float32, categories as strings. Text tensors have no NaN, so a missing category is sent as
-MISSING_CATEGORY, which the compiled imputer replaces as scikit-learn's replaces NaN.
+MISSING_CATEGORY, which the compiled imputer replaces as scikit-learn's replaces NaN; request
+validation refuses text holding a NUL character, so no client value can pass for it.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def onnx_inputs(
     for name, column in number_inputs:
         feeds[name] = np.asarray(columns[column], dtype=np.float32).reshape(-1, 1)
     for name, column in text_inputs:
-        values = np.asarray(columns[column], dtype=object)
-        feeds[name] = np.array([_text(value) for value in values], dtype=object).reshape(-1, 1)
+        values = np.asarray(columns[column], dtype=object).tolist()
+        texts = [value if type(value) is str else _text(value) for value in values]
+        feeds[name] = np.array(texts, dtype=object).reshape(-1, 1)
     return feeds
 
 
