@@ -2,8 +2,9 @@
 
 Fast: the pipeline of each cluster tier and orchestrator compiles (with this environment's kfp,
 no project environment) and loads back with the stages the tier runs; startup has none of it.
-Slow: on an enterprise render, `make kfp-local` gives the metrics `make pipeline` gives, the
-compiled file carries the commit and the template release, and `make kfp-run` refuses cleanly.
+The scoring pipeline compiles and loads back too. Slow: on an enterprise render, `make kfp-local`
+gives the metrics `make pipeline` gives, the compiled files carry the commit and the template
+release, `make kfp-score-local` scores as `make score` does, and `make kfp-run` refuses cleanly.
 """
 
 from __future__ import annotations
@@ -38,16 +39,21 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from kfp import compiler
 from kfp.components import load_component_from_file
+from credit_risk_model.pipelines.scoring import build_scoring_pipeline
 from credit_risk_model.pipelines.training import build_pipeline
-pipeline = build_pipeline(
-    "registry.example.com/ml/credit-risk-model-trainer:abc123",
-    json.dumps({"project": {"slug": "credit-risk-model"}}),
-    git_commit="abc123",
-    template_release="1.2.3",
-)
-compiler.Compiler().compile(pipeline, sys.argv[2])
-loaded = load_component_from_file(sys.argv[2])
-print(json.dumps({"name": loaded.name, "tasks": sorted(loaded.pipeline_spec.root.dag.tasks)}))
+out = {}
+for build, path in ((build_pipeline, sys.argv[2]), (build_scoring_pipeline, sys.argv[3])):
+    pipeline = build(
+        "registry.example.com/ml/credit-risk-model-trainer:abc123",
+        json.dumps({"project": {"slug": "credit-risk-model"}}),
+        git_commit="abc123",
+        template_release="1.2.3",
+    )
+    compiler.Compiler().compile(pipeline, path)
+    loaded = load_component_from_file(path)
+    tasks = sorted(loaded.pipeline_spec.root.dag.tasks)
+    out[build.__name__] = {"name": loaded.name, "tasks": tasks}
+print(json.dumps(out))
 """
 
 
@@ -55,16 +61,26 @@ print(json.dumps({"name": loaded.name, "tasks": sorted(loaded.pipeline_spec.root
 def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], Path, dict]:
     result = copie_session.copy(extra_answers=request.param)
     assert result.exit_code == 0, result.exception
-    output = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    folder = tmp_path_factory.mktemp("kfp")
+    output, scoring = folder / "pipeline.yaml", folder / "scoring-pipeline.yaml"
     done = subprocess.run(
-        [sys.executable, "-c", COMPILE, str(result.project_dir / "src"), str(output)],
+        [sys.executable, "-c", COMPILE, str(result.project_dir / "src"), str(output), str(scoring)],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    return request.param, result.project_dir, {**json.loads(done.stdout), "path": output}
+    loaded = json.loads(done.stdout)
+    return (
+        request.param,
+        result.project_dir,
+        {
+            **loaded["build_pipeline"],
+            "path": output,
+            "scoring": {**loaded["build_scoring_pipeline"], "path": scoring},
+        },
+    )
 
 
 def expected_stages(tier: str) -> set[str]:
@@ -102,16 +118,46 @@ def test_tasks_run_the_trainer_image_and_read_the_tracking_uri_from_a_secret(com
     assert parameters["template_release"]["defaultValue"] == "1.2.3"
 
 
+def test_the_scoring_pipeline_scores_in_the_trainer_image_with_the_registry(compiled) -> None:
+    _, _, loaded = compiled
+    scoring = loaded["scoring"]
+    assert scoring["name"] == "credit-risk-model-scoring"
+    assert scoring["tasks"] == ["score"]
+    spec, platform = list(yaml.safe_load_all(scoring["path"].read_text()))
+    [executor] = spec["deploymentSpec"]["executors"].values()
+    assert executor["container"]["image"].endswith("credit-risk-model-trainer:abc123")
+    # The registry's champion scores: the task reads the tracking URI from the secret.
+    [secret] = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-score"][
+        "secretAsEnv"
+    ]
+    assert secret["secretName"] == "credit-risk-model-mlflow"
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert "defaultValue" not in parameters["input_uri"], "the input is required"
+    assert parameters["model_version"]["defaultValue"] == "champion"
+    assert parameters["allow_rejects"]["defaultValue"] is False
+
+
 def test_kfp_is_in_the_pipelines_group_only(compiled) -> None:
     answers, project, _ = compiled
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     groups = pyproject["dependency-groups"]
-    with_kfp = {name for name, deps in groups.items() if any(d.startswith("kfp") for d in deps)}
-    assert with_kfp == {"pipelines"}
-    assert not any(d.startswith("kfp") for d in pyproject["project"]["dependencies"])
+
+    def has_kfp(deps: list) -> bool:  # entries are requirements or {include-group = ...}
+        return any(isinstance(d, str) and d.startswith("kfp") for d in deps)
+
+    assert {name for name, deps in groups.items() if has_kfp(deps)} == {"pipelines"}
+    assert not has_kfp(pyproject["project"]["dependencies"])
     assert "pipelines" in pyproject["tool"]["uv"]["default-groups"]  # `make setup` syncs it
     makefile = (project / "Makefile").read_text()
-    for target in ("kfp-compile", "kfp-local", "kfp-run", "kfp-schedule"):
+    targets = (
+        "kfp-compile",
+        "kfp-local",
+        "kfp-run",
+        "kfp-schedule",
+        "kfp-score",
+        "kfp-score-local",
+    )
+    for target in targets:
         assert re.search(rf"^{target}:.*## ", makefile, re.MULTILINE), target
     retrain = re.search(r"^RETRAIN := (.*)$", makefile, re.MULTILINE)
     assert retrain
@@ -185,6 +231,49 @@ def test_kfp_compile_names_the_commit_and_the_template_release(enterprise) -> No
     assert f"commit {commit}, template {release}" in spec["pipelineInfo"]["description"]
     image = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
     assert image == f"registry.example.com/ml/credit-risk-model-trainer:{commit}"
+    scoring = next(yaml.safe_load_all((project / "build" / "scoring-pipeline.yaml").read_text()))
+    assert scoring["pipelineInfo"]["name"] == "credit-risk-model-scoring"
+    assert f"commit {commit}, template {release}" in scoring["pipelineInfo"]["description"]
+
+
+@pytest.mark.slow
+def test_kfp_score_local_scores_with_the_champion_as_make_score_does(enterprise, tmp_path) -> None:
+    """The scoring pipeline on the local runner, on held-out rows with one broken: the same
+    predictions and rejects as `make score` with the registry's champion."""
+    project = enterprise["path"]
+    held_out = (project / "data" / "validated" / "test.csv").read_text().splitlines()
+    header, rows = held_out[0], held_out[1:31]
+    columns = yaml.safe_load((project / "src" / PACKAGE / "data" / "columns.yaml").read_text())
+    first = columns["features"][0]["name"]  # a model input, whatever the declaration
+    broken = rows[6].split(",")
+    broken[header.split(",").index(first)] = "[not a value]"
+    source = tmp_path / "batch.csv"
+    source.write_text("\n".join([header, *rows[:6], ",".join(broken), *rows[7:]]) + "\n")
+
+    refused = make(project, "kfp-score-local", f"INPUT={source}", check=False)
+    assert refused.returncode != 0, "a rejected row fails the run unless allowed"
+    assert "1 of 30 rows" in refused.stdout + refused.stderr
+    done = make(project, "kfp-score-local", f"INPUT={source}", "ALLOW_REJECTS=1")
+    written = [
+        Path(line.split(": ", 1)[1])
+        for line in done.stdout.splitlines()
+        if line.startswith("written: ")
+    ]
+    assert sorted(p.name for p in written) == ["predictions.csv", "predictions.rejects.csv"]
+    expected = tmp_path / "expected.csv"
+    make(
+        project,
+        "score",
+        f"INPUT={source}",
+        f"OUTPUT={expected}",
+        "MODEL_VERSION=champion",
+        "ALLOW_REJECTS=1",
+    )
+    folder = written[0].parent
+    assert (folder / "predictions.csv").read_text() == expected.read_text()
+    assert (folder / "predictions.rejects.csv").read_text() == (
+        tmp_path / "expected.rejects.csv"
+    ).read_text()
 
 
 def closed_port() -> int:

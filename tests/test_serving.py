@@ -209,9 +209,11 @@ def test_make_docker_build_passes_the_runtime_the_model_record_names(
         (tmp_path / "models" / name).write_bytes(b"")
     record = {"model_sha256": "ab" * 32, "inference": {"runtime": runtime, "reason": "test"}}
     (tmp_path / "models" / "model.json").write_text(json.dumps(record, indent=2))
-    plan = run(["make", "-n", "docker-build", "sbom"], tmp_path).stdout
+    signed = "sbom" in make_targets(project / "Makefile")  # the tiers that sign their image
+    plan = run(["make", "-n", "docker-build", *(["sbom"] if signed else [])], tmp_path).stdout
     assert f"docker build --build-arg INFERENCE_RUNTIME={runtime} " in plan
-    assert f"--group serve-{runtime} " in plan, "the SBOM describes the same set"
+    if signed:
+        assert f"--group serve-{runtime} " in plan, "the SBOM describes the same set"
 
 
 def test_make_has_the_container_targets(container_project):
@@ -644,7 +646,7 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     assert status == 200, body
     assert [p["predicted_class"] for p in body["predictions"]] == rows["predicted"][:3]
     assert health.returncode == 0, f"the container's HEALTHCHECK: {health.stderr}"
-    assert '"runtime": "onnx"' in log.read_text(), "ONNX Runtime served the requests"
+    assert '"runtime":"onnx"' in log.read_text(), "ONNX Runtime served the requests"
 
     # The pickle's path asked of this image: a refusal that says how to build one that has it.
     refused = run(
@@ -686,7 +688,7 @@ def test_the_sklearn_build_argument_gives_an_image_that_serves_the_pickle(
     # rows_file holds the ONNX model's answers: scikit-learn agrees within params' tolerance.
     got = [p["default_probability"] for p in body["predictions"]]
     assert got == pytest.approx(rows["probability"], abs=1e-5)
-    assert '"runtime": "sklearn"' in log.read_text()
+    assert '"runtime":"sklearn"' in log.read_text()
 
 
 # --- `make serve` under hostile input (slow) -----------------------------------------------------

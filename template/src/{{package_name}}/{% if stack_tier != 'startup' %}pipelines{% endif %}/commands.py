@@ -1,6 +1,8 @@
-"""`kfp` commands: compile the training pipeline, run it locally, submit it, schedule it.
+"""`kfp` commands: compile the training and scoring pipelines, run them locally, submit them,
+schedule training.
 
-`make kfp-compile`, `kfp-local`, `kfp-run` and `kfp-schedule` call these. kfp is imported inside
+`make kfp-compile`, `kfp-local`, `kfp-run`, `kfp-schedule`, `kfp-score` and `kfp-score-local`
+call these. kfp is imported inside
 the commands: the CLI (and the serving image, which has no kfp) imports this module.
 Exit codes: 0 success, 1 an expected failure (message on stderr, no traceback).
 """
@@ -26,11 +28,13 @@ from ..errors import PipelineError
 GROUP_NAME = "kfp"
 HOST_ENV_VAR = "KFP_HOST"
 DEFAULT_PACKAGE = Path("build/pipeline.yaml")
+DEFAULT_SCORING_PACKAGE = Path("build/scoring-pipeline.yaml")
 # KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
 WEEKLY_CRON = "0 17 3 * * 1"
 
 app = typer.Typer(
-    help="The training pipeline on Kubeflow Pipelines v2: compile, local, run, schedule.",
+    help="Kubeflow Pipelines v2: the training pipeline (compile, local, run, schedule) and the "
+    "batch-scoring pipeline (score, local-score).",
     no_args_is_help=True,
 )
 
@@ -54,13 +58,19 @@ def _commit(root: Path) -> str:
     return git_commit(root) or "unknown"
 
 
-def pipeline_function(config: Config, image: str, *, on_cluster: bool = True) -> Any:
-    from .training import build_pipeline
+def pipeline_function(
+    config: Config, image: str, *, on_cluster: bool = True, scoring: bool = False
+) -> Any:
+    """The training pipeline (or, with `scoring`, the batch-scoring one) for this commit."""
+    if scoring:
+        from .scoring import build_scoring_pipeline as build
+    else:
+        from .training import build_pipeline as build
 
     # One line of JSON (valid YAML): the compiler copies parameter defaults into the header
     # comment of its YAML, where a multi-line default breaks the file.
     params = yaml.safe_load((config.root / PARAMS_FILE_NAME).read_text(encoding="utf-8"))
-    return build_pipeline(
+    return build(
         image,
         json.dumps(params, sort_keys=True),
         git_commit=_commit(config.root),
@@ -69,13 +79,53 @@ def pipeline_function(config: Config, image: str, *, on_cluster: bool = True) ->
     )
 
 
-def compile_pipeline(config: Config, image: str, output: Path) -> Path:
+def compile_pipeline(config: Config, image: str, output: Path, *, scoring: bool = False) -> Path:
     """Write the pipeline's IR YAML to `output`."""
     from kfp import compiler
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_function(config, image), str(output))
+    compiler.Compiler().compile(pipeline_function(config, image, scoring=scoring), str(output))
     return output
+
+
+def _local_runner(config: Config, pipeline_root: Path) -> None:
+    """kfp.local's SubprocessRunner in this environment, MLflow at the repository's store."""
+    from kfp import local
+
+    from ..tracking import TRACKING_URI_ENV_VAR, resolve_tracking_uri
+
+    os.environ[TRACKING_URI_ENV_VAR] = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve())
+    )
+
+
+def score_local(
+    config: Config,
+    image: str,
+    pipeline_root: Path,
+    input_path: Path,
+    model_version: str,
+    allow_rejects: bool,
+) -> Path:
+    """Run the scoring pipeline with kfp.local on a local file; the folder holding its output
+    (predictions and, when rows were rejected, the rejects file)."""
+    if not input_path.is_file():
+        raise KfpError(f"{input_path} is not a file: INPUT is the .csv or .parquet file to score")
+    check_model_version(model_version)
+    _local_runner(config, pipeline_root)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
+            run = pipeline_function(config, image, on_cluster=False, scoring=True)(
+                input_uri=str(input_path.resolve()),
+                model_version=model_version,
+                allow_rejects=allow_rejects,
+            )
+    except RuntimeError as error:
+        raise KfpError(f"the local scoring run failed: {error}") from None
+    return Path(run.outputs["Output"].path)
 
 
 def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]:
@@ -84,16 +134,9 @@ def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]
     MLflow goes to the repository's own store (params.yaml, else $MLFLOW_TRACKING_URI), as with
     `make pipeline`. Returns the held-out metrics; writes them to <pipeline_root>/metrics.json.
     """
-    from kfp import local
-
-    from ..tracking import TRACKING_URI_ENV_VAR, resolve_tracking_uri
     from .workspace import read_metrics
 
-    os.environ[TRACKING_URI_ENV_VAR] = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
-    pipeline_root.mkdir(parents=True, exist_ok=True)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve())
-    )
+    _local_runner(config, pipeline_root)
     try:
         with warnings.catch_warnings():
             # The runner warns that a task's image is not plain Python: here every task runs in
@@ -108,6 +151,13 @@ def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]
         json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     return metrics
+
+
+def check_model_version(version: str) -> str:
+    """`champion` or a version number, refused before anything is submitted."""
+    if version != "champion" and not (version.isdigit() and int(version) > 0):
+        raise KfpError(f"the model version is 'champion' or a version number, not {version!r}")
+    return version
 
 
 def _client(host: str | None) -> Any:
@@ -144,14 +194,22 @@ def _failed_tasks(run: Any) -> list[str]:
     )
 
 
-def submit(host: str | None, package: Path, experiment: str, timeout: int) -> tuple[str, str]:
-    """Submit the compiled pipeline, wait for it; (run id, final state). Raises on failure."""
+def submit(
+    host: str | None,
+    package: Path,
+    experiment: str,
+    timeout: int,
+    arguments: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Submit the compiled pipeline with `arguments`, wait for it; (run id, final state).
+    Raises on failure."""
     if not package.is_file():
         raise KfpError(f"{package} not found: make kfp-compile first")
     client = _client(host)
     try:
         result = client.create_run_from_pipeline_package(
             str(package),
+            arguments=arguments or {},
             run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
             experiment_name=experiment,
         )
@@ -210,12 +268,20 @@ def _config(ctx: typer.Context) -> Config:
 
 @app.command("compile")
 def compile_command(
-    ctx: typer.Context, image: ImageOption, output: PackageOption = DEFAULT_PACKAGE
+    ctx: typer.Context,
+    image: ImageOption,
+    output: PackageOption = DEFAULT_PACKAGE,
+    scoring_output: Annotated[
+        Path, typer.Option(help="The compiled batch-scoring pipeline.")
+    ] = DEFAULT_SCORING_PACKAGE,
 ) -> None:
-    """Write the pipeline (IR YAML) with its commit and template release."""
+    """Write both pipelines (IR YAML) with their commit and template release."""
     with reported_errors():
-        path = compile_pipeline(_config(ctx), image, output)
+        config = _config(ctx)
+        path = compile_pipeline(config, image, output)
+        scoring_path = compile_pipeline(config, image, scoring_output, scoring=True)
     typer.echo(f"pipeline written to {path}")
+    typer.echo(f"scoring pipeline written to {scoring_path}")
 
 
 @app.command("local")
@@ -257,3 +323,59 @@ def schedule_command(
     with reported_errors():
         recurring_id = schedule(host, package, _config(ctx).project.slug, cron)
     typer.echo(f"recurring run {recurring_id}: {cron}")
+
+
+ModelVersionOption = Annotated[
+    str, typer.Option(help="The registered version that scores: `champion` or a number.")
+]
+AllowRejectsOption = Annotated[
+    bool, typer.Option(help="Succeed even when rows were rejected (they are in the output).")
+]
+
+
+@app.command("score")
+def score_command(
+    ctx: typer.Context,
+    input_uri: Annotated[
+        str, typer.Option("--input", help="The .csv or .parquet file, as the pods reach it.")
+    ],
+    output_uri: Annotated[
+        str, typer.Option("--output-uri", help="A folder URI to copy the predictions to.")
+    ] = "",
+    model_version: ModelVersionOption = "champion",
+    allow_rejects: AllowRejectsOption = False,
+    host: HostOption = None,
+    package: PackageOption = DEFAULT_SCORING_PACKAGE,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for the run.")] = 7200,
+) -> None:
+    """Submit the compiled scoring pipeline to KFP_HOST and wait; exit 1 when it failed."""
+    with reported_errors():
+        arguments = {
+            "input_uri": input_uri,
+            "output_uri": output_uri,
+            "model_version": check_model_version(model_version),
+            "allow_rejects": allow_rejects,
+        }
+        experiment = f"{_config(ctx).project.slug}-scoring"
+        run_id, state = submit(host, package, experiment, timeout, arguments)
+    typer.echo(f"run {run_id}: {state}")
+
+
+@app.command("local-score")
+def local_score_command(
+    ctx: typer.Context,
+    input_path: Annotated[Path, typer.Option("--input", help="The .csv or .parquet file.")],
+    model_version: ModelVersionOption = "champion",
+    allow_rejects: AllowRejectsOption = False,
+    image: ImageOption = "local",
+    pipeline_root: Annotated[
+        Path, typer.Option(help="Where the local run keeps its artifacts.")
+    ] = Path("build/kfp-local-score"),
+) -> None:
+    """Run the scoring pipeline here, its task a subprocess (no Docker); print the output."""
+    with reported_errors():
+        folder = score_local(
+            _config(ctx), image, pipeline_root, input_path, model_version, allow_rejects
+        )
+    for path in sorted(folder.iterdir()):
+        typer.echo(f"written: {path}")

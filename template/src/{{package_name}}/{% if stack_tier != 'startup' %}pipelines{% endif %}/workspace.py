@@ -1,4 +1,4 @@
-"""Run one pipeline stage in a workspace folder built from KFP artifacts.
+"""Run one pipeline stage (or batch scoring) in a workspace folder built from KFP artifacts.
 
 Why a workspace and not the artifacts' own paths: every stage reads and writes the files that
 params.yaml's repo root and dvc.yaml name (data/raw/credit.csv, models/model.joblib, ...). Each
@@ -139,6 +139,91 @@ def _run_in(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
         Path(artifact).mkdir(parents=True, exist_ok=True)
+
+
+def run_scoring(
+    params_yaml: str,
+    input_uri: str,
+    model_version: str,
+    allow_rejects: bool,
+    output_dir: str,
+    output_uri: str = "",
+) -> None:
+    """Score the file at `input_uri` with a registered `model_version` (scoring.py), writing
+    predictions<suffix> (and predictions.rejects<suffix>) into `output_dir`, and copying them
+    under `output_uri` when given. Raises BatchError when rows were rejected, unless
+    `allow_rejects`: the files are written first, so the rejects can be read."""
+    from ..errors import BatchError
+    from ..scoring import load_scorer, score_file
+
+    if not model_version:
+        raise PipelineError("the scoring pipeline needs a model version: `champion` or a number")
+    with tempfile.TemporaryDirectory(prefix="score-") as workspace:
+        root = Path(workspace)
+        (root / PARAMS_FILE_NAME).write_text(as_yaml(params_yaml), encoding="utf-8")
+        config = load_config(root / PARAMS_FILE_NAME)
+        local_input = fetch_input(input_uri, root / "input")
+        model = load_scorer(config, root / "models", model_version)
+        target = Path(output_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        summary = score_file(model, local_input, target / f"predictions{local_input.suffix}")
+    written = [summary.output, *([summary.rejects] if summary.rejects else [])]
+    if output_uri:
+        copy_out(written, output_uri)
+    if summary.rejected and not allow_rejects:
+        raise BatchError(
+            f"{summary.rejected} of {summary.rows} rows of {input_uri} were rejected (see "
+            f"{written[-1].name} in the task's output); allow_rejects=True scores the rest"
+        )
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def fetch_input(uri: str, folder: Path) -> Path:
+    """The input as a local file: a path as it is, a remote URI (s3://, gs://, ...) downloaded
+    into `folder` with fsspec (the protocols of the installed filesystems: dvc's remote's)."""
+    if not _is_remote(uri):
+        path = Path(uri.removeprefix("file://"))
+        if not path.is_file():
+            raise PipelineError(f"the input {uri} is not a file this task can read")
+        return path
+    fsspec = _fsspec(uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    local = folder / uri.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        with fsspec.open(uri, "rb") as source, local.open("wb") as target:
+            shutil.copyfileobj(source, target, length=1024 * 1024)
+    except (ImportError, OSError, ValueError) as error:
+        raise PipelineError(f"cannot read {uri}: {error}") from None
+    return local
+
+
+def copy_out(files: Sequence[Path], uri: str) -> None:
+    """Copy `files` under the folder `uri` (a path, or a remote URI through fsspec)."""
+    if not _is_remote(uri):
+        folder = Path(uri.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copy2(path, folder / path.name)
+        return
+    fsspec = _fsspec(uri)
+    for path in files:
+        destination = f"{uri.rstrip('/')}/{path.name}"
+        try:
+            with path.open("rb") as source, fsspec.open(destination, "wb") as target:
+                shutil.copyfileobj(source, target, length=1024 * 1024)
+        except (ImportError, OSError, ValueError) as error:
+            raise PipelineError(f"cannot write {path.name} under {uri}: {error}") from None
+
+
+def _fsspec(uri: str) -> Any:
+    try:
+        import fsspec
+    except ImportError:  # dvc brings it into the training set
+        raise PipelineError(f"reading {uri} needs fsspec (the train group installs it)") from None
+    return fsspec
 
 
 def as_yaml(params: str) -> str:
