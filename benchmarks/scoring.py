@@ -6,7 +6,9 @@ of the data source's current data as Parquet (`make batch`), then times, `--runs
   carried columns, model version and input hash), at two chunk sizes, with its peak memory;
 - the baseline: in the project's Python, `pandas.read_parquet` of the whole file and one
   `predict_proba` of the trained pipeline on it (no checks, no output), with its peak memory.
-Rows per second are medians; the ratio is the CLI's throughput over the baseline's.
+Rows per second are medians; the ratio is the CLI's throughput over the baseline's. The CLI's
+peak memory is also measured on a file a quarter as long, at both chunk sizes: chunked scoring
+should keep it flat in the file's size.
 
     uv run python benchmarks/scoring.py [--rows 1000000] [--runs 3]
 """
@@ -56,6 +58,11 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def peak_mib(args: list[str], cwd: Path) -> float:
+    """The peak resident memory (MiB) of one run of `args`."""
+    return int(run([sys.executable, "-c", PEAK, *args], cwd).stdout.strip()) / 1024
+
+
 def measured(args: list[str], cwd: Path, runs: int) -> tuple[float, float]:
     """Median seconds over `runs`, and the peak memory (MiB) of one more run."""
     seconds = []
@@ -63,8 +70,7 @@ def measured(args: list[str], cwd: Path, runs: int) -> tuple[float, float]:
         start = time.perf_counter()
         run(args, cwd)
         seconds.append(time.perf_counter() - start)
-    peak_kib = int(run([sys.executable, "-c", PEAK, *args], cwd).stdout.strip())
-    return statistics.median(seconds), peak_kib / 1024
+    return statistics.median(seconds), peak_mib(args, cwd)
 
 
 def main() -> None:
@@ -85,17 +91,32 @@ def main() -> None:
                 [python, "-c", BASELINE, batch], project, args.runs
             )
         }
+
+        def cli(source: str, chunk: int) -> list[str]:
+            score = [str(project / ".venv" / "bin" / SLUG), "score", source, "build/scored.parquet"]
+            return [*score, "--chunk-rows", str(chunk), "--no-progress"]
+
         for chunk in (10_000, 100_000):
-            cli = [str(project / ".venv" / "bin" / SLUG), "score", batch, "build/scored.parquet"]
             figures[f"score CLI, chunks of {chunk:,} rows"] = measured(
-                [*cli, "--chunk-rows", str(chunk), "--no-progress"], project, args.runs
+                cli(batch, chunk), project, args.runs
             )
+        # Memory against file size: the same chunks on a file a quarter as long.
+        quarter = max(1, args.rows // 4)
+        small = "data/current/quarter.parquet"
+        run(["make", "batch", f"CURRENT={small}", f"ROWS={quarter}", "SEED=7"], project)
+        quarter_peaks = {chunk: peak_mib(cli(small, chunk), project) for chunk in (10_000, 100_000)}
 
     base_seconds = next(iter(figures.values()))[0]
     print(f"{args.rows:,} rows, median of {args.runs} run(s) each")
     print(f"{'':46}{'rows/s':>12}{'ratio':>8}{'peak MiB':>10}")
     for name, (seconds, peak) in figures.items():
         print(f"{name:46}{args.rows / seconds:12,.0f}{base_seconds / seconds:8.2f}{peak:10.0f}")
+    print(
+        f"\nPeak MiB of the score CLI, {quarter:,} rows next to {args.rows:,} (flat is the goal):"
+    )
+    for chunk, peak in quarter_peaks.items():
+        full = figures[f"score CLI, chunks of {chunk:,} rows"][1]
+        print(f"- chunks of {chunk:,}: {peak:.0f} -> {full:.0f} ({full / peak:.2f}x)")
 
 
 if __name__ == "__main__":
