@@ -82,6 +82,16 @@ def champion_onnx_sha256(config: Config) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _checked_option(value: str | None, option: str) -> str | None:
+    """`value` as a lowercase sha256 hex digest (None stays None), or a ReleaseError."""
+    if value is None:
+        return None
+    try:
+        return check_sha256(value, option)
+    except ArtifactIntegrityError as error:
+        raise ReleaseError(str(error)) from None
+
+
 def _set_env(container: dict[str, Any], name: str, value: str) -> None:
     env = container.setdefault("env", [])
     for item in env:
@@ -136,18 +146,8 @@ def pin_image(
     """
     if not DIGEST_PATTERN.match(digest) or digest == PLACEHOLDER_DIGEST:
         raise ReleaseError(f"image digest must look like sha256:<64 hex digits>, got '{digest}'")
-    expected = None
-    if model_sha256 is not None:
-        try:
-            expected = check_sha256(model_sha256, "--model-sha256")
-        except ArtifactIntegrityError as error:
-            raise ReleaseError(str(error)) from None
-    expected_onnx = None
-    if onnx_sha256 is not None:
-        try:
-            expected_onnx = check_sha256(onnx_sha256, "--onnx-sha256")
-        except ArtifactIntegrityError as error:
-            raise ReleaseError(str(error)) from None
+    expected = _checked_option(model_sha256, "--model-sha256")
+    expected_onnx = _checked_option(onnx_sha256, "--onnx-sha256")
     if canary_percent is not None and not 0 < canary_percent <= 100:
         raise ReleaseError(f"canary percent must be between 1 and 100, got {canary_percent}")
     services = [doc for doc in documents if doc.get("kind") == "InferenceService"]

@@ -88,8 +88,11 @@ def compile_pipeline(config: Config, image: str, output: Path, *, scoring: bool 
     return output
 
 
-def _local_runner(config: Config, pipeline_root: Path) -> None:
-    """kfp.local's SubprocessRunner in this environment, MLflow at the repository's store."""
+def _run_locally(
+    config: Config, image: str, pipeline_root: Path, *, scoring: bool = False, **arguments: Any
+) -> Any:
+    """Run the training (or scoring) pipeline with kfp.local's SubprocessRunner in this
+    environment, MLflow at the repository's store; the finished run."""
     from kfp import local
 
     from ..tracking import TRACKING_URI_ENV_VAR, resolve_tracking_uri
@@ -99,6 +102,16 @@ def _local_runner(config: Config, pipeline_root: Path) -> None:
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve())
     )
+    try:
+        with warnings.catch_warnings():
+            # The runner warns that a task's image is not plain Python: here every task runs in
+            # this environment on purpose, the image is for the cluster.
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
+            pipeline = pipeline_function(config, image, on_cluster=False, scoring=scoring)
+            return pipeline(**arguments)
+    except RuntimeError as error:
+        what = "scoring" if scoring else "pipeline"
+        raise KfpError(f"the local {what} run failed: {error}") from None
 
 
 def score_local(
@@ -114,17 +127,15 @@ def score_local(
     if not input_path.is_file():
         raise KfpError(f"{input_path} is not a file: INPUT is the .csv or .parquet file to score")
     check_model_version(model_version)
-    _local_runner(config, pipeline_root)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
-            run = pipeline_function(config, image, on_cluster=False, scoring=True)(
-                input_uri=str(input_path.resolve()),
-                model_version=model_version,
-                allow_rejects=allow_rejects,
-            )
-    except RuntimeError as error:
-        raise KfpError(f"the local scoring run failed: {error}") from None
+    run = _run_locally(
+        config,
+        image,
+        pipeline_root,
+        scoring=True,
+        input_uri=str(input_path.resolve()),
+        model_version=model_version,
+        allow_rejects=allow_rejects,
+    )
     return Path(run.outputs["Output"].path)
 
 
@@ -136,15 +147,7 @@ def run_local(config: Config, image: str, pipeline_root: Path) -> dict[str, Any]
     """
     from .workspace import read_metrics
 
-    _local_runner(config, pipeline_root)
-    try:
-        with warnings.catch_warnings():
-            # The runner warns that a task's image is not plain Python: here every task runs in
-            # this environment on purpose, the image is for the cluster.
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
-            run = pipeline_function(config, image, on_cluster=False)()
-    except RuntimeError as error:
-        raise KfpError(f"the local pipeline run failed: {error}") from None
+    run = _run_locally(config, image, pipeline_root)
     # The pipeline's return value: evaluate's reports artifact.
     metrics = read_metrics(run.outputs["Output"].path)
     (pipeline_root / "metrics.json").write_text(
