@@ -357,9 +357,15 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
     canary = {"make deploy ENV=production CANARY_PERCENT=10", "make model-card"}
     push = {"make push"}
     expected = set(ci) | {"make monitor"}  # the schedule: drift check, retraining on drift
+    kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
+    if kubeflow:
+        # CD trains on the cluster and fetches what the run trained (the pipeline registers,
+        # promotes and, on enterprise, writes the model card): no runner-side training.
+        cd = (cd - {"make pipeline", "make promote"}) | {"make kfp-train"}
+        canary = canary - {"make model-card"}
     if cluster(answers):
         expected |= cd
-        if answers["data_remote"] != "local":
+        if answers["data_remote"] != "local" and not kubeflow:
             expected |= push
     if enterprise(answers):
         expected |= canary
@@ -373,8 +379,8 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
         expected.add("make lint test kfp-compile")  # cd.yml's checks job
     if provider != "github" and cluster(answers):
         expected.add("make kfp-compile")  # beside lint (GitHub's `make ci` runs it)
-    if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
-        # The Kubeflow pipeline's image, for scheduled retraining (`make monitor` -> kfp-run).
+    if kubeflow:
+        # The Kubeflow pipeline's image, pushed before CD's run and for scheduled retraining.
         expected.add("make docker-build-trainer docker-push-trainer")
     # Template updates: GitHub and GitLab propose them, Jenkins reports them.
     if provider == "jenkins":
@@ -408,19 +414,22 @@ def test_github_actions_are_pinned_by_commit_sha_with_a_version_comment(github):
 def test_github_least_privilege_concurrency_and_no_persisted_credentials(github):
     answers, project_dir = github
     ghcr = answer(answers, "container_image").startswith("ghcr.io/")
+    kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
+    # With Kubeflow, CD's train job only submits the run and fetches from MLflow.
+    remote_jobs = REMOTE_JOBS["github"] - ({"train"} if kubeflow else set())
     for path in ci_files(project_dir):
         workflow = load_workflow(path)
         assert workflow["permissions"] == {}, path.name
         assert "group" in workflow["concurrency"], path.name
         for name, job in workflow["jobs"].items():
             expected = {"contents": "read"}
-            if name == "build" and ghcr:
+            if name in ("build", "trainer-image") and ghcr:
                 expected["packages"] = "write"
             if name == "build" and enterprise(answers):
                 expected["id-token"] = "write"  # keyless signing (Sigstore)
             if name.startswith("deploy-") and enterprise(answers) and ghcr:
                 expected["packages"] = "read"  # cosign reads the signature
-            if name in REMOTE_JOBS["github"] and answers["data_remote"] != "local":
+            if name in remote_jobs and answers["data_remote"] != "local":
                 expected["id-token"] = "write"  # OIDC for the DVC remote
             if name == "template-update":  # pushes its branch and opens the pull request
                 expected = {"contents": "write", "pull-requests": "write"}
@@ -458,8 +467,10 @@ def test_github_jobs_and_triggers_follow_the_tier(github):
     assert cd["on"]["push"] == {"branches": ["main"]}
     assert cd["concurrency"]["cancel-in-progress"] is False
     production = ["deploy-production-canary", "deploy-production"]
-    expected_jobs = ["checks", "train", "build", "deploy-staging"]
-    expected_jobs += production if enterprise(answers) else ["deploy-production"]
+    kubeflow = answer(answers, "orchestrator") == "kubeflow"
+    # With Kubeflow the cluster pulls the trainer image of the commit before the run starts.
+    expected_jobs = ["checks", *(["trainer-image"] if kubeflow else []), "train", "build"]
+    expected_jobs += ["deploy-staging", *(production if enterprise(answers) else production[1:])]
     assert list(cd["jobs"]) == expected_jobs
     for before, after in itertools.pairwise(expected_jobs):
         assert cd["jobs"][after]["needs"] == before  # a chain: nothing deploys untested
@@ -469,7 +480,16 @@ def test_github_jobs_and_triggers_follow_the_tier(github):
         # On enterprise the environment's required reviewers gate these jobs.
         assert jobs[name]["environment"] == "production"
     runs = {name: [s.get("run") for s in job["steps"]] for name, job in jobs.items()}
-    assert ("make model-card" in runs["train"]) == enterprise(answers)
+    if kubeflow:
+        # The run trains, registers, promotes (and writes the card); the job fetches what it made.
+        assert "make kfp-train" in runs["train"]
+        assert not {"make pipeline", "make promote", "make model-card"} & set(runs["train"])
+        assert runs["trainer-image"][-2] == "make docker-build-trainer docker-push-trainer"
+        assert "make docker-build-trainer docker-push-trainer" not in runs["build"]
+        [submit] = [s for s in jobs["train"]["steps"] if s.get("run") == "make kfp-train"]
+        assert submit["env"]["KFP_HOST"] == "${{ secrets.KFP_HOST }}"
+    else:
+        assert ("make model-card" in runs["train"]) == enterprise(answers)
     if enterprise(answers):
         assert "make deploy ENV=production CANARY_PERCENT=10" in runs["deploy-production-canary"]
         uploads = [s["with"] for s in jobs["train"]["steps"] if "upload" in s.get("uses", "")]
@@ -545,12 +565,18 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
     config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
     expected_jobs = {"lint", "test", "audit", "pipeline", "retrain", "template-update"}
+    kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
     if cluster(answers):
         expected_jobs |= {"train", "build-image", "deploy-staging", "deploy-production"}
+    if kubeflow:
+        expected_jobs.add("build-trainer-image")
     if enterprise(answers):
         expected_jobs |= {"deploy-production-canary", "sign-image"}
     assert set(info.jobs) == expected_jobs
-    assert info.stages == (GITLAB_STAGES if cluster(answers) else GITLAB_STAGES[:3])
+    stages = GITLAB_STAGES if cluster(answers) else GITLAB_STAGES[:3]
+    if kubeflow:  # the trainer image is pushed before the cluster runs the pipeline
+        stages = [*stages[:2], "trainer-image", *stages[2:]]
+    assert info.stages == stages
     assert set(info.job_stages.values()) == set(info.stages)  # no empty stage
 
     rules = config["workflow"]["rules"]
@@ -580,7 +606,18 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
         assert jobs[name]["allow_failure"] is False  # the pipeline waits for the approval
     assert environments["deploy-staging"] == "staging"
     assert {environments[n] for n in production & set(jobs)} == {"production"}
-    assert info.needs["train"] == ["lint", "test"]
+    if kubeflow:
+        assert info.needs["build-trainer-image"] == ["lint", "test"]
+        assert info.needs["train"] == ["build-trainer-image"]
+        trainer = info.scripts["build-trainer-image"]
+        assert "make docker-build-trainer docker-push-trainer" in trainer
+        assert info.scripts["train"] == ["make setup", "make kfp-train"]
+        assert "dvc.lock" not in jobs["train"]["artifacts"]["paths"]
+    else:
+        assert info.needs["train"] == ["lint", "test"]
+        assert info.scripts["train"][:2] == ["make setup", "make pipeline"]
+    build = [line for line in info.scripts["build-image"] if line.startswith("make ")]
+    assert build == ["make docker-build docker-push"]
     assert "build-image" in info.needs["deploy-staging"]
     if enterprise(answers):
         assert "deploy-staging" in info.needs["deploy-production-canary"]
@@ -603,7 +640,7 @@ def test_gitlab_python_image_uv_cache_and_artifacts(gitlab):
     assert config["variables"]["UV_CACHE_DIR"].startswith("$CI_PROJECT_DIR/")
     cache_dir = config["variables"]["UV_CACHE_DIR"].removeprefix("$CI_PROJECT_DIR/")
     for name, job in jobs.items():
-        if name == "build-image":
+        if name in ("build-image", "build-trainer-image"):
             assert PINNED_IMAGE.fullmatch(job["image"]), job["image"]
             assert job["image"].startswith("docker:")
             continue
@@ -645,7 +682,9 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     info = check_jenkinsfile(path)
     text = path.read_text()
     expected = ["Setup", "Lint", "Test", "Audit", "Pipeline"]
+    kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
     if cluster(answers):
+        expected += ["Trainer image"] if kubeflow else []
         expected += ["Train", "Build image", "Deploy staging"]
         expected += ["Deploy production canary"] if enterprise(answers) else []
         expected += ["Deploy production"]
@@ -664,7 +703,8 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
         )
         build = info.stage("Build image").sh
         assert build.index("make sign-image") == build.index("make docker-build docker-push") + 1
-        assert "make model-card" in info.stage("Train").sh
+        # On Kubeflow the pipeline's own task writes the card, and kfp-train fetches it.
+        assert ("make model-card" in info.stage("Train").sh) != kubeflow
     else:
         assert not info.has_input_with_submitter
         assert "input(" not in text
@@ -679,6 +719,11 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     if cluster(answers):
         for name in ("Train", "Build image", "Deploy staging", "Deploy production"):
             assert info.stage(name).has_when, name  # main only, not on the timer
+    if kubeflow:
+        assert info.stage("Trainer image").has_when
+        assert "make docker-build-trainer docker-push-trainer" in info.stage("Trainer image").sh
+        assert info.stage("Train").sh == ("make kfp-train",)
+        assert "make docker-build-trainer docker-push-trainer" not in info.stage("Build image").sh
     assert "archiveArtifacts artifacts: 'reports/**'" in text
     assert ("docs/model_card.md" in text) == enterprise(answers)
     assert f"UV_PYTHON = '{answer(answers, 'python_version')}'" in text
@@ -706,7 +751,7 @@ def test_jenkins_credentials_only_by_id(jenkins):
     if enterprise(answers):  # no OIDC identity on Jenkins: cosign signs with a key pair
         expected |= {"cosign-key", "cosign-password", "cosign-public-key"}
     if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
-        expected.add("kfp-host")  # Monitor: retraining is a Kubeflow pipeline run
+        expected.add("kfp-host")  # Train and Monitor submit Kubeflow pipeline runs
     assert ids == expected
     # Every environment assignment but the Python version and CI binds a credential by ID.
     for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):
@@ -824,6 +869,10 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
         return
     for name in OIDC_VARIABLES[remote]:
         assert f"`{name}`" in credentials.group(1), f"Credentials does not document {name}"
+    # With the Kubeflow orchestrator CD's train job only submits the run and fetches its model
+    # from MLflow: it never reaches the DVC remote.
+    kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
+    remote_jobs = REMOTE_JOBS[provider] - ({"train"} if kubeflow else set())
     if provider == "github":
         for path in ci_files(project):
             workflow = load_workflow(path)
@@ -833,7 +882,7 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
                     for step in job.get("steps", [])
                     if REMOTE_MAKE_COMMAND.search(str(step.get("run", "")))
                 ]
-                assert bool(reaching) == (name in REMOTE_JOBS["github"]), f"{path.name}: {name}"
+                assert bool(reaching) == (name in remote_jobs), f"{path.name}: {name}"
                 if not reaching:
                     continue
                 assert job["permissions"].get("id-token") == "write", f"{path.name}: {name}"
@@ -855,13 +904,13 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
                 assert step["if"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER == '' }}"
     else:
         _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
-        present = REMOTE_JOBS["gitlab"] & set(jobs)
+        present = remote_jobs & set(jobs)
         assert present >= {"pipeline", "retrain"}
         for name in present:
             tokens = jobs[name].get("id_tokens", {})
             assert tokens == {"OIDC_ID_TOKEN": {"aud": OIDC_AUDIENCES[remote]}}, name
         for name, job in jobs.items():
-            if name not in REMOTE_JOBS["gitlab"] and "OIDC_ID_TOKEN" in str(job):
+            if name not in remote_jobs and "OIDC_ID_TOKEN" in str(job):
                 pytest.fail(f"{name} gets the remote's ID token without reaching the remote")
 
 

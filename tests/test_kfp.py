@@ -25,6 +25,7 @@ from .conftest import make, rendered_files, run
 from .test_serving import emulated_image
 
 PACKAGE = "credit_risk_model"
+PROJECT = "credit-risk-model"
 DVC_STAGES = ("prepare", "validate", "train", "evaluate")
 CLUSTER_ANSWERS = [
     {"stack_tier": tier, "orchestrator": orchestrator}
@@ -97,7 +98,7 @@ def test_the_pipeline_has_the_stages_the_tier_runs(compiled) -> None:
 
 
 def test_tasks_run_the_trainer_image_and_read_the_tracking_uri_from_a_secret(compiled) -> None:
-    _, _, loaded = compiled
+    answers, _, loaded = compiled
     documents = list(yaml.safe_load_all(loaded["path"].read_text()))
     spec, platform = documents[0], documents[1]
     executors = spec["deploymentSpec"]["executors"]
@@ -107,12 +108,20 @@ def test_tasks_run_the_trainer_image_and_read_the_tracking_uri_from_a_secret(com
         # The image has kfp: nothing is pip-installed when a task starts.
         assert "pip install" not in " ".join(container["command"])
     secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(secrets) == {"exec-train", "exec-promote"}
+    # The tasks that reach MLflow: train logs and registers, promote moves the aliases, and the
+    # model card is logged with the version's run (where `fetch-model` finds it).
+    tracked = {"exec-train", "exec-promote"}
+    if answers["stack_tier"] == "enterprise":
+        tracked.add("exec-model-card")
+    assert set(secrets) == tracked
     for config in secrets.values():
         [secret] = config["secretAsEnv"]
         assert secret["secretName"] == "credit-risk-model-mlflow"
         [key] = secret["keyToEnv"]
         assert key == {"envVar": "MLFLOW_TRACKING_URI", "secretKey": "tracking-uri"}
+    # The train task tags its registry version with the run's id, filled in by KFP itself.
+    train_inputs = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert train_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["git_commit"]["defaultValue"] == "abc123"
     assert parameters["template_release"]["defaultValue"] == "1.2.3"
@@ -274,6 +283,67 @@ def test_kfp_score_local_scores_with_the_champion_as_make_score_does(enterprise,
     assert (folder / "predictions.rejects.csv").read_text() == (
         tmp_path / "expected.rejects.csv"
     ).read_text()
+
+
+TAG_OF_VERSION = """
+import sys
+import mlflow
+uri, name, version = sys.argv[1:]
+print(mlflow.MlflowClient(uri).get_model_version(name, version).tags["pipeline_run_id"])
+"""
+
+
+@pytest.mark.slow
+def test_fetch_model_brings_back_what_a_kubeflow_run_trained(enterprise, tmp_path) -> None:
+    """CD's second half with `orchestrator: kubeflow` (`make kfp-train` after the run): the
+    version the local run trained, found by its run id, comes into a checkout that never
+    trained, byte for byte as the run's tasks wrote it, and release-check judges it."""
+    project = enterprise["path"]
+    [run_root] = (project / "build" / "kfp-local").glob(f"{PROJECT}-training-*")
+    trained = run_root / "train" / "model" / "models"
+    record = json.loads((trained / "model.json").read_text())
+    tracking = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    kfp_run = subprocess.run(
+        [
+            str(project / ".venv" / "bin" / "python"),
+            "-c",
+            TAG_OF_VERSION,
+            tracking,
+            record["registered_model_name"],
+            str(record["registered_model_version"]),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert kfp_run, "the train task tagged its version with the run's id"
+    # A checkout without models/, reports/ or docs/: params.yaml alone, the registry of the run.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "params.yaml").write_bytes((project / "params.yaml").read_bytes())
+    env = {"PARAMS_FILE": str(checkout / "params.yaml"), "MLFLOW_TRACKING_URI": tracking}
+
+    refused = make(project, "fetch-model", "KFP_RUN=no-such-run", check=False, **env)
+    assert refused.returncode != 0
+    assert "was trained by pipeline run no-such-run" in refused.stderr
+    assert sorted(path.name for path in checkout.iterdir()) == ["params.yaml"]
+
+    done = make(project, "fetch-model", f"KFP_RUN={kfp_run}", **env)
+    assert f"fetched version {record['registered_model_version']}" in done.stdout
+    for name in ("model.joblib", "model.onnx", "model.json"):
+        assert (checkout / "models" / name).read_bytes() == (trained / name).read_bytes(), name
+    [promotion] = run_root.glob("promote/promotion/reports/promotion.json")
+    assert (checkout / "reports" / "promotion.json").read_bytes() == promotion.read_bytes()
+    [card] = run_root.glob("model-card/card/docs/model_card.md")
+    assert (checkout / "docs" / "model_card.md").read_bytes() == card.read_bytes()
+
+    report = json.loads(promotion.read_text())
+    check = run(
+        [str(project / ".venv" / "bin" / PROJECT), "release-check"], project, check=False, **env
+    )
+    ships = report["champion_model_sha256"] == record["model_sha256"]
+    assert check.returncode == (0 if ships else 3), check.stdout + check.stderr
+    assert check.stdout.startswith("deploy: " if ships else "skip: ")
 
 
 def closed_port() -> int:

@@ -240,6 +240,30 @@ def test_fairness_report_is_computed_per_group_on_enterprise(adopted: Adopted) -
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("adopted", ["titanic"], indirect=True)  # the enterprise render
+def test_the_kubeflow_pipeline_trains_on_the_adopted_file(adopted: Adopted) -> None:
+    """The pods have no checkout: the compiled pipeline names the file where DVC stored it in
+    the remote, with its md5; `make kfp-local` gives the metrics `make ci`'s pipeline gave."""
+    project = adopted.project
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    pointer = yaml.safe_load((project / f"{params['data']['path']}.dvc").read_text())
+    md5 = pointer["outs"][0]["md5"]
+    make(project, "kfp-compile")
+    spec = next(yaml.safe_load_all((project / "build" / "pipeline.yaml").read_text()))
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    remote = f"s3://{SLUG}-dvc/storage"  # the s3 render's default data_remote_url
+    assert parameters["data_uri"]["defaultValue"] == f"{remote}/files/md5/{md5[:2]}/{md5[2:]}"
+    assert parameters["data_md5"]["defaultValue"] == md5
+
+    make(project, "kfp-local")
+    local = json.loads((project / "build" / "kfp-local" / "metrics.json").read_text())
+    dvc = json.loads((project / "reports" / "metrics.json").read_text())
+    assert set(local) == set(dvc)
+    for name, value in dvc.items():
+        assert local[name] == pytest.approx(value, abs=1e-9), name
+
+
+@pytest.mark.slow
 def test_a_multiclass_label_is_refused_and_leaves_the_repo_as_it_was(
     copie_session, tmp_path
 ) -> None:

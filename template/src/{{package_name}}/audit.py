@@ -89,6 +89,17 @@ def sha256_file(path: Path) -> str:
 SOURCE_COMMIT_ENV_VAR = "SOURCE_COMMIT"
 
 
+# The orchestrated pipeline run a train task belongs to (the cluster tiers' pipelines/workspace.py
+# sets it): training tags the registry version with it, so `fetch-model --pipeline-run` finds the
+# version a run trained.
+PIPELINE_RUN_ID_ENV_VAR = "PIPELINE_RUN_ID"
+PIPELINE_RUN_ID_TAG = "pipeline_run_id"
+
+
+def pipeline_run_id() -> str | None:
+    return os.environ.get(PIPELINE_RUN_ID_ENV_VAR) or None
+
+
 def git_commit(folder: Path) -> str | None:
     """HEAD of the repository holding `folder`; outside git (or without git installed)
     $SOURCE_COMMIT when set, else None."""

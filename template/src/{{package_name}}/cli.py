@@ -1,7 +1,7 @@
 """Command line: one subcommand per pipeline stage (dvc.yaml calls them), `promote`,
-`model-card`, `serve`, the release commands `release-check` and `pin-image` (`make deploy`), and
-the monitoring commands `drift` and `collect`, batch scoring (`score`), and on the cluster tiers
-the pipeline orchestration group (pipelines/commands.py).
+`model-card`, `serve`, the release commands `fetch-model`, `release-check` and `pin-image` (CD
+and `make deploy`), the monitoring commands `drift` and `collect`, batch scoring (`score`), and on
+the cluster tiers the pipeline orchestration group (pipelines/commands.py).
 
 Exit codes: 0 success, 1 an expected failure (message on stderr), 2 a usage error, 3 `drift`
 found drift or `release-check` found nothing to deploy, 4 the batch given to `drift`, `collect`
@@ -246,6 +246,34 @@ def release_check(ctx: typer.Context) -> None:
     typer.echo(("deploy: " if decision.deploy else "skip: ") + decision.reason)
     if not decision.deploy:
         raise typer.Exit(code=RELEASE_SKIPPED_EXIT_CODE)
+
+
+@app.command("fetch-model")
+def fetch_model(
+    ctx: typer.Context,
+    version: Annotated[
+        str | None,
+        typer.Option(help="The registry version: champion, challenger or a number."),
+    ] = None,
+    pipeline_run: Annotated[
+        str | None,
+        typer.Option(help="Instead of --version: the version this pipeline run trained."),
+    ] = None,
+) -> None:
+    """Put a registry version's model files (and its promotion report and model card, when
+    its run has them) where `make pipeline` writes them, checked against its sha256 tags."""
+    with reported_errors():
+        from .model_fetch import fetch_model as run_fetch
+
+        fetched = run_fetch(_config(ctx), version=version, pipeline_run=pipeline_run)
+    typer.echo(
+        f"fetched version {fetched.version} (sha256 {fetched.model_sha256[:12]}, served by "
+        f"{fetched.runtime})"
+    )
+    for path in fetched.written:
+        typer.echo(f"written: {path}")
+    for path in fetched.absent:
+        typer.echo(f"not in the version's run, left as it was: {path}")
 
 
 @app.command("pin-image")

@@ -9,8 +9,8 @@ A tie keeps the champion: retraining an identical model must not churn deploymen
 
 Both models are scored by the same code on the same held-out set (data/validated/test.csv), so
 the comparison does not depend on the numbers each recorded when it was trained. The decision is
-written to reports/promotion.json and as tags on the challenger version. Promotion only moves
-aliases and writes tags: it never deploys.
+written to reports/promotion.json (also an artifact of the challenger's MLflow run) and as
+tags on the challenger version. Promotion only moves aliases and writes tags: it never deploys.
 """
 
 from __future__ import annotations
@@ -170,7 +170,11 @@ def promote(config: Config) -> Promotion:
                 },
             )
         registry.set_alias(name, CHAMPION, version)
-    write_promotion_report(promotion, paths.promotion_report)
+    report = write_promotion_report(promotion, paths.promotion_report)
+    if registered.run_id:
+        # The decision travels with the version: `fetch-model` brings it back beside the model
+        # when the pipeline ran on a cluster.
+        registry.log_run_file(registered.run_id, report)
     return promotion
 
 
@@ -283,7 +287,9 @@ def _score(
     except (KeyError, ValueError) as error:
         raise PipelineError(
             f"version {registered.version} of '{registered.name}' cannot score "
-            f"{config.paths.test_data}: {error}"
+            f"{config.paths.test_data}: {error}. If the data changed on purpose (`make "
+            "use-data`), the old champion cannot compete: register under a new name (params "
+            "mlflow.registered_model) or remove its `champion` alias"
         ) from error
     return Contender(
         version=registered.version,

@@ -25,10 +25,12 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from . import tracking
 from .audit import (
+    PIPELINE_RUN_ID_TAG,
     ModelRecord,
     git_commit,
     model_path,
     onnx_path,
+    pipeline_run_id,
     record_path,
     save_model,
     sha256_file,
@@ -158,6 +160,7 @@ def train(config: Config) -> TrainingResult:
                     "git_commit": commit or "unknown",
                     "classifier": config.model.classifier,
                     "roc_auc": str(metrics["roc_auc"]),
+                    **({PIPELINE_RUN_ID_TAG: run} if (run := pipeline_run_id()) else {}),
                 },
             )
             record = ModelRecord(
@@ -180,7 +183,11 @@ def train(config: Config) -> TrainingResult:
                 inference=onnx.inference,
             )
             staged_record = write_record(record, Path(staging))
-            tracking.log_file(staged_record)
+            # The deployable files themselves, byte for byte (the registered skops model is
+            # another serialization): `fetch-model` takes them from here when the pipeline ran
+            # elsewhere (an orchestrator's cluster), checked against the version's sha256 tags.
+            for staged in (staged_model, staged_onnx, staged_record):
+                tracking.log_file(staged)
         # Same filesystem: each replace is atomic; the record goes last, as the pair's seal.
         staged_model.replace(model_path(paths.models_dir))
         staged_onnx.replace(onnx_path(paths.models_dir))

@@ -29,6 +29,9 @@ GROUP_NAME = "kfp"
 HOST_ENV_VAR = "KFP_HOST"
 DEFAULT_PACKAGE = Path("build/pipeline.yaml")
 DEFAULT_SCORING_PACKAGE = Path("build/scoring-pipeline.yaml")
+# Where `run` writes the id of the training run it submitted: `make kfp-train` fetches the
+# version that run trained (`fetch-model --pipeline-run`).
+DEFAULT_RUN_ID_FILE = Path("build/kfp-run-id")
 # KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
 WEEKLY_CRON = "0 17 3 * * 1"
 
@@ -70,12 +73,18 @@ def pipeline_function(
     # One line of JSON (valid YAML): the compiler copies parameter defaults into the header
     # comment of its YAML, where a multi-line default breaks the file.
     params = yaml.safe_load((config.root / PARAMS_FILE_NAME).read_text(encoding="utf-8"))
+    extra: dict[str, Any] = {} if on_cluster else {"mlflow_secret": None}
+    if not scoring:
+        from .data_file import data_file
+
+        data = data_file(config, on_cluster=on_cluster)
+        extra.update(data_uri=data.uri, data_md5=data.md5)
     return build(
         image,
         json.dumps(params, sort_keys=True),
         git_commit=_commit(config.root),
         template_release=template_release(config.root),
-        **({} if on_cluster else {"mlflow_secret": None}),
+        **extra,
     )
 
 
@@ -203,9 +212,11 @@ def submit(
     experiment: str,
     timeout: int,
     arguments: dict[str, Any] | None = None,
+    run_id_file: Path | None = None,
 ) -> tuple[str, str]:
     """Submit the compiled pipeline with `arguments`, wait for it; (run id, final state).
-    Raises on failure."""
+    Raises on failure. `run_id_file` gets the run's id as soon as it exists, so a run that
+    fails or times out can still be looked up."""
     if not package.is_file():
         raise KfpError(f"{package} not found: make kfp-compile first")
     client = _client(host)
@@ -216,6 +227,9 @@ def submit(
             run_name=f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
             experiment_name=experiment,
         )
+        if run_id_file is not None:
+            run_id_file.parent.mkdir(parents=True, exist_ok=True)
+            run_id_file.write_text(f"{result.run_id}\n", encoding="utf-8")
         run = client.wait_for_run_completion(result.run_id, timeout=timeout)
     except Exception as error:
         raise KfpError(f"Kubeflow Pipelines at {host}: {_reason(error)}") from None
@@ -308,10 +322,15 @@ def run_command(
     host: HostOption = None,
     package: PackageOption = DEFAULT_PACKAGE,
     timeout: Annotated[int, typer.Option(help="Seconds to wait for the run.")] = 7200,
+    run_id_file: Annotated[
+        Path, typer.Option(help="Where the submitted run's id is written.")
+    ] = DEFAULT_RUN_ID_FILE,
 ) -> None:
     """Submit the compiled pipeline to KFP_HOST and wait; exit 1 naming the failed task."""
     with reported_errors():
-        run_id, state = submit(host, package, _config(ctx).project.slug, timeout)
+        run_id, state = submit(
+            host, package, _config(ctx).project.slug, timeout, run_id_file=run_id_file
+        )
     typer.echo(f"run {run_id}: {state}")
 
 

@@ -22,17 +22,19 @@ from typing import Any
 
 import yaml
 
-from ..audit import SOURCE_COMMIT_ENV_VAR
+from ..audit import PIPELINE_RUN_ID_ENV_VAR, SOURCE_COMMIT_ENV_VAR
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
+from .data_file import DataFile, place
+from .remote_files import copy_out, fetch_input
 
 
 def _prepare(config: Config) -> None:
-    if config.data.source == "file":
+    if config.data.source == "file" and not (config.root / config.data.path).is_file():
         raise PipelineError(
-            "params.yaml data.source is `file`: its data lives in the DVC remote, which the "
-            "pipeline's pods do not check out; use a source that reads the data itself "
-            "(src/<package>/data/source.py) or `make pipeline`"
+            f"params.yaml data.source is `file`, but the run was given no {config.data.path}: "
+            "compile the pipeline again (`make kfp-compile`), which names the file in the DVC "
+            "remote"
         )
     from ..data.prepare import prepare
 
@@ -64,9 +66,16 @@ def _promote(config: Config) -> None:
 
 
 def _model_card(config: Config) -> None:
+    from ..audit import read_record
     from ..model_card import write_model_card
+    from ..registry import Registry
 
-    write_model_card(config)
+    card = write_model_card(config)
+    # With the version's run, beside its model and promotion report: CD's `fetch-model` has no
+    # other way to the card a cluster run wrote.
+    run_id = read_record(config.paths.models_dir).mlflow_run_id
+    if run_id:
+        Registry(config).log_run_file(run_id, card)
 
 
 STAGES: dict[str, Callable[[Config], None]] = {
@@ -106,11 +115,15 @@ def run_stage(
     inputs: Sequence[str],
     outputs: Mapping[str, str],
     source_commit: str | None = None,
+    kfp_run_id: str | None = None,
+    data: DataFile | None = None,
 ) -> None:
     """Run `stage` with `params_yaml` on the input artifact folders; fill the output folders.
 
     `outputs` maps the stage's output names (OUTPUTS) to artifact paths. `source_commit`: the
-    commit the audit record names, since the workspace is no git checkout.
+    commit the audit record names, since the workspace is no git checkout. `kfp_run_id`: the
+    Kubeflow run the task belongs to, which training tags the registry version with. `data`:
+    the adopted data file (params `data.source: file`), placed at `data.path` first.
     """
     if stage not in STAGES:
         raise PipelineError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
@@ -119,17 +132,27 @@ def run_stage(
         raise PipelineError(f"stage {stage} writes {sorted(expected)}, got {sorted(outputs)}")
     if source_commit:
         os.environ[SOURCE_COMMIT_ENV_VAR] = source_commit
+    if kfp_run_id:
+        os.environ[PIPELINE_RUN_ID_ENV_VAR] = kfp_run_id
     with tempfile.TemporaryDirectory(prefix=f"{stage}-") as workspace:
-        _run_in(Path(workspace), stage, params_yaml, inputs, outputs)
+        _run_in(Path(workspace), stage, params_yaml, inputs, outputs, data)
 
 
 def _run_in(
-    root: Path, stage: str, params_yaml: str, inputs: Sequence[str], outputs: Mapping[str, str]
+    root: Path,
+    stage: str,
+    params_yaml: str,
+    inputs: Sequence[str],
+    outputs: Mapping[str, str],
+    data: DataFile | None = None,
 ) -> None:
     for folder in inputs:
         shutil.copytree(folder, root, dirs_exist_ok=True)
     (root / PARAMS_FILE_NAME).write_text(as_yaml(params_yaml), encoding="utf-8")
-    STAGES[stage](load_config(root / PARAMS_FILE_NAME))
+    config = load_config(root / PARAMS_FILE_NAME)
+    if data is not None and data.uri and config.data.source == "file" and config.data.path:
+        place(data, root / config.data.path)
+    STAGES[stage](config)
     for name, artifact in outputs.items():
         for relative in OUTPUTS[stage][name]:
             source = root / relative
@@ -175,55 +198,6 @@ def run_scoring(
             f"{summary.rejected} of {summary.rows} rows of {input_uri} were rejected (see "
             f"{written[-1].name} in the task's output); allow_rejects=True scores the rest"
         )
-
-
-def _is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
-
-
-def fetch_input(uri: str, folder: Path) -> Path:
-    """The input as a local file: a path as it is, a remote URI (s3://, gs://, ...) downloaded
-    into `folder` with fsspec (the protocols of the installed filesystems: dvc's remote's)."""
-    if not _is_remote(uri):
-        path = Path(uri.removeprefix("file://"))
-        if not path.is_file():
-            raise PipelineError(f"the input {uri} is not a file this task can read")
-        return path
-    fsspec = _fsspec(uri)
-    folder.mkdir(parents=True, exist_ok=True)
-    local = folder / uri.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        with fsspec.open(uri, "rb") as source, local.open("wb") as target:
-            shutil.copyfileobj(source, target, length=1024 * 1024)
-    except (ImportError, OSError, ValueError) as error:
-        raise PipelineError(f"cannot read {uri}: {error}") from None
-    return local
-
-
-def copy_out(files: Sequence[Path], uri: str) -> None:
-    """Copy `files` under the folder `uri` (a path, or a remote URI through fsspec)."""
-    if not _is_remote(uri):
-        folder = Path(uri.removeprefix("file://"))
-        folder.mkdir(parents=True, exist_ok=True)
-        for path in files:
-            shutil.copy2(path, folder / path.name)
-        return
-    fsspec = _fsspec(uri)
-    for path in files:
-        destination = f"{uri.rstrip('/')}/{path.name}"
-        try:
-            with path.open("rb") as source, fsspec.open(destination, "wb") as target:
-                shutil.copyfileobj(source, target, length=1024 * 1024)
-        except (ImportError, OSError, ValueError) as error:
-            raise PipelineError(f"cannot write {path.name} under {uri}: {error}") from None
-
-
-def _fsspec(uri: str) -> Any:
-    try:
-        import fsspec
-    except ImportError:  # dvc brings it into the training set
-        raise PipelineError(f"reading {uri} needs fsspec (the train group installs it)") from None
-    return fsspec
 
 
 def as_yaml(params: str) -> str:
