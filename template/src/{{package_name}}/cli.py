@@ -273,7 +273,9 @@ def fetch_model(
     for path in fetched.written:
         typer.echo(f"written: {path}")
     for path in fetched.absent:
-        typer.echo(f"not in the version's run, left as it was: {path}")
+        # Only worth a line when an older file stays beside the fetched model.
+        if path.exists():
+            typer.echo(f"not in the version's run, so the existing file stays: {path}")
 
 
 @app.command("pin-image")
