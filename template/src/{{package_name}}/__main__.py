@@ -1,7 +1,7 @@
-"""`python -m <package>`: the same CLI as the console script; dvc.yaml calls it this way."""
+"""`python -m <package>`: the runtime's CLI for this project, as the console script; dvc.yaml
+calls it this way."""
 
-from . import DISTRIBUTION_NAME
-from .cli import app
+from mlops_stack_runtime.cli import main
 
 if __name__ == "__main__":
-    app(prog_name=DISTRIBUTION_NAME)
+    main(__package__)

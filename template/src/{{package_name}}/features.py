@@ -1,20 +1,25 @@
-"""Feature preprocessing: the first step of the model pipeline, so serving applies it too."""
+"""The model definition: the preprocessing in front of the classifier of params.yaml.
+
+This file is yours: the runtime (mlops_stack_runtime) calls `build_preprocessor` when it trains,
+and template updates never overwrite your edits. The fitted pipeline carries this step, so the
+model server applies it too. Keep it convertible to ONNX (skl2onnx) for the fast serving path;
+training records why when it is not, and serves the scikit-learn pipeline instead.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .data.columns import CATEGORICAL_FEATURES, FEATURE_NAMES, LABEL, NUMERIC_FEATURES, binary_label
+from mlops_stack_runtime.data.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 
-def build_preprocessor(scale_numeric: bool = True) -> ColumnTransformer:
+def build_preprocessor(*, scale_numeric: bool = True) -> ColumnTransformer:
     """Impute (and, with ``scale_numeric``, scale) numbers, impute and one-hot encode categories.
 
-    Only the feature columns of columns.py are used: the protected attribute, the label and
+    Only the feature columns of data/columns.yaml are used: the protected attribute, the label and
     any extra column are dropped, so they can never leak into the model.
 
     Tree models get ``scale_numeric=False``: a split does not care about scale, and a float64
@@ -38,8 +43,3 @@ def build_preprocessor(scale_numeric: bool = True) -> ColumnTransformer:
         ],
         remainder="drop",
     )
-
-
-def split_features_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Model inputs (in the declared order) and the label as 0/1 (1: the positive value)."""
-    return frame[list(FEATURE_NAMES)], binary_label(frame[LABEL.name])

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..errors import DataSourceError
+from ..project import current_project
 from .columns import DECLARATION, LABEL, Declaration, apply_declared_types
 from .sample import generate_sample
 from .synthetic import generate
@@ -42,9 +43,8 @@ def load_data(config: Config) -> pd.DataFrame:
             raise DataSourceError("params.yaml: data.source is 'file' but data.path is not set")
         frame = read_data_file(config.root / config.data.path)
     else:
-        from .source import load_raw_data  # the team's own sources
-
-        frame = load_raw_data(config)
+        # The team's own sources: <package>/data/source.py of the repository.
+        frame = current_project().module("data.source").load_raw_data(config)
     return drop_unlabelled(apply_declared_types(frame))
 
 

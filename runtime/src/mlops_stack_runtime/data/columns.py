@@ -25,13 +25,13 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError
+from ..project import current_project
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ColumnKind = Literal["int", "float", "category"]
 KINDS: tuple[str, ...] = ("int", "float", "category")
-DECLARATION_FILE = Path(__file__).with_name("columns.yaml")
 # Points the code at another declaration (one-off experiments) without editing columns.yaml.
 DECLARATION_ENV_VAR = "COLUMNS_FILE"
 
@@ -168,9 +168,15 @@ def binary_label(series: pd.Series, label: LabelSpec | None = None) -> pd.Series
     return (as_category(series) == label.positive).astype(np.int64)
 
 
+def declaration_file() -> Path:
+    """columns.yaml of the project's package, or the file COLUMNS_FILE names."""
+    named = os.environ.get(DECLARATION_ENV_VAR)
+    return Path(named) if named else current_project().declaration_file
+
+
 def load_declaration(path: Path | None = None) -> Declaration:
     """Read and check columns.yaml; a bad entry raises ConfigError naming the column and key."""
-    path = path or Path(os.environ.get(DECLARATION_ENV_VAR) or DECLARATION_FILE)
+    path = path or declaration_file()
     try:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:

@@ -6,7 +6,7 @@ with their row number and reason, carried columns, the model version and the inp
 The input is a URI the task reads itself (s3://, gs://, azure://, or a path on a volume the pod
 mounts); the predictions and rejects are the task's output artifact, and, when `output_uri` is
 given, are also copied there. The model is a registered version (`champion` by default) from
-MLflow, whose URI comes from the Kubernetes secret MLFLOW_SECRET, as in the training pipeline.
+MLflow, whose URI comes from the project's Kubernetes secret, as in the training pipeline.
 """
 
 # No `from __future__ import annotations`: KFP reads the components' annotations as types.
@@ -17,9 +17,7 @@ from kfp import dsl
 from kfp.dsl import Dataset, Output
 
 from ..tracking import TRACKING_URI_ENV_VAR
-from .training import MLFLOW_SECRET, MLFLOW_SECRET_KEY, PROJECT_NAME
-
-PIPELINE_NAME = "{{ project_slug }}-scoring"
+from .training import MLFLOW_SECRET_KEY, PipelineProject
 
 
 def score(
@@ -32,7 +30,7 @@ def score(
 ) -> None:
     """Score the file at `input_uri` with `model_version`; fails when rows were rejected
     unless `allow_rejects` (the rejects file is in the output either way)."""
-    from {{ package_name }}.pipelines.workspace import run_scoring
+    from mlops_stack_runtime.pipelines.workspace import run_scoring
 
     run_scoring(params_yaml, input_uri, model_version, allow_rejects, scored.path, output_uri)
 
@@ -40,18 +38,20 @@ def score(
 def build_scoring_pipeline(
     image: str,
     params_yaml: str,
+    project: PipelineProject,
     *,
     git_commit: str = "unknown",
     template_release: str = "unknown",
-    mlflow_secret: str | None = MLFLOW_SECRET,
+    on_cluster: bool = True,
 ) -> Callable[..., Any]:
     """The scoring pipeline function, its task running in `image` (see build_pipeline)."""
     component = dsl.component(score, base_image=image, install_kfp_package=False)
+    mlflow_secret = project.mlflow_secret if on_cluster else None
 
     @dsl.pipeline(
-        name=PIPELINE_NAME,
+        name=f"{project.slug}-scoring",
         description=(
-            f"{PROJECT_NAME}: batch scoring with a registered model version "
+            f"{project.name}: batch scoring with a registered model version "
             f"(commit {git_commit}, template {template_release})"
         ),
     )

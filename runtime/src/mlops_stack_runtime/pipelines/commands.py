@@ -15,7 +15,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -23,6 +23,9 @@ import yaml
 from ..command_errors import reported_errors
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
+
+if TYPE_CHECKING:
+    from .training import PipelineProject
 
 # The CLI's name for this group: `<cli> kfp compile|local|run|schedule`.
 GROUP_NAME = "kfp"
@@ -61,6 +64,16 @@ def _commit(root: Path) -> str:
     return git_commit(root) or "unknown"
 
 
+def pipeline_project(config: Config) -> PipelineProject:
+    """The names the pipelines carry: params.yaml `project` and the project package's name."""
+    from ..project import current_project
+    from .training import PipelineProject
+
+    return PipelineProject(
+        slug=config.project.slug, name=current_project().name, tier=config.project.tier
+    )
+
+
 def pipeline_function(
     config: Config, image: str, *, on_cluster: bool = True, scoring: bool = False
 ) -> Any:
@@ -73,7 +86,7 @@ def pipeline_function(
     # One line of JSON (valid YAML): the compiler copies parameter defaults into the header
     # comment of its YAML, where a multi-line default breaks the file.
     params = yaml.safe_load((config.root / PARAMS_FILE_NAME).read_text(encoding="utf-8"))
-    extra: dict[str, Any] = {} if on_cluster else {"mlflow_secret": None}
+    extra: dict[str, Any] = {"on_cluster": on_cluster}
     if not scoring:
         from .data_file import data_file
 
@@ -82,6 +95,7 @@ def pipeline_function(
     return build(
         image,
         json.dumps(params, sort_keys=True),
+        pipeline_project(config),
         git_commit=_commit(config.root),
         template_release=template_release(config.root),
         **extra,

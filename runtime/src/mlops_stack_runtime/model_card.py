@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, metadata
 from typing import TYPE_CHECKING, Any
 
-from . import DISTRIBUTION_NAME
 from .audit import MODEL_FILE_NAME, ModelRecord, read_record
 from .data.columns import FEATURES, LABEL, PREDICTION_MEANING, PROTECTED_ATTRIBUTE
 from .errors import ArtifactIntegrityError
 from .evaluation import DECISION_THRESHOLD
 from .fairness import FairnessReport, read_fairness_report
+from .project import current_project
 from .promotion import read_promotion_report
 from .train import CLASSIFIERS
 
@@ -400,7 +400,7 @@ def _registry_status(inputs: CardInputs) -> str:
 
 def _package_metadata(field: str) -> str | None:
     try:
-        return metadata(DISTRIBUTION_NAME)[field]
+        return metadata(current_project().distribution)[field]
     except (PackageNotFoundError, KeyError):
         return None
 

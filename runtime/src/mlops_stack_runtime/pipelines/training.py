@@ -1,4 +1,5 @@
-"""The training pipeline on Kubeflow Pipelines v2: dvc.yaml's stages, promote{{ ', model card' if stack_tier == 'enterprise' else '' }}.
+"""The training pipeline on Kubeflow Pipelines v2: dvc.yaml's stages, promote, and on enterprise
+the model card.
 
 Each component is a lightweight `@dsl.component` whose body only imports the project's stage
 (pipelines/workspace.py) and runs it: the stage logic stays in the package. On a cluster every
@@ -7,13 +8,14 @@ and kfp), so `install_kfp_package=False`; `kfp.local`'s SubprocessRunner runs th
 functions in the current environment. Data moves between tasks as artifacts (Dataset, Model,
 Metrics): workspace.py says why each one is a folder laid out like the repository.
 
-MLflow logging (train{{ ', model card' if stack_tier == 'enterprise' else '' }}) and the registry (promote) read
+MLflow logging (train, model card) and the registry (promote) read
 MLFLOW_TRACKING_URI; on a cluster it comes from the Kubernetes secret MLFLOW_SECRET (key
 MLFLOW_SECRET_KEY) through kfp-kubernetes.
 """
 
 # No `from __future__ import annotations`: KFP reads the components' annotations as types.
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kfp import dsl
@@ -21,20 +23,36 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from ..tracking import TRACKING_URI_ENV_VAR
 
-PIPELINE_NAME = "{{ project_slug }}-training"
-PROJECT_NAME = "{{ project_name }}"
-# The Kubernetes secret (in the KFP namespace) holding the tracking server's URI.
-MLFLOW_SECRET = "{{ project_slug }}-mlflow"
 MLFLOW_SECRET_KEY = "tracking-uri"
-# The tasks, in dvc.yaml's order ({{ 'model-card: `make model-card`, after promote' if stack_tier == 'enterprise' else 'promote: `make promote`, as `make retrain` runs it' }}).
-STAGES = ("prepare", "validate", "train", "evaluate", "promote"{% if stack_tier == 'enterprise' %}, "model-card"{% endif %})
+# The tasks, in dvc.yaml's order (promote: `make promote`, as `make retrain` runs it); enterprise
+# adds model-card (`make model-card`) after promote.
+STAGES = ("prepare", "validate", "train", "evaluate", "promote")
+ENTERPRISE_STAGES = (*STAGES, "model-card")
+
+
+@dataclass(frozen=True)
+class PipelineProject:
+    """What the pipelines are named after: params.yaml `project` and the project's name."""
+
+    slug: str
+    name: str
+    tier: str
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ENTERPRISE_STAGES if self.tier == "enterprise" else STAGES
+
+    @property
+    def mlflow_secret(self) -> str:
+        """The Kubernetes secret (in the KFP namespace) holding the tracking server's URI."""
+        return f"{self.slug}-mlflow"
 
 
 def prepare(params_yaml: str, data_uri: str, data_md5: str, raw: Output[Dataset]) -> None:
     """Load the raw data from params `data.source` (data/raw/credit.csv); an adopted file
     (`data.source: file`) is read from `data_uri` and checked against `data_md5` first."""
-    from {{ package_name }}.pipelines.data_file import DataFile
-    from {{ package_name }}.pipelines.workspace import run_stage
+    from mlops_stack_runtime.pipelines.data_file import DataFile
+    from mlops_stack_runtime.pipelines.workspace import run_stage
 
     run_stage("prepare", params_yaml, [], {"raw": raw.path}, data=DataFile(data_uri, data_md5))
 
@@ -47,7 +65,7 @@ def validate(
     validation: Output[Artifact],
 ) -> None:
     """Check the raw data against the schema and split it (data/validated/)."""
-    from {{ package_name }}.pipelines.workspace import run_stage
+    from mlops_stack_runtime.pipelines.workspace import run_stage
 
     run_stage(
         "validate",
@@ -67,7 +85,7 @@ def train(
 ) -> None:
     """Fit the model, log and register it in MLflow (models/); its record names `git_commit`,
     the registry version is tagged with the run's id (`make fetch-model KFP_RUN=` finds it)."""
-    from {{ package_name }}.pipelines.workspace import run_stage
+    from mlops_stack_runtime.pipelines.workspace import run_stage
 
     run_stage(
         "train",
@@ -86,8 +104,9 @@ def evaluate(
     reports: Output[Artifact],
     metrics: Output[Metrics],
 ) -> None:
-    """Held-out metrics, plots{{ ', the fairness report' if stack_tier == 'enterprise' else '' }} and the quality gates (reports/)."""
-    from {{ package_name }}.pipelines.workspace import read_metrics, run_stage
+    """Held-out metrics, plots, the fairness report (enterprise) and the quality gates
+    (reports/)."""
+    from mlops_stack_runtime.pipelines.workspace import read_metrics, run_stage
 
     run_stage("evaluate", params_yaml, [test_set.path, model.path], {"reports": reports.path})
     for name, value in read_metrics(reports.path).items():
@@ -103,7 +122,7 @@ def promote(
     promotion: Output[Artifact],
 ) -> None:
     """Alias the new version `challenger`; `champion` only if it beats the current one."""
-    from {{ package_name }}.pipelines.workspace import run_stage
+    from mlops_stack_runtime.pipelines.workspace import run_stage
 
     run_stage(
         "promote",
@@ -111,7 +130,6 @@ def promote(
         [test_set.path, model.path, reports.path],
         {"promotion": promotion.path},
     )
-{%- if stack_tier == 'enterprise' %}
 
 
 def model_card(
@@ -123,21 +141,21 @@ def model_card(
 ) -> None:
     """docs/model_card.md from the audit record, metrics, fairness and promotion reports; also
     logged with the version's MLflow run, where `fetch-model` finds it."""
-    from {{ package_name }}.pipelines.workspace import run_stage
+    from mlops_stack_runtime.pipelines.workspace import run_stage
 
     run_stage(
         "model-card", params_yaml, [model.path, reports.path, promotion.path], {"card": card.path}
     )
-{%- endif %}
 
 
 def build_pipeline(
     image: str,
     params_yaml: str,
+    project: PipelineProject,
     *,
     git_commit: str = "unknown",
     template_release: str = "unknown",
-    mlflow_secret: str | None = MLFLOW_SECRET,
+    on_cluster: bool = True,
     data_uri: str = "",
     data_md5: str = "",
 ) -> Callable[..., Any]:
@@ -153,10 +171,10 @@ def build_pipeline(
     def component(function: Callable[..., None]) -> Any:
         return dsl.component(function, base_image=image, install_kfp_package=False)
 
-    components = {
-        function.__name__: component(function)
-        for function in (prepare, validate, train, evaluate, promote{% if stack_tier == 'enterprise' %}, model_card{% endif %})
-    }
+    enterprise = project.tier == "enterprise"
+    functions = [prepare, validate, train, evaluate, promote] + ([model_card] if enterprise else [])
+    components = {function.__name__: component(function) for function in functions}
+    mlflow_secret = project.mlflow_secret if on_cluster else None
 
     def tracked(task: Any) -> Any:
         if mlflow_secret is not None:
@@ -170,9 +188,9 @@ def build_pipeline(
         return task
 
     @dsl.pipeline(
-        name=PIPELINE_NAME,
+        name=f"{project.slug}-training",
         description=(
-            f"{PROJECT_NAME}: {', '.join(STAGES)} "
+            f"{project.name}: {', '.join(project.stages)} "
             f"(commit {git_commit}, template {template_release})"
         ),
     )
@@ -202,7 +220,7 @@ def build_pipeline(
             test_set=validated.outputs["test_set"],
             model=trained.outputs["model"],
         )
-        {% if stack_tier == 'enterprise' %}promoted = {% endif %}tracked(
+        promoted = tracked(
             components["promote"](
                 params_yaml=params_yaml,
                 test_set=validated.outputs["test_set"],
@@ -210,16 +228,15 @@ def build_pipeline(
                 reports=evaluated.outputs["reports"],
             )
         )
-{%- if stack_tier == 'enterprise' %}
-        tracked(
-            components["model_card"](
-                params_yaml=params_yaml,
-                model=trained.outputs["model"],
-                reports=evaluated.outputs["reports"],
-                promotion=promoted.outputs["promotion"],
+        if enterprise:
+            tracked(
+                components["model_card"](
+                    params_yaml=params_yaml,
+                    model=trained.outputs["model"],
+                    reports=evaluated.outputs["reports"],
+                    promotion=promoted.outputs["promotion"],
+                )
             )
-        )
-{%- endif %}
         return evaluated.outputs["reports"]
 
     return training

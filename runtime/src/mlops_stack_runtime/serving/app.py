@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from ..project import current_project
 from .batching import MicroBatcher
 from .metrics import CONTENT_TYPE, Metrics
 from .validation import (
@@ -269,8 +269,10 @@ def create_app(
     async def root(request: Request) -> Response:
         return json_response({"status": "alive"})
 
+    server_version = current_project().version
+
     async def v2_server_metadata(request: Request) -> Response:
-        return json_response({"name": model.name, "version": __version__, "extensions": []})
+        return json_response({"name": model.name, "version": server_version, "extensions": []})
 
     async def v2_live(request: Request) -> Response:
         return json_response({"live": True})

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import DataSourceError
-from .columns import DECLARATION_FILE, ColumnSpec, Declaration, declaration_to_yaml
+from ..project import current_project
+from .columns import ColumnSpec, Declaration, declaration_to_yaml
 from .fetch import run_dvc
 from .infer import Inference, infer_declaration
 from .sources import FILE_SUFFIXES, read_data_file
@@ -79,8 +80,9 @@ def use_data(
         transaction.touch(target.parent / ".gitignore")
         transaction.created(target.with_name(target.name + ".dvc"))
         _dvc("add", relative, cwd=config.root)
-        transaction.touch(DECLARATION_FILE)
-        DECLARATION_FILE.write_text(
+        declaration_path = current_project().declaration_file
+        transaction.touch(declaration_path)
+        declaration_path.write_text(
             declaration_to_yaml(declaration, HEADER.format(source=file.name)), encoding="utf-8"
         )
         transaction.touch(config.params_file)

@@ -42,7 +42,7 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(
+def options(
     ctx: typer.Context,
     params: Annotated[
         Path | None,
@@ -74,9 +74,9 @@ def _config(ctx: typer.Context) -> Config:
     return load_config(ctx.obj)
 
 
-# The cluster tiers' package has pipelines/, the orchestrated training pipeline, and its command
-# group (pipelines/commands.py).
-if importlib.util.find_spec(f"{__package__}.pipelines") is not None:
+# The cluster tiers install the Kubeflow Pipelines SDK (the runtime's `pipelines` extra): the
+# orchestrated training pipeline and its command group (pipelines/commands.py).
+if importlib.util.find_spec("kfp") is not None:
     from .pipelines import commands as pipeline_commands
 
     app.add_typer(pipeline_commands.app, name=pipeline_commands.GROUP_NAME)
@@ -473,3 +473,17 @@ def serve(
             max_body_bytes=max_body_bytes,
             log_features=log_features,
         )
+
+
+def main(package: str | None = None) -> None:
+    """The CLI for the project `package` (`python -m <package>`), named as its console script."""
+    from .project import ProjectError, bind, current_project
+
+    if package:
+        bind(package)
+    try:
+        name = current_project().distribution
+    except ProjectError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise SystemExit(1) from None
+    app(prog_name=name)

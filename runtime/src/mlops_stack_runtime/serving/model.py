@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import DISTRIBUTION_NAME
 from ..audit import (
     ONNX_SHA256_ENV,
     ModelRecord,
@@ -29,6 +28,7 @@ from ..audit import (
     verify_artifact,
 )
 from ..errors import ArtifactIntegrityError, ServerSettingError
+from ..project import current_project
 from .batching import Columns, Prediction
 from .onnx_model import OnnxModel
 from .validation import InputSchema
@@ -236,7 +236,7 @@ def model_name(record: ModelRecord) -> str:
     """The name in the URLs: params.yaml's ``project.slug`` as recorded at training time."""
     project = record.params.get("project") if isinstance(record.params, dict) else None
     slug = project.get("slug") if isinstance(project, dict) else None
-    return slug if isinstance(slug, str) and slug else DISTRIBUTION_NAME
+    return slug if isinstance(slug, str) and slug else current_project().distribution
 
 
 def model_version(record: ModelRecord) -> str:
