@@ -12,6 +12,7 @@ export PATH := $(dir $(UV)):$(PATH)
 RUN := $(UV) run --no-sync
 DEMO_DIR ?= $(CURDIR)/.demo/credit-risk-model
 PYTEST_ARGS ?=
+RUNTIME_PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
@@ -33,8 +34,14 @@ demo: setup ## Render a project from all defaults into .demo/ and run its pipeli
 	@$(MAKE) --no-print-directory -s -C "$(DEMO_DIR)" metrics
 
 .PHONY: test
-test: setup ## Run the template's test suite (renders projects and runs their own checks)
+test: test-runtime setup ## Run the runtime's tests, then the template's suite (renders projects and runs their checks)
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# The runtime (runtime/: the platform package generated repositories depend on) in an environment
+# of its own with every extra: its tests render nothing and take seconds.
+.PHONY: test-runtime
+test-runtime: $(UV) ## Run the runtime's own tests (runtime/tests), fast enough for every edit
+	cd runtime && $(UV) sync --locked --all-extras --quiet && $(UV) run --no-sync pytest $(RUNTIME_PYTEST_ARGS)
 
 # A platform team's repositories: REPOS="<folders or globs>" (tools/fleet.py says what happens).
 REPOS ?=
@@ -51,9 +58,9 @@ fleet-update: setup ## Update each repository of REPOS behind the template on br
 	@$(FLEET) update $(REPOS) --format $(FORMAT) $(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: lint
-lint: setup ## Lint the template's own code (hooks, tests, benchmarks)
-	$(RUN) ruff check hooks includes tests benchmarks tools
-	$(RUN) ruff format --check hooks includes tests benchmarks tools
+lint: setup ## Lint the template's own code (hooks, tests, benchmarks) and the runtime
+	$(RUN) ruff check hooks includes tests benchmarks tools runtime
+	$(RUN) ruff format --check hooks includes tests benchmarks tools runtime
 
 .PHONY: bench
 bench: setup ## Render benchmark: defaults of startup and enterprise next to `copier --version`

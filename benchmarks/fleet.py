@@ -1,7 +1,7 @@
 """A fleet of repositories moved to the next release: `make fleet-update` next to one by one.
 
 Builds a throwaway template repository with two releases (0.1.0: the working tree with the first
-line of params.yaml and train.py worded differently; 0.2.0: the working tree), renders `--repos`
+line of params.yaml and features.py worded differently; 0.2.0: the working tree), renders `--repos`
 repositories at 0.1.0 with varied answers (tier, CI provider, DVC remote; the copy's tasks run,
 so each has its first commit and uv.lock), commits a team edit in each, and copies the fleet
 three times. Then, in the same run:
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
-SOURCES = ("copier.yml", "hooks", "includes", "template")
+SOURCES = ("copier.yml", "hooks", "includes", "template", "runtime")
 LEAKY_ENV = ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
-REWORDED = ("template/params.yaml.jinja", "template/src/{{package_name}}/train.py")
+REWORDED = ("template/params.yaml.jinja", "template/src/{{package_name}}/features.py")
 TIERS = ("startup", "scale-up", "enterprise")
 PROVIDERS = ("github", "gitlab", "jenkins")
 REMOTES = ("local", "s3", "gcs", "azure")

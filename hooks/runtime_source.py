@@ -60,14 +60,14 @@ def source_entry(src_path: str, commit: str, commit_hash: str) -> str:
         folder = Path(src_path).expanduser()
         if not folder.is_absolute():
             raise SourceError(f"the template folder '{src_path}' is not an absolute path")
-        return "{ path = %s }" % json.dumps(str(folder / RUNTIME_FOLDER))
+        return f"{{ path = {json.dumps(str(folder / RUNTIME_FOLDER))} }}"
     if RELEASE_TAG.match(commit):
         pin = f"tag = {json.dumps(commit)}"
     elif HASH.match(commit_hash):
         pin = f"rev = {json.dumps(commit_hash)}"
     else:
         raise SourceError(f"no release tag or commit to pin the runtime to (_commit: {commit!r})")
-    return "{ git = %s, subdirectory = %s, %s }" % (json.dumps(url), json.dumps(RUNTIME_FOLDER), pin)
+    return f"{{ git = {json.dumps(url)}, subdirectory = {json.dumps(RUNTIME_FOLDER)}, {pin} }}"
 
 
 def rewrite(pyproject: Path, entry: str) -> bool:

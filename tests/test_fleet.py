@@ -73,7 +73,7 @@ def fleet(releases: Path, tmp_path_factory: pytest.TempPathFactory) -> Fleet:  #
         commit_all(project, "Team: fewer trees")
 
     conflicting = render(str(releases), root / "conflicting", PREVIOUS, {}, cwd=root)
-    train = next((conflicting / "src").glob("*/train.py"))
+    train = next((conflicting / "src").glob("*/features.py"))
     _, _, rest = train.read_text().partition("\n")
     train.write_text(f"{TEAM_DOCSTRING}\n{rest}")  # the line the release rewords
     commit_all(conflicting, "Team: our docstring")
@@ -159,7 +159,7 @@ def test_update_reports_every_outcome(updated: tuple[int, dict, str]) -> None:
     entries = by_repo(document)
     assert {name for name, e in entries.items() if e["result"] == "updated"} == set(BEHIND)
     assert entries["conflicting"]["conflicts"] == [
-        f"src/{entries['conflicting']['project'].replace('-', '_')}/train.py"
+        f"src/{entries['conflicting']['project'].replace('-', '_')}/features.py"
     ]
     assert "make template-update" in entries["conflicting"]["detail"]
     assert entries["dirty"]["dirty"] == ["params.yaml"]
@@ -234,7 +234,7 @@ def test_the_text_report_is_a_table_with_the_conflicted_files(
     assert lines[0].split() == ["repository", "from", "to", "result", "detail"]
     assert lines[1].split()[:4] == [str(fleet.repo("conflicting")), PREVIOUS, NEXT, "conflicts"]
     conflicts = lines.index(f"{fleet.repo('conflicting')}: conflicts:")
-    assert lines[conflicts + 1].strip().endswith("/train.py")
+    assert lines[conflicts + 1].strip().endswith("/features.py")
     left = f"{fleet.repo('conflicting')}: changed by the template, left as they are here:"
     assert any(line.strip().startswith("src/") for line in lines[lines.index(left) + 1 :])
     assert lines[-1] == "1 repositories: 1 conflicts"

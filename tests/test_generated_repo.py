@@ -153,7 +153,7 @@ def test_non_default_answers_render_a_working_repo(copie_session):
     result = copie_session.copy(extra_answers=answers)
     assert result.exit_code == 0, result.exception
     project = result.project_dir
-    assert (project / "src" / "zurich_fraud" / "cli.py").is_file()
+    assert (project / "src" / "zurich_fraud" / "features.py").is_file()
     make(project, "setup", "ci")
     assert yaml.safe_load((project / "params.yaml").read_text())["gates"]["min_roc_auc"] == 0.7
     assert registered_versions(project, "zurich-fraud-detector-x") == [1]

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import make, rendered_files, run
+from .conftest import TEMPLATE_DIR, make, rendered_files, run
 from .test_serving import emulated_image
 
 PACKAGE = "credit_risk_model"
+RUNTIME_SRC = TEMPLATE_DIR / "runtime" / "src"
 PROJECT = "credit-risk-model"
 DVC_STAGES = ("prepare", "validate", "train", "evaluate")
 CLUSTER_ANSWERS = [
@@ -33,20 +34,26 @@ CLUSTER_ANSWERS = [
     for orchestrator in ("kubeflow", "ci-runner")
 ]
 
-# Compiles the rendered pipeline module in a process of its own (every render has the same
-# package name) and prints what came back from kfp.components.load_component_from_file.
+# Compiles the runtime's pipelines for the rendered project in a process of its own (every
+# render has the same package name) and prints what came back from
+# kfp.components.load_component_from_file.
 COMPILE = """
 import json, sys
+import yaml
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[4])
 from kfp import compiler
 from kfp.components import load_component_from_file
-from credit_risk_model.pipelines.scoring import build_scoring_pipeline
-from credit_risk_model.pipelines.training import build_pipeline
+from mlops_stack_runtime.pipelines.scoring import build_scoring_pipeline
+from mlops_stack_runtime.pipelines.training import PipelineProject, build_pipeline
+params = yaml.safe_load(open(sys.argv[5], encoding="utf-8"))
+project = PipelineProject(params["project"]["slug"], "Credit Risk Model", params["project"]["tier"])
 out = {}
 for build, path in ((build_pipeline, sys.argv[2]), (build_scoring_pipeline, sys.argv[3])):
     pipeline = build(
         "registry.example.com/ml/credit-risk-model-trainer:abc123",
         json.dumps({"project": {"slug": "credit-risk-model"}}),
+        project,
         git_commit="abc123",
         template_release="1.2.3",
     )
@@ -65,7 +72,16 @@ def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], 
     folder = tmp_path_factory.mktemp("kfp")
     output, scoring = folder / "pipeline.yaml", folder / "scoring-pipeline.yaml"
     done = subprocess.run(
-        [sys.executable, "-c", COMPILE, str(result.project_dir / "src"), str(output), str(scoring)],
+        [
+            sys.executable,
+            "-c",
+            COMPILE,
+            str(result.project_dir / "src"),
+            str(output),
+            str(scoring),
+            str(RUNTIME_SRC),
+            str(result.project_dir / "params.yaml"),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -152,7 +168,7 @@ def test_kfp_is_in_the_pipelines_group_only(compiled) -> None:
     groups = pyproject["dependency-groups"]
 
     def has_kfp(deps: list) -> bool:  # entries are requirements or {include-group = ...}
-        return any(isinstance(d, str) and d.startswith("kfp") for d in deps)
+        return any(isinstance(d, str) and (d.startswith("kfp") or "[pipelines]" in d) for d in deps)
 
     assert {name for name, deps in groups.items() if has_kfp(deps)} == {"pipelines"}
     assert not has_kfp(pyproject["project"]["dependencies"])
@@ -372,7 +388,14 @@ def test_the_trainer_stage_has_the_package_kfp_and_the_training_set(enterprise, 
     project = enterprise["path"]
     image = emulated_image(project, tmp_path / "image", target="trainer")
     assert image.stage.name == "trainer"
-    modules = ["kfp", "kfp.kubernetes", "mlflow", "fairlearn", f"{PACKAGE}.pipelines.training"]
+    modules = [
+        "kfp",
+        "kfp.kubernetes",
+        "mlflow",
+        "fairlearn",
+        "mlops_stack_runtime.pipelines.training",
+        PACKAGE,
+    ]
     probe = (
         "import importlib.util as u, json, sys; "
         "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"

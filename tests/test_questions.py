@@ -152,7 +152,7 @@ def test_slug_and_package_name_are_derived_from_the_project_name(
     assert result.exit_code == 0, result.exception
     assert result.answers["project_slug"] == slug
     assert result.answers["package_name"] == package
-    assert (result.project_dir / "src" / package / "data" / "columns.py").is_file()
+    assert (result.project_dir / "src" / package / "data" / "columns.yaml").is_file()
 
 
 def test_a_long_slug_gives_a_namespace_that_fits_the_rule(copie):

