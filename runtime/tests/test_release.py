@@ -22,14 +22,13 @@ from mlops_stack_runtime.release import (
     check_release,
     pin_image,
 )
+from mlops_stack_runtime.testing.fixtures import write_project
 from mlops_stack_runtime.train import (
     train,
 )
 
-from tests.conftest import write_project
-
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 IMAGE = "registry.example.com/ml/model"
 DIGEST = "sha256:" + "ab" * 32

@@ -34,14 +34,13 @@ from mlops_stack_runtime.promotion import (
 from mlops_stack_runtime.release import (
     check_release,
 )
+from mlops_stack_runtime.testing.fixtures import write_project
 from mlops_stack_runtime.train import (
     train,
 )
 
-from tests.conftest import write_project
-
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 NAME = "fetch-source"
 PIPELINE_RUN = "8f0c2d1e-5b7a-4c39-9e61-2a4b6c8d0e1f"

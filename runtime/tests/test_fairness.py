@@ -56,16 +56,15 @@ from mlops_stack_runtime.gates import (
     fairness_group_size_gate,
     run_gates,
 )
+from mlops_stack_runtime.testing.fixtures import repository_params
 from mlops_stack_runtime.train import (
     fit_pipeline,
 )
 
-from tests.conftest import REPO_PARAMS
-
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 # About 2,000 rows per group of two: sampling noise far below the gate's thresholds.
 LARGE_SAMPLE_ROWS = 4_000
@@ -78,7 +77,7 @@ needs_protected_attribute = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def repo_config() -> Config:
     """The repository's own thresholds (the small test projects relax them)."""
-    config = load_config(REPO_PARAMS)
+    config = load_config(repository_params())
     assert config.gates.fairness is not None
     return config
 

@@ -22,8 +22,7 @@ from mlops_stack_runtime.monitoring.batch import (
     read_batch,
     usable_features,
 )
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     both,
     first_feature,
     is_bounded,

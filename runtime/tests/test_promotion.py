@@ -32,6 +32,7 @@ from mlops_stack_runtime.promotion import (
     decide,
     promote,
 )
+from mlops_stack_runtime.testing.fixtures import write_project
 from mlops_stack_runtime.tracking import (
     TRACKING_URI_ENV_VAR,
 )
@@ -39,10 +40,8 @@ from mlops_stack_runtime.train import (
     train,
 )
 
-from tests.conftest import write_project
-
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 # A model that barely learns: one depth-1 tree.
 CRIPPLED = {

@@ -24,7 +24,7 @@ from mlops_stack_runtime.gates import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 
 def evaluation_with(roc_auc: float) -> Evaluation:

@@ -30,21 +30,19 @@ from mlops_stack_runtime.data.columns import (
 from mlops_stack_runtime.data.csv_files import (
     read_frame,
 )
-
-from {{ package_name }} import (
-    DISTRIBUTION_NAME,
-)
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     is_category,
     pick,
     unknown_category,
 )
 
+from credit_risk_model import (
+    DISTRIBUTION_NAME,
+)
+
 if TYPE_CHECKING:
     from mlops_stack_runtime.config import Config
-
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 PACKAGE = cli.__name__.split(".")[0]
 STAGES = ("prepare", "validate", "train", "evaluate")

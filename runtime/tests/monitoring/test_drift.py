@@ -53,12 +53,7 @@ from mlops_stack_runtime.monitoring.report import (
 from mlops_stack_runtime.promotion import (
     promote,
 )
-from mlops_stack_runtime.train import (
-    train,
-)
-
-from tests.conftest import copies_of, train_project, write_project
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     case,
     first_feature,
     is_bounded,
@@ -67,9 +62,13 @@ from tests.declared import (
     out_of_range,
     unknown_category,
 )
+from mlops_stack_runtime.testing.fixtures import copies_of, train_project, write_project
+from mlops_stack_runtime.train import (
+    train,
+)
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 # Prediction drift compares the batch's scores with the held-out set's. The suite's 600-row
 # sample holds out 120 rows, too few for PSI alone to tell noise from drift: a batch of the same

@@ -22,7 +22,7 @@ from mlops_stack_runtime.evaluate import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 METRICS = {"roc_auc", "pr_auc", "brier", "accuracy", "precision", "recall", "f1"}
 

@@ -45,8 +45,7 @@ from mlops_stack_runtime.serving.validation import (
     CLASS_OUTPUT,
     PROBABILITY_OUTPUT,
 )
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     is_category,
     is_numeric,
     is_required,

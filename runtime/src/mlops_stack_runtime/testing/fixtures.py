@@ -1,10 +1,14 @@
 """Shared fixtures: small generated data, throwaway project folders, an isolated MLflow store.
 
+A pytest plugin of the runtime: the runtime's own suite and every generated repository's tests
+load it (`pytest_plugins = ["mlops_stack_runtime.testing.fixtures"]` in tests/conftest.py).
+
 The data come from the column declaration (data/columns.yaml, the `sample` source), not from the
 example's generator, so the suite follows whatever data the project adopted (`make use-data`).
-
-No test writes into the repository: projects are copies in tmp folders, and MLflow points to a
-temporary sqlite store for the whole session, whatever MLFLOW_TRACKING_URI says outside.
+Projects are copies of the repository's params.yaml in tmp folders (the repository is the folder
+pytest runs in, or the one MLOPS_STACK_REPOSITORY names), and MLflow points to a temporary sqlite
+store for the whole session, whatever MLFLOW_TRACKING_URI says outside: no test writes into the
+repository.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ from mlops_stack_runtime.train import (
     train,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REPO_PARAMS = REPO_ROOT / "params.yaml"
+# The repository whose params.yaml the projects copy: this variable, else pytest's rootdir.
+REPOSITORY_ENV_VAR = "MLOPS_STACK_REPOSITORY"
+_rootdir: list[Path] = []
 # Small enough for a fast suite, large enough for a stratified split and a meaningful AUC.
 SMALL_N_ROWS = 600
 SEED = 7
@@ -55,10 +60,22 @@ MakeProject = Callable[..., Config]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _rootdir[:] = [config.rootpath]
     # MLflow's own use of SQLAlchemy, not this project's code: keep the summary for our warnings.
     config.addinivalue_line(
         "filterwarnings", "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
     )
+
+
+def repository_root() -> Path:
+    """The repository under test (see the module's docstring)."""
+    named = os.environ.get(REPOSITORY_ENV_VAR)
+    return Path(named) if named else (_rootdir[0] if _rootdir else Path.cwd())
+
+
+def repository_params() -> Path:
+    """The repository's params.yaml."""
+    return repository_root() / "params.yaml"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -111,7 +128,7 @@ def write_project(root: Path, overrides: Mapping[str, Any] | None = None) -> Con
 
     An override may add a section this tier's params.yaml lacks (e.g. `promotion.min_improvement`).
     """
-    params = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    params = yaml.safe_load(repository_params().read_text(encoding="utf-8"))
     fairness = params["gates"].get("fairness")
     if fairness:
         # A small test set leaves ~15 defaults per group: rates that noisy fail a 0.1 fairness

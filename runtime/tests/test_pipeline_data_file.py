@@ -15,8 +15,7 @@ from mlops_stack_runtime.pipelines.data_file import DataFile, data_file, place
 
 if TYPE_CHECKING:
     from mlops_stack_runtime.config import Config
-
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 CONTENT = b"a,b\n1,2\n"
 MD5 = hashlib.md5(CONTENT, usedforsecurity=False).hexdigest()

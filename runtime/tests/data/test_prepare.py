@@ -23,19 +23,18 @@ from mlops_stack_runtime.errors import (
     BatchError,
     DataSourceError,
 )
-
-from {{ package_name }}.data import (
-    source as source_module,
-)
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     case,
     is_category,
     is_numeric,
 )
 
+from credit_risk_model.data import (
+    source as source_module,
+)
+
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 
 def test_prepare_writes_the_raw_data(make_project: MakeProject) -> None:

@@ -33,7 +33,7 @@ from mlops_stack_runtime.promotion import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 SECTIONS = (
     "## Model details",

@@ -19,8 +19,7 @@ from mlops_stack_runtime.data.validate import (
 from mlops_stack_runtime.errors import (
     DataValidationError,
 )
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     is_bounded,
     out_of_range,
     pick,
@@ -28,7 +27,7 @@ from tests.declared import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import MakeProject
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 
 def test_good_data_is_split_into_train_and_test(make_project: MakeProject) -> None:

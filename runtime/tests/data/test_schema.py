@@ -23,8 +23,7 @@ from mlops_stack_runtime.data.schema import (
     features_schema,
     validate_frame,
 )
-
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     above_max,
     below_min,
     both,

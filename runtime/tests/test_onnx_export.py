@@ -26,11 +26,10 @@ from mlops_stack_runtime.errors import ArtifactIntegrityError
 from mlops_stack_runtime.features import split_features_label
 from mlops_stack_runtime.serving.model import ServedModel
 from mlops_stack_runtime.serving.onnx_model import OnnxModel
+from mlops_stack_runtime.testing.fixtures import MakeProject
 from mlops_stack_runtime.train import fit_pipeline, train
 
-from {{ package_name }} import features as model_definition
-
-from tests.conftest import MakeProject
+from credit_risk_model import features as model_definition
 
 TOLERANCE = 1e-5
 

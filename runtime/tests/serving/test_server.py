@@ -38,16 +38,7 @@ from mlops_stack_runtime.serving.logs import (
 from mlops_stack_runtime.serving.model import (
     ServedModel,
 )
-
-from .conftest import (
-    TEST_MAX_BODY_BYTES,
-    RunningServer,
-    plain,
-    records,
-    running,
-    v2_inputs,
-)
-from tests.declared import (
+from mlops_stack_runtime.testing.declared import (
     Predicate,
     above_max,
     below_min,
@@ -61,6 +52,15 @@ from tests.declared import (
     missing_reason,
     pick,
     undeclared_code,
+)
+
+from .conftest import (
+    TEST_MAX_BODY_BYTES,
+    RunningServer,
+    plain,
+    records,
+    running,
+    v2_inputs,
 )
 
 PROBABILITY = f"{LABEL.name}_probability"

@@ -15,12 +15,13 @@ from mlops_stack_runtime.config import (
 from mlops_stack_runtime.errors import (
     ConfigError,
 )
+from mlops_stack_runtime.testing.fixtures import repository_params
 
-from {{ package_name }}.data.source import (
+from credit_risk_model.data.source import (
     KNOWN_SOURCES,
 )
 
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+REPO_PARAMS = repository_params()
 
 
 def write_params(folder: Path, change: Any = None) -> Path:
