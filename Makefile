@@ -77,4 +77,4 @@ bench-all: bench ## Every benchmark (minutes): render, first run of a project, s
 
 .PHONY: pin-images
 pin-images: ## Refresh the base-image digests that rendered repos start with (includes/images.jinja)
-	python3 template/tools/pin_images.py includes/images.jinja $(if $(MIRROR),--mirror $(MIRROR))
+	python3 runtime/src/mlops_stack_runtime/tools/pin_images.py includes/images.jinja $(if $(MIRROR),--mirror $(MIRROR))

@@ -204,7 +204,10 @@ def recorded_answers(project: Path) -> dict[str, object]:
 # fresh render below runs no task); update must leave it alone, which `make ci` then relies on.
 NOT_RENDERED = {".copier-answers.yml", "uv.lock"}
 NOTES_DIR = ".template-update"  # the update's saved upstream diffs (git-ignored)
-TOOL = "tools/template_update.py"
+# The update tool of this checkout (the runtime's), run as a file with this Python (it has Copier).
+TOOL = str(TEMPLATE_DIR / "runtime/src/mlops_stack_runtime/tools/template_update.py")
+# Where repositories of the copied layout (before the runtime) carried their own copy of it.
+OLD_TOOL = "tools/template_update.py"
 # tools/template_update.py's exit codes (its docstring), the JSON's `status` field.
 UPDATE_WAITING, CONFLICTS, UNREACHABLE = 3, 4, 5
 
@@ -512,7 +515,7 @@ def test_conflict_fails_the_update_names_the_file_and_commits_nothing(
     # Resolve: keep the team's side, drop the markers, `git add`; the scan is then clean.
     train.write_text(keep_ours(text))
     git(project, "add", "--", "src/credit_risk_model/features.py")
-    scan = run([sys.executable, "tools/template_update.py", "conflicts"], project)
+    scan = run([sys.executable, TOOL, "conflicts"], project)
     assert "No conflict markers" in scan.stdout
     assert train.read_text().startswith(TEAM_DOCSTRING + "\n")
 
@@ -762,7 +765,7 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
     source = "src/credit_risk_model/data/source.py"  # team-owned: kept as it was rendered
     owned = {source: (project / source).read_bytes()}
 
-    if (project / TOOL).is_file():
+    if (project / OLD_TOOL).is_file():
         result = make(project, "template-update")
     else:
         # As old repositories may: a relative template path, and the tool run from elsewhere.
@@ -773,7 +776,7 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
         assert recorded_answers(project)["_src_path"] == relative
         commit_all(project, "A relative template path")
         before = head(project)
-        tool = [sys.executable, str(TEMPLATE_DIR / "template" / TOOL)]
+        tool = [sys.executable, TOOL]
         result = run([*tool, "--project", str(project), "update"], tmp_path)
         assert recorded_answers(project)["_src_path"] == str(template)  # recorded absolute again
 

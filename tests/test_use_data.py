@@ -50,8 +50,8 @@ class Dataset:
     protected: str | None = None
 
 
-# The renders cover the three object stores: each one's `make ci` runs the generated tests of
-# tools/cloud_credentials.py against that cloud's SDK (botocore, google-auth, azure-identity).
+# The renders cover the three object stores: each one's `make ci` installs that store's DVC extra
+# (its SDK: botocore, gcsfs's google-auth, adlfs's azure-identity) beside the runtime.
 DATASETS = {
     "breast-cancer": Dataset(
         "breast_cancer.parquet",

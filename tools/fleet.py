@@ -5,10 +5,10 @@
                                          [--vcs-ref REF]
 
 REPO arguments are folders or globs (`~/src/ml/*`). Each repository is checked and updated by the
-newest form of the tool every generated repository carries, this checkout's
-template/tools/template_update.py (run with this Python, which must have Copier, as
-`--project REPO`): repositories on older releases, even from before the tool existed, get the same
-checks and the same report.
+newest form of the tool every generated repository uses, this checkout's runtime
+(runtime/src/mlops_stack_runtime/tools/template_update.py, run with this Python, which must have
+Copier, as `--project REPO`): repositories on older releases, even from before the tool existed,
+get the same checks and the same report.
 
 `update`, for each repository behind the template: leaves it alone if its work tree is dirty;
 otherwise creates (or safely resets) the branch `template-update` from the branch it is on, runs
@@ -47,7 +47,10 @@ from pathlib import Path
 from typing import Any
 
 ANSWERS_FILE = ".copier-answers.yml"
-TOOL = Path(__file__).resolve().parents[1] / "template" / "tools" / "template_update.py"
+TOOL = (
+    Path(__file__).resolve().parents[1]
+    / "runtime/src/mlops_stack_runtime/tools/template_update.py"
+)
 DEFAULT_BRANCH = "template-update"
 TRAILER = "Template-Update"  # `Template-Update: 0.1.0 -> 0.2.0` in the commits this makes
 UPDATE_WAITING_EXIT = 3

@@ -2,7 +2,7 @@
 
 The registry answers like Docker Hub: 401 with a Bearer challenge, an anonymous token, then the
 digest of the tag in `Docker-Content-Digest`. The script runs as `make pin-images` runs it, on a
-copy of this repository's own pinned files.
+repository whose files pin the template's base images.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,15 +21,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "pin_images.py"
 PINNED = re.compile(r"([a-z0-9][a-z0-9._/-]*):([A-Za-z0-9_][A-Za-z0-9_.-]*)@(sha256:[0-9a-f]{64})")
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-PINNED_FILES = [
-    path
-    for path in (ROOT / "Dockerfile", ROOT / ".gitlab-ci.yml", *ROOT.glob("deploy/**/*.yaml"))
-    if path.is_file() and PINNED.search(path.read_text())
-]
+# The base images the template pins (its includes/images.jinja): what repositories start with.
+TEMPLATE_IMAGES = Path(__file__).resolve().parents[3] / "includes" / "images.jinja"
 
 
 def new_digest(ref: str) -> str:
@@ -110,13 +104,24 @@ def registry() -> Iterator[FakeRegistry]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A copy of this repository's pinned files, where the script may write."""
-    if not PINNED_FILES:
-        pytest.fail("no file of this repository pins an image by digest")
-    for path in PINNED_FILES:
-        target = tmp_path / path.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    """A repository whose Dockerfile, CI file and manifest pin the template's base images."""
+    refs = [
+        "".join(found)
+        for found in re.findall(r'"([^"@]+)(@sha256:[0-9a-f]{64})"', TEMPLATE_IMAGES.read_text())
+    ]
+    if not refs:
+        pytest.fail(f"{TEMPLATE_IMAGES} pins no image by digest")
+    python = [ref for ref in refs if ref.startswith("python:")]
+    docker = [ref for ref in refs if ref.startswith("docker:")]
+    (tmp_path / "Dockerfile").write_text(
+        "".join(f"FROM {ref} AS stage{i}\n" for i, ref in enumerate(python))
+    )
+    (tmp_path / ".gitlab-ci.yml").write_text(
+        "".join(f"job{i}:\n  image: {ref}\n" for i, ref in enumerate(docker))
+    )
+    manifest = tmp_path / "deploy" / "k8s" / "cronjob.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(f"containers:\n  - image: {python[0]}\n")
     return tmp_path
 
 
@@ -140,7 +145,11 @@ def snapshot(repo: Path) -> dict[str, bytes]:
 
 def pin_images(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=repo, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "mlops_stack_runtime.tools.pin_images", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

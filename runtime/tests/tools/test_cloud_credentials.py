@@ -1,19 +1,17 @@
-"""tools/cloud_credentials.py and `make data`: OIDC for the DVC remote, keys as the fallback.
+"""tools/cloud_credentials.py: OIDC for the DVC remote, keys as the fallback.
 
 GitHub's token service is a server on 127.0.0.1 that checks the bearer and answers a JWT for the
-audience asked; GitLab's token is the OIDC_ID_TOKEN variable. The cloud SDK of this project's
-remote then reads what the script wrote: AWS's STS is faked on 127.0.0.1 too, so the exchange
-is the real botocore code path.
+audience asked; GitLab's token is the OIDC_ID_TOKEN variable. Each cloud's SDK then reads what the
+script wrote: AWS's STS is faked on 127.0.0.1 too, so the exchange is the real botocore code path.
+How a repository's `make data` wires the script in is the template's test (test_make_data_oidc).
 """
 
 from __future__ import annotations
 
 import base64
-import configparser
 import importlib
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -26,8 +24,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "cloud_credentials.py"
+from mlops_stack_runtime.tools import cloud_credentials
+
+SCRIPT = Path(cloud_credentials.__file__)
 BEARER = "runner-request-token"
 VARIABLES = {
     "s3": {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/dvc-ci"},
@@ -65,16 +64,6 @@ SCRUBBED = (
     "AZURE_CLIENT_SECRET",
     "MAKEFLAGS",
 )
-
-
-def project_remote() -> str:
-    """The object store of this project's DVC remote (.dvc/config), as the Makefile renders it."""
-    config = configparser.ConfigParser()
-    config.read(ROOT / ".dvc" / "config")
-    url = config[next(name for name in config.sections() if name.strip("'") == 'remote "storage"')][
-        "url"
-    ]
-    return {"s3": "s3", "gs": "gcs", "azure": "azure"}[urlparse(url).scheme]
 
 
 def jwt(
@@ -332,85 +321,7 @@ def test_a_refusing_or_unreachable_token_service_fails_clearly(
     assert not (tmp_path / "cloud").exists()
 
 
-# --- make: the recipes that reach the remote see the token, not the keys -------------------------
-
-
-def make_env_of_data(env: dict[str, str]) -> dict[str, str]:
-    """The environment `make data` gives its command (RUN replaced by `env`), prerequisites run."""
-    result = subprocess.run(
-        ["make", "--no-print-directory", "data", "RUN=sh -c env --"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-
-
-KEYS = {
-    "s3": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"},
-    "gcs": {"GOOGLE_APPLICATION_CREDENTIALS": "/secrets/gcp-key.json"},
-    "azure": {
-        "AZURE_STORAGE_CONNECTION_STRING": (
-            "DefaultEndpointsProtocol=https;AccountName=mldata;AccountKey=a2V5"
-        )
-    },
-}
-POINTERS = {
-    "s3": ("AWS_WEB_IDENTITY_TOKEN_FILE", "oidc-token"),
-    "gcs": ("GOOGLE_APPLICATION_CREDENTIALS", "gcp-external-account.json"),
-    "azure": ("AZURE_FEDERATED_TOKEN_FILE", "oidc-token"),
-}
-
-
-@pytest.fixture
-def build_cloud() -> Iterator[Path]:
-    """build/cloud of this checkout, removed again: the test leaves the repository as it was."""
-    folder = ROOT / "build" / "cloud"
-    existed = folder.exists()
-    yield folder
-    if not existed:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_make_data_mints_the_token_first_and_withholds_the_keys(
-    token_service: TokenService, build_cloud: Path
-) -> None:
-    remote = project_remote()
-    variable, file_name = POINTERS[remote]
-
-    seen = make_env_of_data({**github_env(token_service, remote), **KEYS[remote]})
-
-    assert seen[variable] == str(build_cloud / file_name)
-    assert (build_cloud / file_name).is_file()
-    withheld = set(KEYS[remote]) - {variable}
-    assert not withheld & set(seen), f"long-lived keys reached the command: {withheld & set(seen)}"
-    assert len(token_service.requests) == 1
-
-
-def test_make_data_keeps_the_keys_when_oidc_is_not_configured(
-    token_service: TokenService, build_cloud: Path
-) -> None:
-    remote = project_remote()
-    # A GitHub job with id-token but none of the cloud's variables: the keys apply, no token asked.
-    env = clean_env(
-        ACTIONS_ID_TOKEN_REQUEST_URL=token_service.url,
-        ACTIONS_ID_TOKEN_REQUEST_TOKEN=BEARER,
-        **KEYS[remote],
-    )
-
-    seen = make_env_of_data(env)
-
-    assert {name: seen.get(name) for name in KEYS[remote]} == KEYS[remote]
-    if remote != "gcs":  # Google's key file and the external-account file share one variable
-        assert POINTERS[remote][0] not in seen
-    assert token_service.requests == []
-
-
-# --- the SDK of this project's remote reads what the script wrote --------------------------------
+# --- each cloud's SDK reads what the script wrote --------------------------------
 
 
 class FakeSTS(ThreadingHTTPServer):
@@ -452,10 +363,10 @@ class STSHandler(BaseHTTPRequestHandler):
         self._answer(parse_qs(urlparse(self.path).query))
 
 
-def test_the_remotes_sdk_uses_the_written_credentials(
-    token_service: TokenService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("remote", sorted(VARIABLES))
+def test_the_clouds_sdk_uses_the_written_credentials(
+    remote: str, token_service: TokenService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    remote = project_remote()
     result = credentials(remote, tmp_path, github_env(token_service, remote))
     assert result.returncode == 0, result.stderr
     token = (tmp_path / "oidc-token").read_text()

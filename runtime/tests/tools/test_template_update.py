@@ -6,29 +6,15 @@ exercised by the template's own test suite, release against release.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "template_update.py"
+from mlops_stack_runtime.tools import template_update as tu
+
 IDENTITY = ["-c", "user.name=Tests", "-c", "user.email=tests@example.com"]
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("template_update", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-tu = load_script()
 
 
 def git(repo: Path, *args: str) -> str:
