@@ -43,7 +43,7 @@ TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 def _template_pins() -> set[str]:
     """The pins rendered repos start with, read by the generated repo's own pin tool."""
     spec = importlib.util.spec_from_file_location(
-        "pin_images", TEMPLATE_ROOT / "template" / "tools" / "pin_images.py"
+        "pin_images", TEMPLATE_ROOT / "runtime/src/mlops_stack_runtime/tools/pin_images.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
