@@ -48,8 +48,7 @@ from typing import Any
 
 ANSWERS_FILE = ".copier-answers.yml"
 TOOL = (
-    Path(__file__).resolve().parents[1]
-    / "runtime/src/mlops_stack_runtime/tools/template_update.py"
+    Path(__file__).resolve().parents[1] / "runtime/src/mlops_stack_runtime/tools/template_update.py"
 )
 DEFAULT_BRANCH = "template-update"
 TRAILER = "Template-Update"  # `Template-Update: 0.1.0 -> 0.2.0` in the commits this makes
