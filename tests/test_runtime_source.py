@@ -104,3 +104,44 @@ def test_the_template_depends_on_the_runtime_release_of_its_own_version() -> Non
     )
     assert pinned is not None
     assert runtime["version"] == template["version"] == pinned.group(1)
+
+
+runtime_imports = load_hook("runtime_imports")
+
+TEAM_SOURCE = '''"""A team's source, as the copied layout rendered it, with a helper module of the team's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import DataSourceError
+from .helpers import warehouse_query
+from .synthetic import generate
+from . import helpers
+
+if TYPE_CHECKING:
+    from ..config import Config
+'''
+
+
+def test_the_migration_points_imports_of_removed_modules_at_the_runtime(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "churn_model"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "__init__.py").write_text("")
+    (package / "data" / "helpers.py").write_text("def warehouse_query(): ...\n")
+    source = package / "data" / "source.py"
+    source.write_text(TEAM_SOURCE)
+
+    assert runtime_imports.migrate(tmp_path, "churn_model") == [
+        Path("src/churn_model/data/source.py")
+    ]
+    text = source.read_text()
+    assert "from mlops_stack_runtime.errors import DataSourceError\n" in text
+    assert "from mlops_stack_runtime.data.synthetic import generate\n" in text
+    assert "    from mlops_stack_runtime.config import Config\n" in text
+    # The team's own modules stay relative imports.
+    assert "from .helpers import warehouse_query\n" in text
+    assert "from . import helpers\n" in text
+    # Idempotent: nothing left to change.
+    assert runtime_imports.migrate(tmp_path, "churn_model") == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def load_hook(name: str) -> ModuleType:
 
 
 absolute_src_path = load_hook("absolute_src_path")
+runtime_source = load_hook("runtime_source")
 move_generated_file = load_hook("move_generated_file")
 
 PREVIOUS, NEXT = "0.1.0", "0.2.0"
@@ -80,7 +82,8 @@ team-report: ## The team's own target in team.mk
 """
 # The module the previous release had at another path, and that path (both rendered names).
 MOVED_NEW, MOVED_OLD = "tests/test_gates.py", "tests/test_gate_checks.py"
-MIGRATION = f"""_migrations:
+MIGRATION = f"""
+_migrations:
   - version: "{NEXT}"
     command:
       - "{{{{ _copier_python }}}}"
@@ -175,8 +178,8 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in {**current, **current_tails}.items():
         (template / name).write_text(text)
     copier_yml = (repo / "copier.yml").read_text()
-    assert copier_yml.count("\n_migrations: []\n") == 1, "copier.yml should have no migration yet"
-    (repo / "copier.yml").write_text(copier_yml.replace("_migrations: []\n", MIGRATION))
+    assert copier_yml.count("\n_migrations:\n") == 1, "copier.yml has one list of migrations"
+    (repo / "copier.yml").write_text(copier_yml.replace("\n_migrations:\n", MIGRATION, 1))
     git(repo, "add", "--all")
     git(repo, "commit", "--quiet", "-m", f"Release {NEXT}")
     git(repo, "tag", "-a", NEXT, "-m", NEXT)
@@ -221,9 +224,16 @@ def files(project: Path) -> dict[str, bytes]:
 
 
 def fresh_render(releases: Path, project: Path, into: Path) -> dict[str, bytes]:
-    """The next release rendered from scratch with the project's (updated) recorded answers."""
+    """The next release rendered from scratch with the project's (updated) recorded answers.
+
+    Without the tasks (no git init, no lock), but with the one that writes a render's content:
+    where the runtime comes from (pyproject.toml)."""
     answers = {k: v for k, v in recorded_answers(project).items() if not k.startswith("_")}
-    return files(render(str(releases), into, NEXT, answers, cwd=into.parent, tasks=False))
+    render(str(releases), into, NEXT, answers, cwd=into.parent, tasks=False)
+    runtime_source.main(
+        [f"--answers-file={into / '.copier-answers.yml'}", f"--pyproject={into / 'pyproject.toml'}"]
+    )
+    return files(into)
 
 
 def assert_same_files(actual: dict[str, bytes], expected: dict[str, bytes]) -> None:
@@ -729,11 +739,15 @@ def test_a_render_from_an_untagged_commit_is_told_so_and_updates_at_the_next_rel
 
 # Commits of this repository's history, tagged as an old release in a clone: one from before
 # tools/template_update.py existed (updated with today's tool, as `make fleet-update` does), one
-# 39 commits back (updated with its own `make template-update`).
+# 39 commits back, and the last one of the copied layout, before the platform became the runtime
+# package (both updated with their own `make template-update`; the copied modules go).
 OLD_COMMITS = {
     "before-the-update-tool": "df9b118a832b786e76e1bbf2af3b080f05a6c5c9",
     "39-commits-back": "3313b87",
+    "copied-layout": "6e3734e9cee1f22f7d1884823300348a21b55fb4",
 }
+# Where the updated repository must also pass its own `make setup ci`.
+CHECKED_WITH_CI = ("copied-layout",)
 OLD_ANSWERS = {"stack_tier": "scale-up", "ci_provider": "gitlab", "data_remote": "s3"}
 
 
@@ -761,9 +775,17 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
         pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
     template = history_template(commit, tmp_path)
     project = render(str(template), tmp_path / "repo", "0.0.1", OLD_ANSWERS, cwd=tmp_path)
+    edited = "src/credit_risk_model/train.py"  # a copied platform module a team changed
+    if name in CHECKED_WITH_CI:
+        (project / edited).write_text((project / edited).read_text() + "# The team's tweak.\n")
+        commit_all(project, "Team: a tweak of a copied platform module")
     before = head(project)
-    source = "src/credit_risk_model/data/source.py"  # team-owned: kept as it was rendered
-    owned = {source: (project / source).read_bytes()}
+    source = "src/credit_risk_model/data/source.py"  # team-owned: kept as it was rendered,
+    # its imports of the copied platform modules (gone with 0.1.0) turned to the runtime's.
+    kept = (project / source).read_text()
+    migrated = re.sub(r"from \.\.(\w+) import", r"from mlops_stack_runtime.\1 import", kept)
+    migrated = re.sub(r"from \.(\w+) import", r"from mlops_stack_runtime.data.\1 import", migrated)
+    owned = {source: migrated.encode()}
 
     if (project / OLD_TOOL).is_file():
         result = make(project, "template-update")
@@ -788,7 +810,9 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
     # was), plus the lock of its dependencies; a template change to that module is reported.
     fresh = fresh_render(template, project, tmp_path / "fresh")
     assert_same_files(files(project), {**fresh, **owned})
-    if fresh[source] != owned[source]:
+    if migrated != kept:  # the 0.1.0 migration says what it changed in the team's module
+        assert f"runtime-imports: {source}: imports of the removed platform modules" in output
+    elif fresh[source] != owned[source]:
         assert f"{source}  (kept as you have it)  ->  {NOTES_DIR}/{source}.diff" in output
     assert (project / "uv.lock").is_file()
     uv = os.environ.get("UV", "uv")
@@ -797,6 +821,15 @@ def test_a_repo_rendered_at_an_older_commit_updates_to_the_working_tree(
         # such an update); today's tool says what it did with uv.lock.
         run([uv, "lock", "--quiet"], project)
     run([uv, "lock", "--check", "--quiet"], project)
+    if name in CHECKED_WITH_CI:
+        # The copied platform modules are gone (the team's edit reported, with where to find it),
+        # the runtime is a dependency, and it all works.
+        removed = output.split("Removed by the update", 1)[1].splitlines()
+        assert f"  {edited}  (you had edited it)  ->  git show {before[:12]}:{edited}" in removed
+        assert not (project / edited).exists()
+        assert not (project / OLD_TOOL).exists()
+        commit_all(project, "Template update")
+        make(project, "setup", "ci")
 
 
 # --------------------------------------------------------------------------------------------
