@@ -108,7 +108,7 @@ def test_the_template_depends_on_the_runtime_release_of_its_own_version() -> Non
 
 runtime_imports = load_hook("runtime_imports")
 
-TEAM_SOURCE = '''"""A team's source, as the copied layout rendered it, with a helper module of the team's."""
+TEAM_SOURCE = '''"""A team's source as the copied layout rendered it, and a module of its own."""
 
 from __future__ import annotations
 
