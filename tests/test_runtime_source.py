@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE_DIR
+from .conftest import TEMPLATE_DIR, make, project_env, run
 from .test_update import load_hook
 
 runtime_source = load_hook("runtime_source")
@@ -145,3 +147,73 @@ def test_the_migration_points_imports_of_removed_modules_at_the_runtime(tmp_path
     assert "from . import helpers\n" in text
     # Idempotent: nothing left to change.
     assert runtime_imports.migrate(tmp_path, "churn_model") == []
+
+
+def test_a_render_from_a_folder_fails_early_where_that_folder_is_not(copie_session) -> None:
+    """CI and image builds cannot reach the template's folder: `make setup` and `make
+    docker-build` say so, before uv or Docker fail in their own words."""
+    result = copie_session.copy(extra_answers={"project_name": "Folder Source"})
+    assert result.exit_code == 0, result.exception
+    project = result.project_dir
+    pyproject = project / "pyproject.toml"
+    source = tomllib.loads(pyproject.read_text())["tool"]["uv"]["sources"]["mlops-stack-runtime"]
+    assert source == {"path": str(TEMPLATE_DIR / "runtime")}
+    gone = "/nonexistent/mlops-stack-template/runtime"
+    pyproject.write_text(pyproject.read_text().replace(source["path"], gone))
+
+    setup = subprocess.run(
+        ["make", "setup"], cwd=project, env=project_env(), capture_output=True, text=True
+    )
+    assert setup.returncode != 0
+    assert f"the runtime comes from the folder '{gone}'" in setup.stderr
+    assert "git URL" in setup.stderr and "Traceback" not in setup.stderr
+    assert not (project / ".venv").exists(), "refused before anything was installed"
+
+    (project / "models").mkdir()
+    for name in ("model.joblib", "model.onnx", "model.json"):
+        (project / "models" / name).write_text("{}")
+    build = subprocess.run(
+        ["make", "docker-build"], cwd=project, env=project_env(), capture_output=True, text=True
+    )
+    assert build.returncode != 0
+    assert "an image build cannot reach it" in build.stderr
+
+
+@pytest.mark.slow
+def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path: Path) -> None:
+    """The way teams render: the template's git URL at a release tag. uv fetches the runtime
+    from the same repository at the same tag; the repository's pipeline, Kubeflow run, batch
+    scoring and drift check run on it, and the server image builds from it (emulated)."""
+    from .test_serving import emulated_image, free_port, http_json, running
+    from .test_update import commit_all, git, snapshot_working_tree
+
+    release = "0.1.0"
+    repo = tmp_path / "template.git"
+    snapshot_working_tree(repo)
+    git(repo.parent, "init", "--quiet", "--initial-branch=main", str(repo))
+    commit_all(repo, f"Release {release}")
+    git(repo, "tag", "-a", release, "-m", release)
+    url = f"file://{repo}"
+    project = tmp_path / "project"
+    answers = ["--data", "stack_tier=enterprise", "--data", "project_name=Git Source"]
+    copier = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet"]
+    run([*copier, "--vcs-ref", release, *answers, url, str(project)], tmp_path)
+
+    sources = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["uv"]["sources"]
+    assert sources["mlops-stack-runtime"] == {"git": url, "subdirectory": "runtime", "tag": release}
+    lock = (project / "uv.lock").read_text()
+    assert f'source = {{ git = "{url}?subdirectory=runtime&tag={release}#' in lock
+
+    make(project, "setup", "ci", "promote", "kfp-local")
+    scored = make(project, "score", "INPUT=data/validated/test.csv", "OUTPUT=build/scored.csv")
+    assert "rejected" not in scored.stderr.lower() or "0 rejected" in scored.stderr.lower()
+    make(project, "batch", "drift")  # the source's current data: no drift, exit 0
+
+    image = emulated_image(project, tmp_path / "image")
+    port = free_port()
+    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
+    with running(
+        image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
+    ) as base:
+        status, body = http_json(f"{base}/v2/models/git-source/ready")
+    assert status == 200, body
