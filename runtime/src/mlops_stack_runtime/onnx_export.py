@@ -102,21 +102,22 @@ def export(
         "rows_compared": len(expected),
         "classes_differing": int(flipped.sum()),
     }
+    refusal: str | None
     if not np.isfinite(actual).all() or max_abs_diff > tolerance:
-        reason = (
+        refusal = (
             f"ONNX probabilities differ from scikit-learn's by up to {max_abs_diff:.3g} on the "
             f"held-out set, over serving.onnx_tolerance {tolerance:g}"
         )
     elif flipped.any():
-        reason = (
+        refusal = (
             f"ONNX predicts another class than scikit-learn on {int(flipped.sum())} held-out "
             "row(s) away from the threshold"
         )
     else:
-        reason = None
-    if reason is not None:
-        log.warning("ONNX export refused, scikit-learn serves: %s", reason)
-        return Export(content, {"runtime": SKLEARN_RUNTIME, "reason": reason, **inference})
+        refusal = None
+    if refusal is not None:
+        log.warning("ONNX export refused, scikit-learn serves: %s", refusal)
+        return Export(content, {"runtime": SKLEARN_RUNTIME, "reason": refusal, **inference})
     reason = (
         f"matches scikit-learn on {len(expected)} held-out rows within {tolerance:g} "
         f"(max abs diff {max_abs_diff:.3g})"

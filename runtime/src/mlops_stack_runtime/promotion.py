@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from .audit import ModelRecord, load_verified_model, record_path, sha256_file
 from .data.csv_files import read_frame
@@ -103,6 +103,15 @@ class Promotion:
     decided_at: str
 
 
+class _Common(TypedDict):
+    """The fields of a Promotion that do not depend on the decision."""
+
+    registered_model: str
+    test_data_sha256: str
+    min_improvement: float
+    decided_at: str
+
+
 def promote(config: Config) -> Promotion:
     """Score the new version and the champion on the test set, decide, record, move aliases."""
     paths = config.paths
@@ -112,7 +121,7 @@ def promote(config: Config) -> Promotion:
     registered = registry.version(name, version)
     _check_same_model(registered, record, registry.location)
     current = registry.aliased(name, CHAMPION)
-    common = {
+    common: _Common = {
         "registered_model": name,
         "test_data_sha256": sha256_file(paths.test_data),
         "min_improvement": config.promotion.min_improvement,

@@ -266,7 +266,7 @@ def _label(entry: Any, where: str) -> LabelSpec:
             f"{where} ('{entry['name']}'): 'values' must list the label's two distinct values"
         )
     positive = canonical_text(entry.get("positive"))
-    if positive not in values:
+    if positive is None or positive not in values:
         raise ConfigError(
             f"{where} ('{entry['name']}'): 'positive' must be one of "
             f"{', '.join(map(str, values))}, "

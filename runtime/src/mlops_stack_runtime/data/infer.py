@@ -10,14 +10,14 @@ every row) and near-unique text. The label must have exactly two values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from ..errors import DataSourceError
-from .columns import ColumnSpec, Declaration, LabelSpec, as_category
+from .columns import ColumnKind, ColumnSpec, Declaration, LabelSpec, as_category
 
 # A text column with more distinct values than this share of its rows is free text or an id.
 NEAR_UNIQUE_SHARE = 0.9
@@ -71,7 +71,9 @@ def infer_declaration(
         _require_column(frame, protected, "protected attribute (PROTECTED)")
         if protected == label:
             raise DataSourceError(f"the protected attribute cannot be the label ('{label}')")
-    schema = pa.infer_schema(frame)
+    # A DataFrame's schema by construction. Without pandas' types both of pandera's overloads
+    # of infer_schema take Any, and mypy picks the first one: the Series'.
+    schema = cast(pa.DataFrameSchema, pa.infer_schema(frame))
     features: list[ColumnSpec] = []
     ignored: dict[str, str] = {}
     summaries: list[ColumnSummary] = []
@@ -193,7 +195,9 @@ def _column(
         if whole and n_distinct == len(series) and pd.api.types.is_integer_dtype(series):
             return None, "looks like an identifier (a distinct whole number in every row)"
         low, high = _range(column_schema)
-        kind = "int" if pd.api.types.is_integer_dtype(series) and not nullable else "float"
+        kind: ColumnKind = (
+            "int" if pd.api.types.is_integer_dtype(series) and not nullable else "float"
+        )
         return ColumnSpec(name, kind, name, nullable, low, high), ""
     assert text is not None
     present = text.dropna()

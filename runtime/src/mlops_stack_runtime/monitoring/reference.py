@@ -153,7 +153,7 @@ def _candidates(
             seen.add(md5)
             yield (
                 f"{relative} of dvc.lock at commit {revision[:12]}",
-                lambda revision=revision: _dvc_read(root, relative, revision),
+                _dvc_reader(root, relative, revision),
             )
     if not seen:
         yield f"{relative} of dvc.lock at commit {str(commit)[:12]} and later", lambda: None
@@ -199,6 +199,11 @@ def _locked_md5(root: Path, revision: str, relative: str) -> str | None:
     except (yaml.YAMLError, AttributeError, TypeError):
         return None
     return None
+
+
+def _dvc_reader(root: Path, relative: str, revision: str) -> Callable[[], bytes | None]:
+    """A read() of the candidate at `revision`: the file as dvc.lock there names it."""
+    return lambda: _dvc_read(root, relative, revision)
 
 
 def _dvc_read(root: Path, relative: str, revision: str) -> bytes | None:

@@ -172,7 +172,10 @@ def build_pipeline(
         return dsl.component(function, base_image=image, install_kfp_package=False)
 
     enterprise = project.tier == "enterprise"
-    functions = [prepare, validate, train, evaluate, promote] + ([model_card] if enterprise else [])
+    # Annotated: mypy joins these functions' differing signatures into `function`, not a Callable.
+    functions: list[Callable[..., None]] = [prepare, validate, train, evaluate, promote]
+    if enterprise:
+        functions.append(model_card)
     components = {function.__name__: component(function) for function in functions}
     mlflow_secret = project.mlflow_secret if on_cluster else None
 

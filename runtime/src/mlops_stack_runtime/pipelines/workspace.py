@@ -30,7 +30,9 @@ from .remote_files import copy_out, fetch_input
 
 
 def _prepare(config: Config) -> None:
-    if config.data.source == "file" and not (config.root / config.data.path).is_file():
+    path = config.data.path
+    # No data.path at all: prepare() below reports it (DataSourceError).
+    if config.data.source == "file" and path is not None and not (config.root / path).is_file():
         raise PipelineError(
             f"params.yaml data.source is `file`, but the run was given no {config.data.path}: "
             "compile the pipeline again (`make kfp-compile`), which names the file in the DVC "

@@ -72,6 +72,16 @@ class ParsedRequest:
 Where = Callable[[int], str]
 
 
+def _in_instances(name: str) -> Where:
+    """Where row i of feature `name` is in a v1 request."""
+    return lambda i: f"instances[{i}].{name}"
+
+
+def _in_input(name: str) -> Where:
+    """Where row i of feature `name` is in a v2 request."""
+    return lambda i: f"input '{name}' data[{i}]"
+
+
 def shown(text: str) -> str:
     """Client text as it is safe to put in a message or a log: quoted, escaped, cut short."""
     quoted = json.dumps(text[:_SHOWN_CHARS], ensure_ascii=False)
@@ -302,7 +312,7 @@ class InputSchema:
             spec.name: check_column(
                 spec,
                 [record[spec.name] for record in instances],
-                lambda i, name=spec.name: f"instances[{i}].{name}",
+                _in_instances(spec.name),
             )
             for spec in self.features
         }
@@ -369,9 +379,7 @@ class InputSchema:
                     f"input '{name}': shape {tensor['shape']} has {rows} rows, "
                     f"but input '{self.names[0]}' has {n_rows}"
                 )
-            columns[name] = check_column(
-                spec, data, lambda i, name=name: f"input '{name}' data[{i}]"
-            )
+            columns[name] = check_column(spec, data, _in_input(name))
         requested = self._requested_outputs(body.get("outputs"))
         assert n_rows is not None
         return ParsedRequest(columns, n_rows, _request_id(body), requested)

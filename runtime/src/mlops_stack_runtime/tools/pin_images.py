@@ -134,8 +134,8 @@ def resolve(image: Image, *, mirror: str | None, timeout: float = TIMEOUT_SECOND
         reason = "no such tag" if error.code == 404 else f"HTTP {error.code}"
         raise ResolveError(f"{image.ref}: {reason} at {base}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise ResolveError(f"{image.ref}: cannot reach {base} ({reason})") from None
+        cause = getattr(error, "reason", error)
+        raise ResolveError(f"{image.ref}: cannot reach {base} ({cause})") from None
 
 
 def default_paths(root: Path) -> list[Path]:
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(str(error))
     if errors:
         # All or nothing: a half-refreshed set of pins would mix two points in time.
-        for error in errors:
-            print(f"pin-images: {error}", file=sys.stderr)
+        for message in errors:
+            print(f"pin-images: {message}", file=sys.stderr)
         print("pin-images: nothing was changed", file=sys.stderr)
         return FAILED_EXIT
 
