@@ -102,3 +102,34 @@ def default_project(copie_session) -> Path:
     assert result.exit_code == 0, result.exception
     make(result.project_dir, "setup", "lint", "test", "pipeline")
     return result.project_dir
+
+
+RUNTIME_PYPROJECT = TEMPLATE_DIR / "runtime" / "pyproject.toml"
+
+
+def expand_runtime(requirements: list) -> list[str]:
+    """Requirements with `mlops-stack-runtime[extras]` replaced by what it brings: the runtime's
+    own dependencies and those of the extras named (entries other than strings, such as
+    `{include-group = ...}`, are dropped). The runtime itself stays listed by its name."""
+    import tomllib
+
+    project = tomllib.loads(RUNTIME_PYPROJECT.read_text(encoding="utf-8"))["project"]
+    name = project["name"]
+    expanded: list[str] = []
+    pending = [r for r in requirements if isinstance(r, str)]
+    seen: set[str] = set()
+    while pending:
+        requirement = pending.pop(0)
+        match = re.match(rf"^{re.escape(name)}(?:\[([^\]]*)\])?", requirement)
+        if not match:
+            expanded.append(requirement)
+            continue
+        if name not in seen:
+            seen.add(name)
+            expanded.append(name)
+            pending += project["dependencies"]
+        for extra in filter(None, (e.strip() for e in (match.group(1) or "").split(","))):
+            if extra not in seen:
+                seen.add(extra)
+                pending += project["optional-dependencies"][extra]
+    return expanded

@@ -37,6 +37,14 @@ def bare_render(tmp_path) -> Path:
         str(TEMPLATE_DIR), str(project), defaults=True, vcs_ref="HEAD", quiet=True, skip_tasks=True
     )
     assert not (project / ".git").exists()
+    # The task before post-copy in copier.yml: where the runtime comes from (uv locks it).
+    hook = TEMPLATE_DIR / "hooks" / "runtime_source.py"
+    subprocess.run(
+        [sys.executable, str(hook), "--answers-file", ".copier-answers.yml"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
     return project
 
 

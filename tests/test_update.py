@@ -53,8 +53,8 @@ REWORDED = (
     "params.yaml.jinja",
     f"src/{PACKAGE}/features.py",
     f"src/{PACKAGE}/data/source.py",
-    "tests/test_gates.py.jinja",
-    "tests/data/test_synthetic.py.jinja",
+    "tests/test_features.py.jinja",
+    "tests/test_contract.py",
 )
 # The last lines the template writes before the stable tails of the Makefile and the README (the
 # team's additions go after them): the previous release words them differently, so an update
@@ -81,7 +81,7 @@ team-report: ## The team's own target in team.mk
 \t@echo team report
 """
 # The module the previous release had at another path, and that path (both rendered names).
-MOVED_NEW, MOVED_OLD = "tests/test_gates.py", "tests/test_gate_checks.py"
+MOVED_NEW, MOVED_OLD = "tests/test_features.py", "tests/test_preprocessing.py"
 MIGRATION = f"""
 _migrations:
   - version: "{NEXT}"
@@ -318,7 +318,7 @@ def team_edits(package: str, *, delete_moved: bool = False) -> Edits:
             "team.mk": appended(TEAM_MK_TARGET),
         },
         added={"tests/test_team_rules.py": TEAM_TEST},
-        deleted=["tests/data/test_synthetic.py"],
+        deleted=["tests/test_contract.py"],
     )
     if delete_moved:
         edits.deleted.append(MOVED_NEW)
@@ -438,9 +438,8 @@ def test_migration_carries_the_edit_to_the_moved_module(updated: dict[str, Updat
     moved = (project / MOVED_NEW).read_text()
     assert "def test_team_gate_is_in_params" in moved  # the team's addition followed the move
     assert not moved.startswith("# Previous release")  # and the template's change arrived
-    assert (
-        "move-generated-file: tests/test_gate_checks.py -> tests/test_gates.py: edits carried"
-        in (updated["startup-github"].output)
+    assert f"move-generated-file: {MOVED_OLD} -> {MOVED_NEW}: edits carried" in (
+        updated["startup-github"].output
     )
 
 
@@ -455,7 +454,7 @@ def test_update_reports_the_template_changes_it_left_as_they_are_here(
 ) -> None:
     up = updated["startup-github"]
     source = f"src/{up.edits.package}/data/source.py"  # team-owned, reworded by the release
-    deleted = "tests/data/test_synthetic.py"  # deleted by the team, reworded by the release
+    deleted = "tests/test_contract.py"  # deleted by the team, reworded by the release
     listed = up.output.split("left as they are here", 1)[1]
     assert f"{source}  (kept as you have it)  ->  {NOTES_DIR}/{source}.diff" in listed
     assert f"{deleted}  (deleted here)  ->  {NOTES_DIR}/{deleted}.diff" in listed
