@@ -38,10 +38,14 @@ test: test-runtime setup ## Run the runtime's tests, then the template's suite (
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # The runtime (runtime/: the platform package generated repositories depend on) in an environment
-# of its own with every extra: its tests render nothing and take seconds.
+# of its own with every extra: mypy, then its tests with the coverage floor of runtime/pyproject.toml
+# (they render nothing). A subset: RUNTIME_PYTEST_ARGS=tests/serving RUNTIME_COVERAGE=
+RUNTIME_COVERAGE ?= --cov
 .PHONY: test-runtime
-test-runtime: $(UV) ## Run the runtime's own tests (runtime/tests), fast enough for every edit
-	cd runtime && $(UV) sync --locked --all-extras --quiet && $(UV) run --no-sync pytest $(RUNTIME_PYTEST_ARGS)
+test-runtime: $(UV) ## Type-check the runtime and run its own tests (runtime/tests), fast enough for every edit
+	cd runtime && $(UV) sync --locked --all-extras --quiet
+	cd runtime && $(UV) run --no-sync mypy
+	cd runtime && $(UV) run --no-sync pytest $(RUNTIME_COVERAGE) $(RUNTIME_PYTEST_ARGS)
 
 # A platform team's repositories: REPOS="<folders or globs>" (tools/fleet.py says what happens).
 REPOS ?=
