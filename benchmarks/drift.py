@@ -26,17 +26,17 @@ from pathlib import Path
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
 COPY = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults", "--vcs-ref=HEAD"]
-SLUG, PACKAGE = "credit-risk-model", "credit_risk_model"
+SLUG = "credit-risk-model"
 
 # Runs inside the project's venv: the phases of `run_drift`, timed separately, `runs` times.
 PHASES = """
 import json, statistics, sys, time
 from pathlib import Path
-from {package}.config import load_config
-from {package}.monitoring.batch import quality_problems, read_batch, usable_features
-from {package}.monitoring.drift import compare, drift_settings, write_json_report
-from {package}.monitoring.html_report import write_html_report
-from {package}.monitoring.reference import find_reference
+from mlops_stack_runtime.config import load_config
+from mlops_stack_runtime.monitoring.batch import quality_problems, read_batch, usable_features
+from mlops_stack_runtime.monitoring.drift import compare, drift_settings, write_json_report
+from mlops_stack_runtime.monitoring.html_report import write_html_report
+from mlops_stack_runtime.monitoring.reference import find_reference
 
 config = load_config()
 settings = drift_settings(config)
@@ -115,7 +115,7 @@ def main() -> None:
             [
                 ".venv/bin/python",
                 "-c",
-                PHASES.format(package=PACKAGE),
+                PHASES.format(),
                 batches["shifted"],
                 str(args.runs),
             ],

@@ -5,7 +5,7 @@ One trained model (the default project after `make setup pipeline`) is served th
 
 - floor: a minimal Starlette + orjson app on uvicorn in the project's environment that parses the
   v1 body and returns a constant: what HTTP alone costs here, the ceiling for any model server;
-- generated: the project's own server (`python -m <package>.serving`, as the container runs it),
+- generated: the project's server (`python -m mlops_stack_runtime.serving`, as the image runs it),
   running models/model.onnx with ONNX Runtime when training accepted it (models/model.json);
 - generated-sklearn: the same server with INFERENCE_RUNTIME=sklearn (the pickle's path);
 - mlflow: `mlflow models serve --env-manager local` of the same model, as training registered it
@@ -100,8 +100,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 PREDICT_TIMING = """
 import json, sys, timeit
 import pandas as pd
-from {package}.audit import load_verified_model
-from {package}.serving.model import ServedModel
+from mlops_stack_runtime.audit import load_verified_model
+from mlops_stack_runtime.serving.model import ServedModel
 rows = pd.read_csv("data/validated/test.csv")
 out = {{}}
 pipeline, _ = load_verified_model("models")
@@ -360,9 +360,8 @@ def build_servers(
 ) -> list[Server]:
     record = json.loads((project / "models" / "model.json").read_text())
     name = record["params"]["project"]["slug"]
-    package = next(p.parent.parent.name for p in (project / "src").glob("*/serving/server.py"))
     read_rows = (
-        f"import pandas as pd; from {package}.data.columns import FEATURE_NAMES as F; "
+        "import pandas as pd; from mlops_stack_runtime.data.columns import FEATURE_NAMES as F; "
         "r = pd.read_csv('data/validated/test.csv')[list(F)].head(100); "
         "print(r.to_json(orient='records', double_precision=15))"
     )
@@ -383,7 +382,7 @@ def build_servers(
             command=[
                 str(venv_bin / "python"),
                 "-m",
-                f"{package}.serving",
+                "mlops_stack_runtime.serving",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -656,8 +655,7 @@ def median(server: Server, key: str) -> float:
 
 
 def predict_timings(project: Path) -> dict[str, object]:
-    package = next(p.parent.parent.name for p in (project / "src").glob("*/serving/server.py"))
-    script = PREDICT_TIMING.format(package=package)
+    script = PREDICT_TIMING.format()  # the template doubles its braces
     return json.loads(sh([".venv/bin/python", "-c", script], cwd=project).strip().splitlines()[-1])
 
 

@@ -34,12 +34,12 @@ LEAKY_ENV = (
     "PYTHONDONTWRITEBYTECODE",
 )
 COPY = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults", "--vcs-ref=HEAD"]
-SLUG, PACKAGE = "credit-risk-model", "credit_risk_model"
+SLUG = "credit-risk-model"
 GOAL = 3.0
 
 WRITE_CSV = """
 import sys
-from {package}.data.synthetic import generate
+from mlops_stack_runtime.data.synthetic import generate
 generate(n_rows=int(sys.argv[2]), seed=1).to_csv(sys.argv[1], index=False)
 """
 READ_CSV = "import sys, pandas as pd; pd.read_csv(sys.argv[1], low_memory=False)"
@@ -70,7 +70,7 @@ def main() -> None:
         run(["make", "setup"], project)
         python = str(project / ".venv" / "bin" / "python")
         csv = Path(folder) / "export.csv"
-        run([python, "-c", WRITE_CSV.format(package=PACKAGE), str(csv), str(options.rows)], project)
+        run([python, "-c", WRITE_CSV.format(), str(csv), str(options.rows)], project)
         size = csv.stat().st_size / 2**20
         adopt = [str(project / ".venv" / "bin" / SLUG), "use-data", str(csv), "--label", "default"]
         adopt += ["--protected", "sex"]
