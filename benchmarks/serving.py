@@ -345,6 +345,12 @@ def kserve_python(scratch: Path, sklearn_version: str) -> Path:
     return venv / "bin" / "python"
 
 
+def serving_module(project: Path) -> str:
+    """The server's module: the runtime's, or a render's own copy (before the runtime package)."""
+    copied = sorted((project / "src").glob("*/serving/__main__.py"))
+    return f"{copied[0].parent.parent.name}.serving" if copied else "mlops_stack_runtime.serving"
+
+
 def prepare_baseline(scratch: Path, ref: str) -> Path:
     """The template rendered at ``ref`` and set up; it serves the main project's model."""
     baseline = scratch / "baseline"
@@ -468,10 +474,11 @@ def build_servers(
     )
     if baseline is not None:
         ref, folder = baseline
+        python = str(folder / ".venv" / "bin" / "python")
         before = replace(
             servers[0],
             name=f"generated@{ref}",
-            command=[str(folder / ".venv" / "bin" / "python"), *servers[0].command[1:]],
+            command=[python, "-m", serving_module(folder), *servers[0].command[3:]],
             cwd=folder,
             notes="the same model, served by the template's code at that ref",
             results=[],
