@@ -10,7 +10,10 @@ Rows per second are medians; the ratio is the CLI's throughput over the baseline
 peak memory is also measured on a file a quarter as long, at both chunk sizes: chunked scoring
 should keep it flat in the file's size.
 
-    uv run python benchmarks/scoring.py [--rows 1000000] [--runs 3]
+    uv run python benchmarks/scoring.py [--rows 1000000] [--runs 3] [--ref HEAD]
+
+--ref renders the template at another git ref of this repository (a commit before a change): its
+figures against the same baseline, to compare with the working tree's.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 LEAKY_ENV = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
 LEAKY_ENV += ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
-COPY = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults", "--vcs-ref=HEAD"]
+COPY = [sys.executable, "-m", "copier", "copy", "-q", "--trust", "--defaults"]
 SLUG = "credit-risk-model"
 
 # Runs in the project's Python: the bare loop the CLI is measured against.
@@ -77,10 +80,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ref", default="HEAD", help="the template's git ref to render")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
-        run([*COPY, str(TEMPLATE_DIR), str(project)], Path(tmp))
+        run([*COPY, f"--vcs-ref={args.ref}", str(TEMPLATE_DIR), str(project)], Path(tmp))
         run(["make", "setup"], project)
         run(["make", "pipeline"], project)
         batch = "data/current/large.parquet"
