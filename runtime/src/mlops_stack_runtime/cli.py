@@ -21,13 +21,15 @@ from typing import Annotated
 
 import typer
 
+from . import exit_codes
 from .command_errors import reported_errors
 from .config import PARAMS_ENV_VAR, Config, load_config
 from .errors import BatchError
 
-DRIFT_EXIT_CODE = 3
-BATCH_ERROR_EXIT_CODE = 4
-ROWS_REJECTED_EXIT_CODE = 5
+# The statuses schedulers tell apart (exit_codes.py).
+DRIFT_EXIT_CODE = exit_codes.DRIFT
+BATCH_ERROR_EXIT_CODE = exit_codes.BATCH_ERROR
+ROWS_REJECTED_EXIT_CODE = exit_codes.ROWS_REJECTED
 
 app = typer.Typer(
     help=(
@@ -57,7 +59,7 @@ def options(
 
 
 # `make deploy` tells "nothing to deploy" (a kept champion) from a failure by this code.
-RELEASE_SKIPPED_EXIT_CODE = 3
+RELEASE_SKIPPED_EXIT_CODE = exit_codes.RELEASE_SKIPPED
 
 
 @contextmanager
@@ -485,5 +487,5 @@ def main(package: str | None = None) -> None:
         name = current_project().distribution
     except ProjectError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise SystemExit(1) from None
+        raise SystemExit(exit_codes.FAILED) from None
     app(prog_name=name)

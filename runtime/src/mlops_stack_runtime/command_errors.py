@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import typer
 
+from . import exit_codes
 from .errors import PipelineError
 
 
@@ -20,4 +21,4 @@ def reported_errors() -> Iterator[None]:
         yield
     except (PipelineError, FileNotFoundError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
+        raise typer.Exit(code=exit_codes.FAILED) from None

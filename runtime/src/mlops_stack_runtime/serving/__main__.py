@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from .. import exit_codes
 from ..errors import PipelineError
 
 
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (PipelineError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return exit_codes.FAILED
+    return exit_codes.OK
 
 
 if __name__ == "__main__":
