@@ -1,0 +1,7 @@
+"""The server's routes, one module per protocol.
+
+- v1.py: KServe's v1 protocol (`:predict`, the model list);
+- v2.py: the Open Inference Protocol (`/infer`, server and model metadata, health);
+- operations.py: what operators call (liveness at `/`, Prometheus' `/metrics`);
+- common.py: the server's settings every handler takes, and how a handler becomes a route.
+"""
