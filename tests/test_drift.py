@@ -10,7 +10,7 @@
   challenger is refused, every decision in the version tags; an unusable batch changes nothing;
 - the CronJob manifests of deploy/k8s, through kubernetes-validate --strict.
 
-The generated repo's own tests (tests/monitoring/) run in every tier's `make test` too.
+The monitoring code's own tests are the runtime's (runtime/tests/monitoring/).
 """
 
 from __future__ import annotations
