@@ -47,6 +47,24 @@ test-runtime: $(UV) ## Type-check the runtime and run its own tests (runtime/tes
 	cd runtime && $(UV) run --no-sync mypy
 	cd runtime && $(UV) run --no-sync pytest $(RUNTIME_COVERAGE) $(RUNTIME_PYTEST_ARGS)
 
+# The runtime's distributions for a team's package index (README.md, "Releasing the template"):
+# built from this checkout into dist/, published with uv (credentials from UV_PUBLISH_TOKEN or
+# UV_PUBLISH_USERNAME/UV_PUBLISH_PASSWORD). PUBLISH_URL reaches the command as data, never shell.
+RUNTIME_DIST ?= $(CURDIR)/dist
+PUBLISH_URL ?=
+export PUBLISH_URL
+.PHONY: runtime-dist
+runtime-dist: $(UV) ## Build the runtime's wheel and sdist into dist/ (refused unless its version is the template's)
+	@$(UV) run --no-project --quiet python tools/release_check.py
+	rm -rf "$(RUNTIME_DIST)"
+	$(UV) build --quiet --out-dir "$(RUNTIME_DIST)" runtime
+
+.PHONY: runtime-publish
+runtime-publish: $(UV) ## Build, then upload dist/ to the index PUBLISH_URL=<upload URL> (uv publish)
+	@test -n "$$PUBLISH_URL" || { echo "make runtime-publish needs PUBLISH_URL=<the index's upload URL>" >&2; exit 2; }
+	@$(MAKE) --no-print-directory runtime-dist
+	$(UV) publish --publish-url "$$PUBLISH_URL" "$(RUNTIME_DIST)"/*
+
 # A platform team's repositories: REPOS="<folders or globs>" (tools/fleet.py says what happens).
 REPOS ?=
 FORMAT ?= text

@@ -10,6 +10,11 @@ given to Copier (`_src_path` of the answers file, made absolute by absolute_src_
   repository cannot build its image or run in CI, which have no copy of that folder; the
   generated README says so, and `make setup` says so on CI.
 
+The answer `runtime_index_url` (a team's own package index, where the template's release
+procedure publishes the runtime) takes precedence over both: the source is then the index named
+`runtime`, which pyproject.toml declares as `[[tool.uv.index]]` (explicit, so nothing else comes
+from it), and the version is the `==` pin of the dependency.
+
 The line `mlops-stack-runtime = {...}` under `[tool.uv.sources]` is written on every copy and
 update (idempotent); `make template-update` re-locks uv.lock afterwards.
 """
@@ -26,6 +31,7 @@ import yaml  # Copier's own dependency: this runs with Copier's Python.
 
 RUNTIME_DISTRIBUTION = "mlops-stack-runtime"
 RUNTIME_FOLDER = "runtime"
+RUNTIME_INDEX = "runtime"  # the name of pyproject.toml's [[tool.uv.index]] for runtime_index_url
 SOURCE_LINE = re.compile(rf"^{re.escape(RUNTIME_DISTRIBUTION)} = \{{.*\}}$", re.MULTILINE)
 SHORTCUTS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/"}
 URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
@@ -53,8 +59,10 @@ def git_url(src_path: str) -> str | None:
     return f"ssh://{scp.group(1)}/{scp.group(2)}" if scp else url
 
 
-def source_entry(src_path: str, commit: str, commit_hash: str) -> str:
+def source_entry(src_path: str, commit: str, commit_hash: str, index_url: str = "") -> str:
     """The TOML inline table of `[tool.uv.sources]` for the runtime."""
+    if index_url:
+        return f"{{ index = {json.dumps(RUNTIME_INDEX)} }}"
     url = git_url(src_path)
     if url is None:
         folder = Path(src_path).expanduser()
@@ -97,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     answers = yaml.safe_load(args.answers_file.read_text(encoding="utf-8")) or {}
     try:
         entry = source_entry(
-            str(answers.get("_src_path") or ""), str(answers.get("_commit") or ""), args.commit_hash
+            str(answers.get("_src_path") or ""),
+            str(answers.get("_commit") or ""),
+            args.commit_hash,
+            str(answers.get("runtime_index_url") or ""),
         )
         changed = rewrite(args.pyproject, entry)
     except SourceError as error:

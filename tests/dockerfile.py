@@ -8,6 +8,12 @@ values moved under the stage's folder. Stages other than the final one are delet
 as they are not in the image. `Image` then holds what is needed to run the CMD and HEALTHCHECK
 as the container would: its environment, working directory and argv.
 
+RUN's `--mount=type=secret` flags are followed as BuildKit does: a secret the build is given
+(`secrets`, as `docker build --secret`) is there for that one command only, as the environment
+variable `env=` names or as the file `target=` names (a `.netrc` target becomes a file outside
+the stage's root that the variable NETRC points to, where uv reads it; other targets are not
+emulated); a secret not given is left out unless `required=true`.
+
 Differences from a real build, on purpose: the base image's files are the host's (uv gets the
 base image's Python version when the host has it, else the `fallback_python` the caller names,
 recorded in `Image.python`), and USER is recorded, not switched to.
@@ -21,7 +27,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -253,6 +261,7 @@ def emulate_build(
     fallback_python: str | None = None,
     target: str | None = None,
     build_args: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Image:
     """Build the Dockerfile's final stage (or the stage `target`, as `docker build --target`)
     into `workdir`; see the module docstring.
@@ -261,7 +270,7 @@ def emulate_build(
     `uv` command fails, so a new build step cannot go unnoticed. `fallback_python`: the
     interpreter for uv when the host lacks the base image's Python (none: that fails).
     `build_args`: `docker build --build-arg` values, which replace the defaults of the ARGs
-    that declare them.
+    that declare them. `secrets`: `docker build --secret` values by id (the secret's content).
     """
     sent = set(build_context(context))
     stages: list[Stage] = []
@@ -292,10 +301,11 @@ def emulate_build(
         elif step.keyword == "COPY":
             _copy(step.arguments, stage, stages, context, sent, where)
         elif step.keyword == "RUN":
-            command = _expand(step.arguments, {**args, **stage.env})
+            mounts, command = _run_flags(_expand(step.arguments, {**args, **stage.env}), where)
             if re.match(r"^uv\s", command):
                 python = _interpreter(stage.base, uv, host_env, fallback_python, pythons)
-                _run_uv(command, stage, args, uv, host_env, python, where)
+                with _secret_env(mounts, secrets or {}, where) as secret_env:
+                    _run_uv(command, stage, {**args, **secret_env}, uv, host_env, python, where)
             elif known_skips and command.startswith(known_skips):
                 skipped.append(command)
             else:
@@ -320,6 +330,54 @@ def emulate_build(
             shutil.rmtree(other.root, ignore_errors=True)  # earlier stages are not in the image
     env = {**host_env, **stage.host_env(host_env)}
     return Image(stage=stage, env=env, skipped=skipped, python=pythons)
+
+
+def _run_flags(arguments: str, where: str) -> tuple[list[dict[str, str]], str]:
+    """RUN's leading `--mount=...` flags (as key=value maps) and the command after them."""
+    mounts: list[dict[str, str]] = []
+    rest = arguments
+    while rest.startswith("--"):
+        flag, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        name, _, value = flag[2:].partition("=")
+        if name != "mount":
+            raise DockerfileError(f"{where}: a RUN flag the emulation does not know: {flag}")
+        options = dict(part.partition("=")[::2] for part in value.split(","))
+        if options.get("type") != "secret":
+            raise DockerfileError(f"{where}: a mount the emulation does not know: {value}")
+        if "id" not in options:
+            raise DockerfileError(f"{where}: a secret mount without an id: {value}")
+        mounts.append(options)
+    return mounts, rest
+
+
+@contextmanager
+def _secret_env(
+    mounts: list[dict[str, str]], secrets: Mapping[str, str], where: str
+) -> Iterator[dict[str, str]]:
+    """The environment that hands the command its secrets; their files are deleted afterwards."""
+    env: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="secrets-") as folder:
+        for mount in mounts:
+            secret_id = mount["id"]
+            if secret_id not in secrets:
+                if mount.get("required", "false") == "true":
+                    raise DockerfileError(f"{where}: the required secret {secret_id!r} is missing")
+                continue
+            if "env" in mount:
+                env[mount["env"]] = secrets[secret_id]
+            target = mount.get("target") or mount.get("dst")
+            if not target and "env" in mount:
+                continue
+            target = target or f"/run/secrets/{secret_id}"  # BuildKit's default
+            if PurePosixPath(target).name != ".netrc":
+                unknown = f"{where}: a secret file the emulation does not know: {target}"
+                raise DockerfileError(unknown)
+            path = Path(folder) / secret_id
+            path.write_text(secrets[secret_id], encoding="utf-8")
+            path.chmod(0o600)
+            env["NETRC"] = str(path)
+        yield env
 
 
 def _start_stage(arguments: str, stages: list[Stage], workdir: Path) -> Stage:

@@ -131,3 +131,73 @@ def test_known_steps_are_skipped_and_listed(project: Path, tmp_path: Path) -> No
         known_skips=("groupadd ",),
     )
     assert image.skipped == ["groupadd app"]
+
+
+SEE_SECRETS = (
+    "uv run --no-project python -c \"import os, pathlib; netrc = os.environ.get('NETRC'); "
+    "print(os.environ.get('TOKEN'), netrc and pathlib.Path(netrc).read_text(), netrc, "
+    "file=open('seen', 'a'))\""
+)
+
+
+def test_a_secret_reaches_only_the_command_that_mounts_it(project: Path, tmp_path: Path) -> None:
+    """`docker build --secret`: the mounting RUN sees the secret as its variable or its .netrc
+    file; the next RUN does not, and no file of the image holds it."""
+    image = build(
+        project,
+        tmp_path,
+        "FROM python:3.11-slim\nWORKDIR /src\n"
+        "RUN --mount=type=secret,id=token,env=TOKEN \\\n"
+        "    --mount=type=secret,id=netrc,target=/root/.netrc \\\n"
+        f"    {SEE_SECRETS}\n"
+        f"RUN {SEE_SECRETS}\n",
+        secrets={"token": "t0ken-value", "netrc": "machine h login u password n3trc-value"},
+    )
+    first, second = (image.workdir / "seen").read_text().splitlines()
+    token, _, rest = first.partition(" ")
+    assert token == "t0ken-value"
+    assert rest.startswith("machine h login u password n3trc-value ")
+    netrc_file = Path(rest.rsplit(" ", 1)[1])
+    assert not netrc_file.exists(), "the secret's file is gone after its command"
+    assert not netrc_file.is_relative_to(image.root)
+    assert second == "None None None"
+    for path in image.root.rglob("*"):
+        if path.is_file() and path.name != "seen":
+            assert b"t0ken-value" not in path.read_bytes(), path
+
+
+def test_a_secret_not_given_is_left_out_unless_required(project: Path, tmp_path: Path) -> None:
+    image = build(
+        project,
+        tmp_path,
+        "FROM python:3.11-slim\nWORKDIR /src\n"
+        f"RUN --mount=type=secret,id=token,env=TOKEN {SEE_SECRETS}\n",
+    )
+    assert (image.workdir / "seen").read_text() == "None None None\n"
+    with pytest.raises(DockerfileError, match="the required secret 'token' is missing"):
+        build(
+            project,
+            tmp_path / "again",
+            "FROM python:3.11-slim\nRUN --mount=type=secret,id=token,env=TOKEN,required=true "
+            "uv --version\n",
+        )
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--network=none", "a RUN flag the emulation does not know: --network=none"),
+        ("--mount=type=cache,target=/root/.cache", "a mount the emulation does not know"),
+        ("--mount=type=secret,id=key,target=/etc/key", "a secret file the emulation does not"),
+    ],
+)
+def test_run_flags_the_emulation_cannot_follow_fail(
+    project: Path, tmp_path: Path, flag: str, message: str
+) -> None:
+    with pytest.raises(DockerfileError, match=message):
+        build(
+            project,
+            tmp_path,
+            f"FROM python:3.11-slim\nRUN {flag} uv --version\n",
+            secrets={"key": "k"},
+        )

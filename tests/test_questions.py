@@ -65,6 +65,13 @@ BAD_ANSWERS = [
         {"stack_tier": "enterprise", "production_approvers": "alice, bob"},
         "production_approvers must be a comma-separated list",
     ),
+    (
+        {"runtime_index_url": "https://deploy:s3cret@pypi.example.com/simple"},
+        "runtime_index_url must not hold credentials",
+    ),
+    ({"runtime_index_url": "http://pypi.example.com/simple"}, "runtime_index_url must be empty"),
+    ({"runtime_index_url": "pypi.example.com/simple"}, "runtime_index_url must be empty or"),
+    ({"runtime_index_url": "https://pypi.example.com/simple?x=1"}, "runtime_index_url must be"),
 ]
 
 

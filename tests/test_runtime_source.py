@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
+import hashlib
+import http.server
 import re
 import subprocess
 import sys
+import threading
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from .conftest import TEMPLATE_DIR, make, project_env, run
+from .conftest import TEMPLATE_DIR, make, project_env, rendered_files, run
 from .test_update import load_hook
 
 runtime_source = load_hook("runtime_source")
@@ -232,3 +240,209 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ git = "{url}?subdirectory=runtime&tag=0.1.1#' in lock
     assert "tag=0.1.0" not in lock
+
+
+class _Index(http.server.SimpleHTTPRequestHandler):
+    """A private package index (PEP 503 simple pages and files) behind HTTP basic auth."""
+
+    credentials = ""
+    requests: list[tuple[str, bool]]
+
+    def do_GET(self) -> None:
+        authorized = self.headers.get("Authorization") == f"Basic {self.credentials}"
+        self.requests.append((self.path, authorized))
+        if not authorized:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="runtime"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")  # every install asks the index again
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def private_index(root: Path, user: str, password: str) -> Iterator[tuple[str, list]]:
+    """Serve `root` on 127.0.0.1 as a package index that wants `user`:`password`."""
+    requests: list[tuple[str, bool]] = []
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    handler = type(
+        "Index", (_Index,), {"credentials": token, "requests": requests, "directory": None}
+    )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def publish_runtime(root: Path) -> Path:
+    """The template's release step for an index (`make runtime-dist`), served as a PEP 503 index."""
+    files = root / "files"
+    run(["make", "--no-print-directory", "runtime-dist", f"RUNTIME_DIST={files}"], TEMPLATE_DIR)
+    (wheel,) = files.glob("mlops_stack_runtime-*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    page = root / "simple" / "mlops-stack-runtime" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(
+        f'<html><body><a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>'
+        "</body></html>\n"
+    )
+    return wheel
+
+
+@pytest.mark.slow
+def test_a_render_on_a_private_index_takes_the_runtime_from_it_with_secrets_only(
+    tmp_path: Path,
+) -> None:
+    """The answer runtime_index_url: the runtime comes from the team's own index (explicit, so
+    nothing else does), uv's credentials come from the environment and never reach a file, and
+    the server image builds with them as BuildKit secrets only: without them the build fails,
+    with them the image serves and holds the password nowhere."""
+    from .dockerfile import DockerfileError
+    from .test_serving import emulated_image, free_port, http_json, running
+
+    user, password = "deploy", "s3cret-index-password"
+    wheel = publish_runtime(tmp_path / "index")
+    credentials = {"UV_INDEX_RUNTIME_USERNAME": user, "UV_INDEX_RUNTIME_PASSWORD": password}
+    project = tmp_path / "project"
+    with private_index(tmp_path / "index", user, password) as (url, requests):
+        copier = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet"]
+        answers = ["--data", "project_name=Index Source", "--data", f"runtime_index_url={url}"]
+        run(
+            [*copier, "--vcs-ref", "HEAD", *answers, str(TEMPLATE_DIR), str(project)],
+            tmp_path,
+            **credentials,
+        )
+
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        assert pyproject["tool"]["uv"]["sources"]["mlops-stack-runtime"] == {"index": "runtime"}
+        assert pyproject["tool"]["uv"]["index"] == [
+            {"name": "runtime", "url": url, "explicit": True}
+        ]
+        lock = tomllib.loads((project / "uv.lock").read_text())
+        (runtime,) = [p for p in lock["package"] if p["name"] == "mlops-stack-runtime"]
+        assert runtime["source"] == {"registry": url}
+        assert runtime["wheels"][0]["url"].endswith(wheel.name)
+        others = {p["source"].get("registry") for p in lock["package"] if p is not runtime}
+        assert url not in others, "explicit: only the runtime comes from the index"
+
+        make(project, "setup", "pipeline", **credentials)
+        for path in rendered_files(project):
+            assert password.encode() not in path.read_bytes(), f"the password is in {path}"
+
+        requests.clear()
+        with pytest.raises(DockerfileError, match="401"):
+            emulated_image(project, tmp_path / "refused")
+        assert requests and not any(authorized for _, authorized in requests)
+
+        requests.clear()
+        image = emulated_image(project, tmp_path / "image", secrets=credentials)
+        assert any(path.endswith(wheel.name) and ok for path, ok in requests), requests
+    installed = list((image.root / "opt" / "venv").rglob("mlops_stack_runtime-*.dist-info"))
+    assert len(installed) == 1, installed
+    for path in image.root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert password.encode() not in path.read_bytes(), f"the password is in {path}"
+
+    port = free_port()
+    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
+    with running(
+        image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
+    ) as base:
+        status, body = http_json(f"{base}/v2/models/index-source/ready")
+    assert status == 200, body
+
+
+def test_an_index_answer_configures_the_source_and_dependency_updates(tmp_path: Path) -> None:
+    """runtime_index_url: pyproject.toml declares the index (explicit, no credentials) and takes
+    the runtime from it; Dependabot reads it as a registry with the credentials of its secrets,
+    so the runtime's releases between template releases are proposed; in the workflows only the
+    steps that install or re-lock get the index's read credentials, and the linters pass."""
+    import copier
+
+    from .validators import check_dockerfile, check_github_workflows, run_builtin_schema
+
+    url = "https://pypi.example.com/ml/simple"
+    project = tmp_path / "project"
+    copier.run_copy(
+        str(TEMPLATE_DIR),
+        str(project),
+        data={"runtime_index_url": url, "ci_provider": "github", "stack_tier": "enterprise"},
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        skip_tasks=True,
+    )
+    pyproject = project / "pyproject.toml"
+    runtime_source.main(
+        ["--answers-file", str(project / ".copier-answers.yml"), "--pyproject", str(pyproject)]
+    )
+    uv = tomllib.loads(pyproject.read_text())["tool"]["uv"]
+    assert uv["sources"]["mlops-stack-runtime"] == {"index": "runtime"}
+    assert uv["index"] == [{"name": "runtime", "url": url, "explicit": True}]
+
+    dependabot = project / ".github" / "dependabot.yml"
+    run_builtin_schema("vendor.dependabot", dependabot)
+    config = yaml.safe_load(dependabot.read_text())
+    assert config["registries"] == {
+        "runtime-index": {
+            "type": "python-index",
+            "url": url,
+            "username": "${{ secrets.RUNTIME_INDEX_USERNAME }}",
+            "password": "${{ secrets.RUNTIME_INDEX_PASSWORD }}",
+        }
+    }
+    (uv_updates,) = [u for u in config["updates"] if u["package-ecosystem"] == "uv"]
+    assert uv_updates["registries"] == ["runtime-index"]
+
+    workflows = sorted((project / ".github" / "workflows").glob("*.yml"))
+    check_github_workflows(workflows, shellcheck=True)
+    check_dockerfile(project / "Dockerfile")
+    credentials = {
+        "UV_INDEX_RUNTIME_USERNAME": "${{ secrets.RUNTIME_INDEX_USERNAME }}",
+        "UV_INDEX_RUNTIME_PASSWORD": "${{ secrets.RUNTIME_INDEX_PASSWORD }}",
+    }
+    installing = re.compile(r"^make (setup|template-update|docker-build\S*)\b")
+    given = 0
+    for workflow in workflows:
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+            assert not set(credentials) & set(job.get("env", {})), "never job-wide"
+            for step in job["steps"]:
+                env = step.get("env", {})
+                if installing.match(step.get("run", "")):
+                    assert {k: env.get(k) for k in credentials} == credentials, step
+                    given += 1
+                else:
+                    assert not set(credentials) & set(env), step
+    assert given == 10  # ci, retrain, template-update; cd: 5 setups and 2 image builds
+
+
+def test_without_an_index_answer_nothing_names_an_index(tmp_path: Path) -> None:
+    import copier
+
+    project = tmp_path / "project"
+    copier.run_copy(
+        str(TEMPLATE_DIR),
+        str(project),
+        data={"ci_provider": "github"},
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        skip_tasks=True,
+    )
+    assert "index" not in tomllib.loads((project / "pyproject.toml").read_text())["tool"]["uv"]
+    assert "registries" not in yaml.safe_load((project / ".github" / "dependabot.yml").read_text())

@@ -160,6 +160,18 @@ def test_dockerfile_pins_the_chosen_python_and_runs_as_a_non_root_user(container
     bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
     python_image = f"python:{answers['python_version']}-slim-bookworm"
     assert re.fullmatch(re.escape(python_image) + r"@sha256:[0-9a-f]{64}", bases[0]), bases[0]
+    # Each `uv sync` gets the credentials of a private runtime source as BuildKit secrets only.
+    runs = re.findall(r"^RUN ((?:--mount=\S+ \\\n\s+)*)uv sync (.*)$", text, flags=re.MULTILINE)
+    syncs = [sync for _, sync in runs]
+    assert len(runs) == (2 if answers["stack_tier"] == "startup" else 3), runs
+    for mounts, _ in runs:
+        assert set(re.findall(r"--mount=(\S+)", mounts)) == {
+            "type=secret,id=UV_INDEX_RUNTIME_USERNAME,env=UV_INDEX_RUNTIME_USERNAME",
+            "type=secret,id=UV_INDEX_RUNTIME_PASSWORD,env=UV_INDEX_RUNTIME_PASSWORD",
+            "type=secret,id=netrc,target=/root/.netrc",
+        }
+    steps = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert "UV_INDEX_RUNTIME" not in re.sub(r"--mount=\S+", "", "\n".join(steps)), "no ARG/ENV"
     if answers["stack_tier"] == "startup":
         assert len(bases) == 3, "build, runtime and server stages"
         assert bases[1:] == [bases[0], "runtime"], "both Python stages on the same pinned base"
@@ -170,7 +182,6 @@ def test_dockerfile_pins_the_chosen_python_and_runs_as_a_non_root_user(container
         assert bases[1:] == [bases[0], "build", bases[0], "runtime"], bases
         stages = re.findall(r"^FROM \S+ AS (\S+)", text, flags=re.MULTILINE)
         assert stages == ["build", "runtime", "trainer-build", "trainer", "server"]
-        syncs = re.findall(r"^RUN uv sync (.*)$", text, flags=re.MULTILINE)
         assert all("pipelines" not in sync for sync in syncs[:2]), "the server has no kfp"
         assert "--group train --group pipelines" in syncs[2]
     assert re.search(r"^USER 10001", text, flags=re.MULTILINE), "runs as a non-root user"
@@ -212,9 +223,44 @@ def test_make_docker_build_passes_the_runtime_the_model_record_names(
     (tmp_path / "models" / "model.json").write_text(json.dumps(record, indent=2))
     signed = "sbom" in make_targets(project / "Makefile")  # the tiers that sign their image
     plan = run(["make", "-n", "docker-build", *(["sbom"] if signed else [])], tmp_path).stdout
-    assert f"docker build --build-arg INFERENCE_RUNTIME={runtime} " in plan
+    assert re.search(rf"^docker build .*--build-arg INFERENCE_RUNTIME={runtime} ", plan, re.M)
     if signed:
         assert f"--group serve-{runtime} " in plan, "the SBOM describes the same set"
+
+
+def test_make_docker_build_hands_a_private_sources_credentials_over_as_secrets(
+    container_project, tmp_path
+):
+    """BuildKit secrets when the credentials are set (by name: the value is on no command
+    line), nothing when not; BUILD_NETRC is a path, taken as data however it is spelled."""
+    _, project = container_project
+    shutil.copy(project / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "uv.lock").write_text("")
+    (tmp_path / "models").mkdir()
+    for name in ("model.joblib", "model.onnx", "model.json"):
+        (tmp_path / "models" / name).write_text("{}")
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text('#!/bin/sh\nfor arg in "$@"; do printf \'%s\\n\' "$arg"; done\n')
+    docker.chmod(0o755)
+    path = f"{docker.parent}:{os.environ['PATH']}"
+
+    def argv(**env: str) -> list[str]:
+        out = run(["make", "-s", "docker-build"], tmp_path, PATH=path, **env).stdout
+        return out.splitlines()
+
+    assert "--secret" not in argv()
+    netrc = str(tmp_path / "a netrc; touch pwned")
+    args = argv(
+        UV_INDEX_RUNTIME_USERNAME="deploy", UV_INDEX_RUNTIME_PASSWORD="pw-value", BUILD_NETRC=netrc
+    )
+    secrets = [args[i + 1] for i, arg in enumerate(args) if arg == "--secret"]
+    assert secrets == [
+        f"id=netrc,src={netrc}",
+        "id=UV_INDEX_RUNTIME_USERNAME,env=UV_INDEX_RUNTIME_USERNAME",
+        "id=UV_INDEX_RUNTIME_PASSWORD,env=UV_INDEX_RUNTIME_PASSWORD",
+    ]
+    assert "pw-value" not in args and not (tmp_path / "pwned").exists()
 
 
 def test_make_has_the_container_targets(container_project):
@@ -585,6 +631,7 @@ def emulated_image(
     workdir: Path,
     target: str | None = None,
     build_args: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> Image:
     """The project's Dockerfile built without Docker (tests/dockerfile.py) into `workdir`."""
     return emulate_build(
@@ -599,6 +646,7 @@ def emulated_image(
         fallback_python=sys.executable,
         target=target,
         build_args=build_args,
+        secrets=secrets,
     )
 
 
