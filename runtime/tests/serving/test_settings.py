@@ -1,4 +1,4 @@
-"""The server's settings, read and checked before anything listens (serving/server.py)."""
+"""The server's settings, read and checked before anything listens (serving/settings.py)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,8 @@ from mlops_stack_runtime.serving.model import (
 from mlops_stack_runtime.serving.protocol import (
     DEFAULT_MAX_HEADER_BYTES,
 )
-from mlops_stack_runtime.serving.server import (
-    DEFAULT_MAX_CONNECTIONS,
-    ServerSettings,
-    serving_app,
-)
+from mlops_stack_runtime.serving.server import serving_app
+from mlops_stack_runtime.serving.settings import DEFAULT_MAX_CONNECTIONS, ServerSettings
 
 from .conftest import SERVER_SETTINGS
 
@@ -48,6 +45,7 @@ def test_without_settings_the_defaults_apply() -> None:
         log_level="info",
         log_features=False,
         model_sha256=None,
+        require_model_sha256=False,
     )
 
 

@@ -1,0 +1,193 @@
+"""The model server's settings: one pydantic-settings class read from the environment.
+
+Each setting is an environment variable (the container's interface, and what every worker
+process reads); CLI options (`serve --workers ...`) take precedence. A value that is not valid
+stops the server before it listens, with a message that starts with the variable's name.
+
+- WEB_CONCURRENCY: worker processes (default 1);
+- MAX_BODY_BYTES: largest request body accepted, larger ones get 413 (default 1 MiB);
+- MAX_ROWS: most rows in one request, more get 413 (default 10000);
+- MAX_HEADER_BYTES: largest request line plus headers, larger get 431 (default 64 KiB);
+- REQUEST_TIMEOUT: seconds for a request's headers to arrive, and again for its body, else 408
+  and the connection closes (default 30);
+- MAX_CONNECTIONS: open connections per worker; past it new requests get 503 at once instead
+  of piling up (default 256);
+- LOG_LEVEL: debug, info (default), warning or error;
+- LOG_FEATURES: 1 (or true) adds each prediction's inputs to its log line, for drift monitoring
+  (off by default: inputs may be personal data);
+- MODEL_SHA256: the sha256 the model file must have, from outside the model folder (the deploy
+  step sets it from the registry's record); checked before anything is unpickled;
+- REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..audit import MODEL_SHA256_ENV, check_sha256
+from ..errors import ArtifactIntegrityError, ServerSettingError
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REQUEST_TIMEOUT
+from .protocol import DEFAULT_MAX_HEADER_BYTES, MAX_HEADER_ENV, REQUEST_TIMEOUT_ENV
+
+WORKERS_ENV = "WEB_CONCURRENCY"
+MAX_BODY_ENV = "MAX_BODY_BYTES"
+MAX_ROWS_ENV = "MAX_ROWS"
+MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
+LOG_LEVEL_ENV = "LOG_LEVEL"
+LOG_FEATURES_ENV = "LOG_FEATURES"
+REQUIRE_MODEL_SHA256_ENV = "REQUIRE_MODEL_SHA256"
+DEFAULT_MAX_CONNECTIONS = 256
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+# Field name -> its environment variable, for the messages.
+_COUNTS = {
+    "workers": WORKERS_ENV,
+    "max_body_bytes": MAX_BODY_ENV,
+    "max_rows": MAX_ROWS_ENV,
+    "max_header_bytes": MAX_HEADER_ENV,
+    "max_connections": MAX_CONNECTIONS_ENV,
+}
+
+
+def _flag(value: Any) -> bool:
+    """A switch as shells write it: 1, true, yes or on (any case) is on, anything else off."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in TRUE_WORDS
+
+
+class ServerSettings(BaseSettings):
+    """Every setting of the server, checked: a wrong value raises before anything listens."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,
+        env_ignore_empty=True,  # an empty variable is an unset one, as the shell's `VAR=` means
+        extra="ignore",  # the rest of the environment is not the server's
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    workers: int = Field(1, validation_alias=WORKERS_ENV)
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, validation_alias=MAX_BODY_ENV)
+    max_rows: int = Field(DEFAULT_MAX_ROWS, validation_alias=MAX_ROWS_ENV)
+    max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, validation_alias=MAX_HEADER_ENV)
+    request_timeout: float = Field(DEFAULT_REQUEST_TIMEOUT, validation_alias=REQUEST_TIMEOUT_ENV)
+    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, validation_alias=MAX_CONNECTIONS_ENV)
+    log_level: str = Field("info", validation_alias=LOG_LEVEL_ENV)
+    log_features: bool = Field(False, validation_alias=LOG_FEATURES_ENV)
+    model_sha256: str | None = Field(None, validation_alias=MODEL_SHA256_ENV)
+    require_model_sha256: bool = Field(False, validation_alias=REQUIRE_MODEL_SHA256_ENV)
+
+    @field_validator(*_COUNTS, mode="before")
+    @classmethod
+    def _positive_count(cls, value: Any, info: Any) -> int:
+        name = _COUNTS[info.field_name]
+        if isinstance(value, bool):
+            raise ServerSettingError(f"{name} must be a whole number, got {value!r}")
+        if isinstance(value, str):
+            raw = value.strip()
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ServerSettingError(f"{name} must be a whole number, got {raw!r}") from None
+        if not isinstance(value, int):
+            raise ServerSettingError(f"{name} must be a whole number, got {value!r}")
+        if value < 1:
+            raise ServerSettingError(f"{name} must be at least 1, got {value}")
+        return value
+
+    @field_validator("request_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        raw = value.strip() if isinstance(value, str) else value
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            message = f"{REQUEST_TIMEOUT_ENV} must be a number of seconds, got {raw!r}"
+            raise ServerSettingError(message) from None
+        if not 0 < seconds <= 3600:
+            raise ServerSettingError(
+                f"{REQUEST_TIMEOUT_ENV} must be more than 0 and at most 3600 seconds, got {raw}"
+            )
+        return seconds
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> str:
+        level = str(value).strip().lower()
+        if level not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise ServerSettingError(f"{LOG_LEVEL_ENV} must be one of {choices}, got {value!r}")
+        return level
+
+    @field_validator("log_features", "require_model_sha256", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> bool:
+        return _flag(value)
+
+    @field_validator("model_sha256", mode="before")
+    @classmethod
+    def _digest(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        return check_sha256(str(value), MODEL_SHA256_ENV)  # ArtifactIntegrityError: not wrapped
+
+    @model_validator(mode="after")
+    def _vouched_for(self) -> ServerSettings:
+        if self.model_sha256 is None and self.require_model_sha256:
+            raise ArtifactIntegrityError(
+                f"{MODEL_SHA256_ENV} is not set, and {REQUIRE_MODEL_SHA256_ENV}=1 requires it: "
+                "the deploy step (`pin-image --model-sha256`) sets it from the registry's "
+                "record; refusing to load a model nothing outside its folder vouches for"
+            )
+        return self
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        workers: int | None = None,
+        max_body_bytes: int | None = None,
+        log_level: str | None = None,
+        log_features: bool | None = None,
+    ) -> ServerSettings:
+        """The settings from the environment; keyword arguments (CLI options) take precedence."""
+        options: dict[str, Any] = {
+            "workers": workers or None,
+            "max_body_bytes": max_body_bytes or None,
+            "log_level": log_level or None,
+            "log_features": log_features,
+        }
+        try:
+            return cls(**{name: value for name, value in options.items() if value is not None})
+        except ValidationError as error:
+            raise _first_refusal(error) from None
+
+    def export(self) -> None:
+        """Write the settings back to the environment, where worker processes read them."""
+        os.environ[MAX_BODY_ENV] = str(self.max_body_bytes)
+        os.environ[MAX_ROWS_ENV] = str(self.max_rows)
+        os.environ[MAX_HEADER_ENV] = str(self.max_header_bytes)
+        os.environ[REQUEST_TIMEOUT_ENV] = repr(self.request_timeout)
+        os.environ[LOG_FEATURES_ENV] = "1" if self.log_features else "0"
+
+
+def _first_refusal(error: ValidationError) -> ServerSettingError:
+    """The message of the first refused setting (ours when a validator wrote it)."""
+    first = error.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, ServerSettingError):
+        return cause
+    where = ".".join(str(part) for part in first["loc"])
+    return ServerSettingError(f"{where}: {first['msg']}")
+
+
+def expected_model_sha256() -> str | None:
+    """MODEL_SHA256, checked; None when not set and not required."""
+    return ServerSettings.from_env().model_sha256
