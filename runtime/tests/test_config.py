@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mlops_stack_runtime.config import (
     PARAMS_ENV_VAR,
+    Params,
     find_params_file,
     load_config,
 )
@@ -83,8 +85,10 @@ def test_no_params_anywhere_is_explained(tmp_path: Path) -> None:
 
 def test_config_is_frozen(tmp_path: Path) -> None:
     config = load_config(write_params(tmp_path))
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.data.seed = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        config.model = config.model  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.model.hyperparameters["new"] = {}  # type: ignore[index]
 
@@ -188,3 +192,28 @@ def test_tier_sections_are_read(tmp_path: Path) -> None:
 def test_a_bad_tier_setting_is_named(tmp_path: Path, change: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(write_params(tmp_path, change))
+
+
+def test_an_unknown_key_of_a_known_section_is_refused_as_a_likely_typo(tmp_path: Path) -> None:
+    """A misspelt key would otherwise leave its setting at the default without a word."""
+    path = write_params(tmp_path, assign("data", "n_row", 500))
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    message = str(refused.value)
+    assert message.startswith("params.yaml: unknown key 'data.n_row' (a typo? 'data' knows ")
+    assert "n_rows" in message
+
+
+def test_top_level_sections_of_the_team_are_left_alone(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda params: params.__setitem__("team", {"owner": "risk"}))
+    config = load_config(path)
+    assert config.params["team"] == {"owner": "risk"}
+
+
+def test_params_yaml_has_a_json_schema_naming_every_section() -> None:
+    schema = Params.model_json_schema()
+    assert set(schema["required"]) == {"project", "data", "model", "gates", "mlflow"}
+    assert {"promotion", "governance", "drift", "serving"} <= set(schema["properties"])
+    data = schema["$defs"]["DataSettings"]
+    assert data["additionalProperties"] is False
+    assert {"source", "n_rows", "seed", "test_size"} <= set(data["required"])

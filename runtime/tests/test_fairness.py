@@ -92,14 +92,17 @@ def strict_config(repo_config: Config) -> Config:
     """The repository's settings with fairness limits no higher than BIASED_LIMIT."""
     fairness = repo_config.gates.fairness
     assert fairness is not None
-    strict = dataclasses.replace(
-        fairness,
-        max_demographic_parity_difference=min(
-            fairness.max_demographic_parity_difference, BIASED_LIMIT
-        ),
-        max_equalized_odds_difference=min(fairness.max_equalized_odds_difference, BIASED_LIMIT),
+    strict = fairness.model_copy(
+        update={
+            "max_demographic_parity_difference": min(
+                fairness.max_demographic_parity_difference, BIASED_LIMIT
+            ),
+            "max_equalized_odds_difference": min(
+                fairness.max_equalized_odds_difference, BIASED_LIMIT
+            ),
+        }
     )
-    gates = dataclasses.replace(repo_config.gates, fairness=strict)
+    gates = repo_config.gates.model_copy(update={"fairness": strict})
     return dataclasses.replace(repo_config, gates=gates)
 
 
@@ -257,9 +260,8 @@ def test_a_group_too_small_to_judge_is_reported_and_left_out_of_the_gaps(
     assert f"insufficient data for group {small}" in reported.message
     blocking = dataclasses.replace(
         repo_config,
-        gates=dataclasses.replace(
-            repo_config.gates,
-            fairness=dataclasses.replace(fairness, block_on_insufficient_data=True),
+        gates=repo_config.gates.model_copy(
+            update={"fairness": fairness.model_copy(update={"block_on_insufficient_data": True})}
         ),
     )
     blocked = fairness_group_size_gate(evaluation, blocking)

@@ -173,7 +173,11 @@ def test_columns_whose_names_are_not_identifiers_feed_the_graph(
     )
     monkeypatch.setattr(features_module, "FEATURE_NAMES", [s.name for s in specs])
     train_frame, test_frame = (frame.rename(columns=rename) for frame in train_test_frames)
-    settings = ModelSettings("gradient_boosting", 3, {"gradient_boosting": {"n_estimators": 10}})
+    settings = ModelSettings(
+        classifier="gradient_boosting",
+        random_state=3,
+        hyperparameters={"gradient_boosting": {"n_estimators": 10}},
+    )
     pipeline = fit_pipeline(train_frame, settings)
     test_features, _ = features_module.split_features_label(test_frame)
     result = onnx_export.export(pipeline, test_features, 0.5, TOLERANCE)

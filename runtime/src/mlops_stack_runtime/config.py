@@ -1,8 +1,12 @@
-"""Settings: params.yaml loaded into frozen, typed dataclasses.
+"""Settings: params.yaml read into strict, frozen pydantic models.
 
 Every setting lives in params.yaml, where DVC tracks which stage reads which key; code never
 hard-codes one. The repo root is the folder holding params.yaml and every path resolves from it,
 so the pipeline behaves the same whatever the working directory.
+
+`Params` is the file's schema (`Params.model_json_schema()`): each known section refuses keys it
+does not know (a typo is an error, not a silent default), while top-level sections of the team's
+own are left alone. A wrong value raises ConfigError naming the dotted key and the rule.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -26,31 +32,125 @@ PARAMS_ENV_VAR = "PARAMS_FILE"
 DEFAULT_ONNX_TOLERANCE = 1e-5
 
 
-@dataclass(frozen=True)
-class ProjectSettings:
-    slug: str
-    tier: str
+# --- value rules: each refusal is "'<dotted key>' <message>" (see _refusal) ----------------------
+def _refuse(message: str, **context: Any) -> PydanticCustomError:
+    return PydanticCustomError("params", message, context)
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    source: str
-    n_rows: int
-    seed: int
-    test_size: float
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _refuse("must be a non-empty string, got {got}", got=repr(value))
+    return value
+
+
+def _integer(minimum: int) -> BeforeValidator:
+    def check(value: Any) -> int:
+        # bool is an int subclass; `true` is never a meaningful count.
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _refuse(
+                "must be an integer >= {minimum}, got {got}", minimum=minimum, got=repr(value)
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _fraction(inclusive_max: bool) -> BeforeValidator:
+    def check(value: Any) -> float:
+        inside = _is_number(value) and (0 < value <= 1 if inclusive_max else 0 < value < 1)
+        if not inside:
+            bounds = "0 < x <= 1" if inclusive_max else "0 < x < 1"
+            raise _refuse(
+                "must be a number with {bounds}, got {got}", bounds=bounds, got=repr(value)
+            )
+        return float(value)
+
+    return BeforeValidator(check)
+
+
+def _number(minimum: float, maximum: float) -> BeforeValidator:
+    def check(value: Any) -> float:
+        if not _is_number(value) or not minimum <= value <= maximum:
+            raise _refuse(
+                "must be a number with {minimum} <= x <= {maximum}, got {got}",
+                minimum=minimum,
+                maximum=maximum,
+                got=repr(value),
+            )
+        return float(value)
+
+    return BeforeValidator(check)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _refuse("must be true or false, got {got}", got=repr(value))
+    return value
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    if value is None:  # a key with nothing under it, e.g. a classifier with no overrides
+        return {}
+    if not isinstance(value, Mapping):
+        raise _refuse("must be a mapping, got {got}", got=repr(value))
+    return value
+
+
+def _read_only(value: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType(
+        {name: MappingProxyType(dict(overrides)) for name, overrides in value.items()}
+    )
+
+
+def _approvers(value: Any) -> tuple[str, ...]:
+    if isinstance(value, tuple):
+        return value
+    return tuple(name.strip() for name in _text(value).split(",") if name.strip())
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Count = Annotated[int, _integer(0)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Fraction = Annotated[float, _fraction(inclusive_max=False)]
+Share = Annotated[float, _fraction(inclusive_max=True)]
+
+
+class _Section(BaseModel):
+    """A section of params.yaml: frozen, and refusing keys it does not know."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProjectSettings(_Section):
+    slug: Text
+    tier: Text
+
+
+class DataSettings(_Section):
+    source: Text
+    n_rows: Annotated[int, _integer(10)]
+    seed: Count
+    test_size: Fraction
     # The data file of the `file` source, relative to the repo root (`make use-data` sets it).
-    path: str | None = None
+    path: Text | None = None
     # `use-data`: whole-number columns with at most this many distinct values become categories.
-    max_category_levels: int = 10
+    max_category_levels: Count = 10
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    classifier: str
-    random_state: int
-    hyperparameters: Mapping[str, Mapping[str, Any]]
+class ModelSettings(_Section):
+    classifier: Text
+    random_state: Count
+    hyperparameters: Annotated[
+        Mapping[str, Annotated[Mapping[str, Any], BeforeValidator(_mapping)]],
+        BeforeValidator(_mapping),
+        AfterValidator(_read_only),
+    ]
     # Probability at or above which the positive class is predicted (evaluation, gates, serving).
-    threshold: float = 0.5
+    threshold: Fraction = 0.5
 
     def classifier_hyperparameters(self) -> dict[str, Any]:
         """Hyperparameters of the selected classifier (`model.hyperparameters.<classifier>`)."""
@@ -62,35 +162,31 @@ class ModelSettings:
         return dict(self.hyperparameters[self.classifier])
 
 
-@dataclass(frozen=True)
-class FairnessSettings:
+class FairnessSettings(_Section):
     """Largest allowed gaps between the groups of the protected attribute (fairlearn metrics)."""
 
-    max_demographic_parity_difference: float
-    max_equalized_odds_difference: float
+    max_demographic_parity_difference: Share
+    max_equalized_odds_difference: Share
     # Groups smaller than this, or with fewer positives, cannot be judged: "insufficient data".
-    min_group_size: int = 30
-    min_group_positives: int = 5
+    min_group_size: Count = 30
+    min_group_positives: Count = 5
     # Whether a group with insufficient data fails the gate (true) or is only reported (false).
-    block_on_insufficient_data: bool = False
+    block_on_insufficient_data: Boolean = False
 
 
-@dataclass(frozen=True)
-class GateSettings:
-    min_roc_auc: float
+class GateSettings(_Section):
+    min_roc_auc: Share
     # None when params.yaml has no `gates.fairness` section: the fairness gates do not run.
     fairness: FairnessSettings | None = None
 
 
-@dataclass(frozen=True)
-class PromotionSettings:
+class PromotionSettings(_Section):
     """How much a challenger must beat the champion's held-out roc_auc by to replace it."""
 
-    min_improvement: float = 0.0
+    min_improvement: Annotated[float, _number(0.0, 1.0)] = 0.0
 
 
-@dataclass(frozen=True)
-class DriftSettings:
+class DriftSettings(_Section):
     """When `drift` calls a batch of current data different from the champion's training data.
 
     A feature drifts when its PSI exceeds `psi_threshold` and its test (KS or chi-square) gives a
@@ -98,25 +194,46 @@ class DriftSettings:
     drifted, the model's scores drifted, or the batch breaks the schema's value checks.
     """
 
-    psi_threshold: float
-    p_value: float
-    bins: int
-    max_drifted_share: float
-    prediction_psi_threshold: float
-    min_rows: int
+    psi_threshold: Annotated[float, _number(0.0, 10.0)]
+    p_value: Fraction
+    bins: Annotated[int, _integer(2)]
+    max_drifted_share: Annotated[float, _number(0.0, 1.0)]
+    prediction_psi_threshold: Annotated[float, _number(0.0, 10.0)]
+    min_rows: Annotated[int, _integer(1)]
 
 
-@dataclass(frozen=True)
-class GovernanceSettings:
+class GovernanceSettings(_Section):
     # Who approves production deployments in CI; empty in tiers without that approval.
-    production_approvers: tuple[str, ...] = ()
+    production_approvers: Annotated[tuple[str, ...], BeforeValidator(_approvers)] = ()
 
 
-@dataclass(frozen=True)
-class MlflowSettings:
-    tracking_uri: str
-    experiment: str
-    registered_model: str
+class MlflowSettings(_Section):
+    tracking_uri: Text
+    experiment: Text
+    registered_model: Text
+
+
+class ServingSettings(_Section):
+    # Largest difference in probability, on any held-out row, between the ONNX export and
+    # scikit-learn for the export to be served (onnx_export.py).
+    onnx_tolerance: Annotated[float, _number(0.0, 1.0)] = DEFAULT_ONNX_TOLERANCE
+
+
+class Params(BaseModel):
+    """params.yaml: the known sections, checked; other top-level sections are the team's."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    project: ProjectSettings
+    data: DataSettings
+    model: ModelSettings
+    gates: GateSettings
+    mlflow: MlflowSettings
+    promotion: PromotionSettings = PromotionSettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    # None when params.yaml has no `drift` section: only the `drift` command needs it.
+    drift: DriftSettings | None = None
+    serving: ServingSettings = ServingSettings()
 
 
 @dataclass(frozen=True)
@@ -243,188 +360,70 @@ def load_config(params_file: Path | None = None) -> Config:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(params, Mapping):
         raise ConfigError(f"{path} must hold a mapping of sections (project, data, model, ...)")
-
-    reader = _Reader(params, source=path.name)
-    data = DataSettings(
-        source=reader.text("data.source"),
-        n_rows=reader.integer("data.n_rows", minimum=10),
-        seed=reader.integer("data.seed", minimum=0),
-        test_size=reader.fraction("data.test_size"),
-        path=reader.text("data.path") if reader.has("data.path") else None,
-        max_category_levels=(
-            reader.integer("data.max_category_levels", minimum=0)
-            if reader.has("data.max_category_levels")
-            else 10
-        ),
-    )
-    model = ModelSettings(
-        classifier=reader.text("model.classifier"),
-        random_state=reader.integer("model.random_state", minimum=0),
-        threshold=reader.fraction("model.threshold") if reader.has("model.threshold") else 0.5,
-        hyperparameters=MappingProxyType(
-            {
-                name: MappingProxyType(dict(reader.mapping(f"model.hyperparameters.{name}")))
-                for name in reader.mapping("model.hyperparameters")
-            }
-        ),
-    )
+    try:
+        checked = Params.model_validate(params)
+    except ValidationError as error:
+        raise ConfigError(f"{path.name}: {_refusal(error)}") from None
     return Config(
         params_file=path,
-        project=ProjectSettings(slug=reader.text("project.slug"), tier=reader.text("project.tier")),
-        data=data,
-        model=model,
-        gates=GateSettings(
-            min_roc_auc=reader.fraction("gates.min_roc_auc", inclusive_max=True),
-            fairness=_fairness_settings(reader),
-        ),
-        mlflow=MlflowSettings(
-            tracking_uri=reader.text("mlflow.tracking_uri"),
-            experiment=reader.text("mlflow.experiment"),
-            registered_model=reader.text("mlflow.registered_model"),
-        ),
-        promotion=_promotion_settings(reader),
-        governance=_governance_settings(reader),
+        project=checked.project,
+        data=checked.data,
+        model=checked.model,
+        gates=checked.gates,
+        mlflow=checked.mlflow,
+        promotion=checked.promotion,
+        governance=checked.governance,
         params=MappingProxyType(dict(params)),
-        drift=_drift_settings(reader),
-        onnx_tolerance=(
-            reader.number("serving.onnx_tolerance", minimum=0.0, maximum=1.0)
-            if reader.has("serving.onnx_tolerance")
-            else DEFAULT_ONNX_TOLERANCE
-        ),
+        drift=checked.drift,
+        onnx_tolerance=checked.serving.onnx_tolerance,
     )
 
 
-def _fairness_settings(reader: _Reader) -> FairnessSettings | None:
-    """`gates.fairness` is optional (the enterprise tier renders it); when present, it is whole."""
-    if not reader.has("gates.fairness"):
-        return None
-    return FairnessSettings(
-        max_demographic_parity_difference=reader.fraction(
-            "gates.fairness.max_demographic_parity_difference", inclusive_max=True
-        ),
-        max_equalized_odds_difference=reader.fraction(
-            "gates.fairness.max_equalized_odds_difference", inclusive_max=True
-        ),
-        **_group_minimums(reader),
-    )
+def _refusal(error: ValidationError) -> str:
+    """The first refusal of `error`, as "'<dotted key>' <rule>" or "missing key '<key>'"."""
+    first = error.errors(include_url=False)[0]
+    location = [str(part) for part in first["loc"]]
+    # A union's member (`fairness: FairnessSettings | None`) adds its type name to the location.
+    location = [part for part in location if part not in _MEMBER_NAMES]
+    key = ".".join(location)
+    kind = first["type"]
+    if kind == "missing":
+        return f"missing key '{_first_required(key)}'"
+    if kind == "extra_forbidden":
+        section = ".".join(location[:-1])
+        return f"unknown key '{key}' (a typo? '{section}' knows {_known(section)})"
+    if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
+        return f"'{key}' must be a mapping, got {first['input']!r}"
+    return f"'{key}' {first['msg']}"
 
 
-def _group_minimums(reader: _Reader) -> dict[str, Any]:
-    """The optional per-group minimums of `gates.fairness` (older params files lack them)."""
-    values: dict[str, Any] = {}
-    for key in ("min_group_size", "min_group_positives"):
-        if reader.has(f"gates.fairness.{key}"):
-            values[key] = reader.integer(f"gates.fairness.{key}", minimum=0)
-    if reader.has("gates.fairness.block_on_insufficient_data"):
-        values["block_on_insufficient_data"] = reader.boolean(
-            "gates.fairness.block_on_insufficient_data"
-        )
-    return values
+_MEMBER_NAMES = {"FairnessSettings", "DriftSettings", "none"}
 
 
-def _promotion_settings(reader: _Reader) -> PromotionSettings:
-    """`promotion` is optional (rendered from scale-up on); absent, any strict gain promotes."""
-    if not reader.has("promotion"):
-        return PromotionSettings()
-    return PromotionSettings(
-        min_improvement=reader.number("promotion.min_improvement", minimum=0.0, maximum=1.0)
-    )
+def _section_model(dotted: str) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Params
+    for part in dotted.split(".") if dotted else []:
+        if model is None or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        members = getattr(annotation, "__args__", (annotation,))
+        model = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
+    return model
 
 
-def _drift_settings(reader: _Reader) -> DriftSettings | None:
-    """`drift` is read when present; a project from an older template may not have it yet."""
-    if not reader.has("drift"):
-        return None
-    return DriftSettings(
-        psi_threshold=reader.number("drift.psi_threshold", minimum=0.0, maximum=10.0),
-        p_value=reader.fraction("drift.p_value"),
-        bins=reader.integer("drift.bins", minimum=2),
-        max_drifted_share=reader.number("drift.max_drifted_share", minimum=0.0, maximum=1.0),
-        prediction_psi_threshold=reader.number(
-            "drift.prediction_psi_threshold", minimum=0.0, maximum=10.0
-        ),
-        min_rows=reader.integer("drift.min_rows", minimum=1),
-    )
+def _first_required(key: str) -> str:
+    """A missing section is named by its first required key (`gates` -> `gates.min_roc_auc`)."""
+    model = _section_model(key)
+    while model is not None:
+        required = [name for name, field in model.model_fields.items() if field.is_required()]
+        if not required:
+            break
+        key = f"{key}.{required[0]}"
+        model = _section_model(key)
+    return key
 
 
-def _governance_settings(reader: _Reader) -> GovernanceSettings:
-    """`governance` is optional (rendered on the enterprise tier)."""
-    if not reader.has("governance"):
-        return GovernanceSettings()
-    approvers = reader.text("governance.production_approvers")
-    return GovernanceSettings(
-        production_approvers=tuple(name.strip() for name in approvers.split(",") if name.strip())
-    )
-
-
-class _Reader:
-    """Typed access to dotted keys, so every error message names the exact key."""
-
-    def __init__(self, params: Mapping[str, Any], source: str) -> None:
-        self._params = params
-        self._source = source
-
-    def _error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self._source}: {message}")
-
-    def value(self, key: str) -> Any:
-        node: Any = self._params
-        for depth, part in enumerate(key.split(".")):
-            if not isinstance(node, Mapping):
-                parent = ".".join(key.split(".")[:depth])
-                raise self._error(f"'{parent}' must be a mapping (needed for '{key}')")
-            if part not in node:
-                raise self._error(f"missing key '{key}'")
-            node = node[part]
-        return node
-
-    def has(self, key: str) -> bool:
-        """Whether an optional key is present (its parents must still be mappings)."""
-        *parents, leaf = key.split(".")
-        node = self.value(".".join(parents)) if parents else self._params
-        return isinstance(node, Mapping) and leaf in node
-
-    def text(self, key: str) -> str:
-        value = self.value(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self._error(f"'{key}' must be a non-empty string, got {value!r}")
-        return value
-
-    def integer(self, key: str, minimum: int) -> int:
-        value = self.value(key)
-        # bool is an int subclass; `true` is never a meaningful count.
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._error(f"'{key}' must be an integer >= {minimum}, got {value!r}")
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.value(key)
-        if not isinstance(value, bool):
-            raise self._error(f"'{key}' must be true or false, got {value!r}")
-        return value
-
-    def fraction(self, key: str, inclusive_max: bool = False) -> float:
-        value = self.value(key)
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        in_range = is_number and (0 < value <= 1 if inclusive_max else 0 < value < 1)
-        if not in_range:
-            bounds = "0 < x <= 1" if inclusive_max else "0 < x < 1"
-            raise self._error(f"'{key}' must be a number with {bounds}, got {value!r}")
-        return float(value)
-
-    def number(self, key: str, minimum: float, maximum: float) -> float:
-        value = self.value(key)
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not is_number or not minimum <= value <= maximum:
-            raise self._error(
-                f"'{key}' must be a number with {minimum} <= x <= {maximum}, got {value!r}"
-            )
-        return float(value)
-
-    def mapping(self, key: str) -> Mapping[str, Any]:
-        value = self.value(key)
-        if value is None:  # a key with nothing under it, e.g. a classifier with no overrides
-            return {}
-        if not isinstance(value, Mapping):
-            raise self._error(f"'{key}' must be a mapping, got {value!r}")
-        return value
+def _known(section: str) -> str:
+    model = _section_model(section)
+    names = list(model.model_fields) if model is not None else []
+    return ", ".join(names) or "no keys"

@@ -89,7 +89,9 @@ def fairness_report(
     """Per-group counts and rates, and the between-group gaps over the groups large enough."""
     if PROTECTED_ATTRIBUTE is None:
         return not_applicable_report()
-    settings = settings or FairnessSettings(1.0, 1.0)
+    settings = settings or FairnessSettings(
+        max_demographic_parity_difference=1.0, max_equalized_odds_difference=1.0
+    )
     try:
         from fairlearn import metrics
     except ImportError as error:

@@ -11,7 +11,6 @@ reports/drift.html. Nothing here writes to the model registry.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,7 +93,7 @@ def compare(
         reference_data=reference.data_location,
         reference_rows=len(baseline),
         training_data_sha256=reference.training_data_sha256,
-        settings={key: float(value) for key, value in asdict(settings).items()},
+        settings={key: float(value) for key, value in settings.model_dump().items()},
         features=features,
         prediction=prediction,
         quality_problems=problems,
