@@ -6,7 +6,7 @@ import itertools
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,39 @@ def rendered_files(project: Path) -> Iterator[Path]:
     for path in project.rglob("*"):
         if path.is_file() and not skip.intersection(path.relative_to(project).parts):
             yield path
+
+
+def _answer_key(answers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Answers with the defaults of copier.yml filled in that other answers depend on, so that
+    two spellings of one render (`{}` and `{"stack_tier": "startup"}`) are one key."""
+    full = {"stack_tier": "startup", "ci_provider": "github", **answers}
+    cluster = full["stack_tier"] != "startup"
+    full.setdefault("data_remote", "s3" if cluster else "local")
+    if cluster:
+        full.setdefault(
+            "orchestrator", "kubeflow" if full["stack_tier"] == "enterprise" else "ci-runner"
+        )
+    return tuple(sorted((key, str(value)) for key, value in full.items()))
+
+
+_RENDERED: dict[tuple[tuple[str, str], ...], Path] = {}
+
+
+@pytest.fixture(scope="session")
+def render_once(copie_session) -> Callable[[Mapping[str, str]], Path]:
+    """Render an answer set once per test session and share the project: for tests that only
+    read what was rendered (files, linters, `make -n`). A test that changes the project or runs
+    its commands renders a copy of its own (`copie_session.copy`)."""
+
+    def render(answers: Mapping[str, str]) -> Path:
+        key = _answer_key(answers)
+        if key not in _RENDERED:
+            result = copie_session.copy(extra_answers=dict(answers))
+            assert result.exit_code == 0, result.exception
+            _RENDERED[key] = Path(result.project_dir)
+        return _RENDERED[key]
+
+    return render
 
 
 @pytest.fixture(scope="session")

@@ -99,29 +99,21 @@ VARIANTS: list[dict[str, str]] = [
 # --------------------------------------------------------------------------------------------
 
 
-_RENDERS: dict[str, tuple[dict[str, str], Path]] = {}
-
-
 def variant_id(answers: Mapping[str, str]) -> str:
     if "python_version" not in answers:
         return combination_id(answers)
     return f"variant-{answers['ci_provider']}-{answers['stack_tier']}-py{answers['python_version']}"
 
 
-def _render(copie_session, answers: Mapping[str, str]) -> tuple[dict[str, str], Path]:
-    """Render once per answers in this module (the projects stay on disk for the session)."""
-    key = variant_id(answers)
-    if key not in _RENDERS:
-        result = copie_session.copy(extra_answers=dict(answers))
-        assert result.exit_code == 0, result.exception
-        _RENDERS[key] = (dict(answers), Path(result.project_dir))
-    return _RENDERS[key]
+def _render(render_once, answers: Mapping[str, str]) -> tuple[dict[str, str], Path]:
+    """Rendered once per session (conftest.render_once): these tests only read the project."""
+    return dict(answers), render_once(answers)
 
 
 @pytest.fixture(scope="module", params=ALL_COMBINATIONS + VARIANTS, ids=variant_id)
-def rendered(request, copie_session) -> tuple[dict[str, str], Path]:
+def rendered(request, render_once) -> tuple[dict[str, str], Path]:
     """The 36 combinations, then the variants."""
-    return _render(copie_session, request.param)
+    return _render(render_once, request.param)
 
 
 def _of(provider: str) -> list[dict[str, str]]:
@@ -129,18 +121,18 @@ def _of(provider: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module", params=_of("github"), ids=variant_id)
-def github(request, copie_session) -> tuple[dict[str, str], Path]:
-    return _render(copie_session, request.param)
+def github(request, render_once) -> tuple[dict[str, str], Path]:
+    return _render(render_once, request.param)
 
 
 @pytest.fixture(scope="module", params=_of("gitlab"), ids=variant_id)
-def gitlab(request, copie_session) -> tuple[dict[str, str], Path]:
-    return _render(copie_session, request.param)
+def gitlab(request, render_once) -> tuple[dict[str, str], Path]:
+    return _render(render_once, request.param)
 
 
 @pytest.fixture(scope="module", params=_of("jenkins"), ids=variant_id)
-def jenkins(request, copie_session) -> tuple[dict[str, str], Path]:
-    return _render(copie_session, request.param)
+def jenkins(request, render_once) -> tuple[dict[str, str], Path]:
+    return _render(render_once, request.param)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1005,12 +997,12 @@ def test_dependency_updates_are_configured_for_the_provider(rendered):
             assert re.search(pattern, str(manifest.relative_to(project))), manifest
 
 
-def test_zizmor_auditor_reports_nothing_on_any_github_render(copie_session):
+def test_zizmor_auditor_reports_nothing_on_any_github_render(render_once):
     """Every severity, the auditor persona (the strictest), every GitHub combination."""
     files: list[Path] = []
     for answers in ALL_COMBINATIONS + VARIANTS:
         if answers["ci_provider"] == "github":
-            _, project = _render(copie_session, answers)
+            _, project = _render(render_once, answers)
             files += ci_files(project)
     findings = zizmor_findings(files, persona="auditor")
     assert findings == [], "\n".join(f"{f.severity} {f.ident} {f.path}:{f.line}" for f in findings)
@@ -1027,9 +1019,9 @@ def _dvc_command() -> Sequence[str]:
     pytest.skip("dvc is not available (not installed and not installable with uv)")
 
 
-def test_dvc_dag_of_a_rendered_project(copie_session):
+def test_dvc_dag_of_a_rendered_project(render_once):
     # dvc.yaml differs between answers only by the package name: one project is enough.
-    _, project = _render(copie_session, ALL_COMBINATIONS[-1])
+    _, project = _render(render_once, ALL_COMBINATIONS[-1])
     dag = check_dvc_dag(project, _dvc_command())
     assert set(dag.stages) == {"prepare", "validate", "train", "evaluate"}
     assert ("prepare", "validate") in dag.edges and ("train", "evaluate") in dag.edges

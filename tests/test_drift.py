@@ -316,11 +316,9 @@ class TestMonitorAndRetrainOnATrackingServer:
     ],
     ids=lambda answers: "-".join(answers.values()),
 )
-def k8s_project(request, copie_session) -> tuple[dict[str, str], Path]:
+def k8s_project(request, render_once) -> tuple[dict[str, str], Path]:
     answers = {"k8s_namespace": "credit", **request.param}
-    result = copie_session.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    return answers, result.project_dir
+    return answers, render_once(answers)
 
 
 def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, tmp_path) -> None:

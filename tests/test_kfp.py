@@ -66,9 +66,8 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module", params=CLUSTER_ANSWERS, ids=lambda a: "-".join(a.values()))
-def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], Path, dict]:
-    result = copie_session.copy(extra_answers=request.param)
-    assert result.exit_code == 0, result.exception
+def compiled(request, render_once, tmp_path_factory) -> tuple[dict[str, str], Path, dict]:
+    project = render_once(request.param)
     folder = tmp_path_factory.mktemp("kfp")
     output, scoring = folder / "pipeline.yaml", folder / "scoring-pipeline.yaml"
     done = subprocess.run(
@@ -76,11 +75,11 @@ def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], 
             sys.executable,
             "-c",
             COMPILE,
-            str(result.project_dir / "src"),
+            str(project / "src"),
             str(output),
             str(scoring),
             str(RUNTIME_SRC),
-            str(result.project_dir / "params.yaml"),
+            str(project / "params.yaml"),
         ],
         capture_output=True,
         text=True,
@@ -91,7 +90,7 @@ def compiled(request, copie_session, tmp_path_factory) -> tuple[dict[str, str], 
     loaded = json.loads(done.stdout)
     return (
         request.param,
-        result.project_dir,
+        project,
         {
             **loaded["build_pipeline"],
             "path": output,

@@ -29,16 +29,15 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def built_manifests(copie_session, tmp_path_factory) -> Path:
+def built_manifests(render_once, tmp_path_factory) -> Path:
     """One file per render and kustomization, in one folder for a single checkov run."""
     folder = tmp_path_factory.mktemp("built-manifests")
     for answers in CASES:
-        result = copie_session.copy(extra_answers=answers)
-        assert result.exit_code == 0, result.exception
+        project = render_once(answers)
         # Only the CronJob depends on the data remote: the KServe environments once per tier.
         kustomizations = KUSTOMIZATIONS if answers["data_remote"] == REMOTES[0] else ("k8s",)
         for kustomization in kustomizations:
-            text = kustomize_text(Path(result.project_dir) / "deploy" / kustomization)
+            text = kustomize_text(project / "deploy" / kustomization)
             name = "-".join([*answers.values(), *kustomization.split("/")])
             (folder / f"{name}.yaml").write_text(text)
     return folder

@@ -26,10 +26,8 @@ REMOTE_EXTRAS = {"local": None, "s3": "dvc[s3]", "gcs": "dvc[gcs]", "azure": "dv
 
 
 @pytest.fixture(scope="module", params=ALL_COMBINATIONS, ids=combination_id)
-def rendered(request, copie_session):
-    result = copie_session.copy(extra_answers=request.param)
-    assert result.exit_code == 0, result.exception
-    return request.param, result.project_dir
+def rendered(request, render_once):
+    return request.param, render_once(request.param)
 
 
 def test_no_leftover_jinja(rendered):

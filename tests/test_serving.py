@@ -142,10 +142,8 @@ CONTAINER_CASES = [
 
 
 @pytest.fixture(scope="module", params=CONTAINER_CASES, ids=lambda a: "-".join(a.values()))
-def container_project(request, copie_session) -> tuple[dict[str, str], Path]:
-    result = copie_session.copy(extra_answers=request.param)
-    assert result.exit_code == 0, result.exception
-    return request.param, result.project_dir
+def container_project(request, render_once) -> tuple[dict[str, str], Path]:
+    return request.param, render_once(request.param)
 
 
 def test_dockerfile_passes_hadolint(container_project):
@@ -321,11 +319,8 @@ def inference_services(path: Path, schema: Path | None) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=["scale-up", "enterprise"])
-def cluster_project(request, copie_session) -> tuple[str, Path]:
-    answers = {"stack_tier": request.param, "k8s_namespace": "credit"}
-    result = copie_session.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    return request.param, result.project_dir
+def cluster_project(request, render_once) -> tuple[str, Path]:
+    return request.param, render_once({"stack_tier": request.param, "k8s_namespace": "credit"})
 
 
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
