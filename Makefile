@@ -12,6 +12,9 @@ export PATH := $(dir $(UV)):$(PATH)
 RUN := $(UV) run --no-sync
 DEMO_DIR ?= $(CURDIR)/.demo/credit-risk-model
 PYTEST_ARGS ?=
+# The template's suite runs on this many processes (pytest-xdist); a module's tests share one,
+# so a module renders its projects once. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 2
 RUNTIME_PYTEST_ARGS ?=
 
 .PHONY: help
@@ -35,7 +38,7 @@ demo: setup ## Render a project from all defaults into .demo/ and run its pipeli
 
 .PHONY: test
 test: test-runtime setup ## Run the runtime's tests, then the template's suite (renders projects and runs their checks)
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest --numprocesses=$(PYTEST_WORKERS) --dist=loadscope $(PYTEST_ARGS)
 
 # The runtime (runtime/: the platform package generated repositories depend on) in an environment
 # of its own with every extra: mypy, then its tests with the coverage floor of runtime/pyproject.toml
