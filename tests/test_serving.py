@@ -414,7 +414,7 @@ def server_defaults(project: Path) -> dict[str, float]:
     """The server's built-in request limits, read from its source: {variable: default}."""
     constants: dict[str, float] = {}
     serving = RUNTIME_SERVING
-    for module in ("app.py", "protocol.py", "server.py"):
+    for module in ("app.py", "protocol.py", "settings.py"):
         for node in ast.parse((serving / module).read_text()).body:
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
                 name = node.targets[0].id
