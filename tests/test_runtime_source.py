@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import functools
 import hashlib
 import http.server
+import math
 import re
 import subprocess
 import sys
@@ -14,11 +16,13 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from .conftest import TEMPLATE_DIR, make, project_env, rendered_files, run
+from .test_serving import free_port, http_json, running
 from .test_update import load_hook
 
 runtime_source = load_hook("runtime_source")
@@ -187,13 +191,52 @@ def test_a_render_from_a_folder_fails_early_where_that_folder_is_not(copie_sessi
     assert "an image build cannot reach it" in build.stderr
 
 
+def served_row(project: Path) -> dict[str, Any]:
+    """The first complete held-out row, typed by the declaration (the features only)."""
+    declared = yaml.safe_load(next(project.glob("src/*/data/columns.yaml")).read_text())
+    kinds = {feature["name"]: feature["kind"] for feature in declared["features"]}
+    cast = {"int": int, "float": float, "category": str}
+    with (project / "data" / "validated" / "test.csv").open(newline="") as rows:
+        for row in csv.DictReader(rows):
+            if all(row[name] != "" for name in kinds):
+                return {name: cast[kind](row[name]) for name, kind in kinds.items()}
+    raise AssertionError("no complete row in data/validated/test.csv")
+
+
+def answers_over_v1_and_v2(base: str, slug: str, row: dict[str, Any]) -> list[float]:
+    """The positive class's probability of `row` over both protocols (they must agree)."""
+    status, v1 = http_json(f"{base}/v1/models/{slug}:predict", {"instances": [row]})
+    assert status == 200, v1
+    status, metadata = http_json(f"{base}/v2/models/{slug}")
+    assert status == 200, metadata
+    datatypes = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+    inputs = [
+        {"name": name, "datatype": datatypes[name], "shape": [1], "data": [value]}
+        for name, value in row.items()
+    ]
+    status, v2 = http_json(f"{base}/v2/models/{slug}/infer", {"inputs": inputs})
+    assert status == 200, v2
+    (probability,) = [
+        value for key, value in v1["predictions"][0].items() if key.endswith("_probability")
+    ]
+    outputs = {tensor["name"]: tensor["data"][0] for tensor in v2["outputs"]}
+    (v2_probability,) = [value for key, value in outputs.items() if key.endswith("_probability")]
+    assert math.isclose(probability, v2_probability, rel_tol=1e-9)
+    return [probability, v2_probability]
+
+
 @pytest.mark.slow
-def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tier", ["startup", "scale-up", "enterprise"])
+def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
+    tier: str, tmp_path: Path
+) -> None:
     """The way teams render: the template's git URL at a release tag. uv fetches the runtime
-    from the same repository at the same tag; the repository's pipeline, Kubeflow run, batch
-    scoring and drift check run on it, and the server image builds from it (emulated). The next
-    release reaches it as a version bump: `make template-update` moves the pin and re-locks."""
-    from .test_serving import emulated_image, free_port, http_json, running
+    from the same repository at the same tag; in every tier the repository's pipeline, batch
+    scoring, drift check and server (v1 and v2) run on it, and promotion and the Kubeflow run on
+    the cluster tiers,
+    and the server image builds from it (emulated, once). The next release reaches it as a
+    version bump: `make template-update` moves the pin and re-locks."""
+    from .test_serving import emulated_image
     from .test_update import commit_all, git, snapshot_working_tree
 
     release = "0.1.0"
@@ -204,7 +247,8 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path
     git(repo, "tag", "-a", release, "-m", release)
     url = f"file://{repo}"
     project = tmp_path / "project"
-    answers = ["--data", "stack_tier=enterprise", "--data", "project_name=Git Source"]
+    slug = f"git-source-{tier}"
+    answers = ["--data", f"stack_tier={tier}", "--data", f"project_name=Git Source {tier}"]
     copier = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet"]
     run([*copier, "--vcs-ref", release, *answers, url, str(project)], tmp_path)
 
@@ -213,20 +257,27 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ git = "{url}?subdirectory=runtime&tag={release}#' in lock
 
-    make(project, "setup", "ci", "promote", "kfp-local")
+    cluster = ["promote", "kfp-local"] if tier != "startup" else []  # startup: no champion
+    make(project, "setup", "ci", *cluster)
     make(project, "score", "INPUT=data/validated/test.csv", "OUTPUT=build/scored.csv")
     test_rows = (project / "data/validated/test.csv").read_text().count("\n")
     assert (project / "build/scored.csv").read_text().count("\n") == test_rows  # header + rows
     make(project, "batch", "drift")  # the source's current data: no drift, exit 0
 
-    image = emulated_image(project, tmp_path / "image")
+    row = served_row(project)
     port = free_port()
-    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
-    with running(
-        image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
-    ) as base:
-        status, body = http_json(f"{base}/v2/models/git-source/ready")
-    assert status == 200, body
+    serve = ["make", "serve", "HOST=127.0.0.1", f"PORT={port}"]
+    with running(serve, project, port, tmp_path / "serve.log") as base:
+        answered = answers_over_v1_and_v2(base, slug, row)
+
+    if tier == "enterprise":  # the image's build does not depend on the tier's extras
+        image = emulated_image(project, tmp_path / "image")
+        port = free_port()
+        env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
+        with running(
+            image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
+        ) as base:
+            assert answers_over_v1_and_v2(base, slug, row) == pytest.approx(answered, rel=1e-6)
 
     # The next release: a runtime fix, tagged.
     fixed = repo / "runtime" / "src" / "mlops_stack_runtime" / "__init__.py"
@@ -311,7 +362,7 @@ def test_a_render_on_a_private_index_takes_the_runtime_from_it_with_secrets_only
     the server image builds with them as BuildKit secrets only: without them the build fails,
     with them the image serves and holds the password nowhere."""
     from .dockerfile import DockerfileError
-    from .test_serving import emulated_image, free_port, http_json, running
+    from .test_serving import emulated_image
 
     user, password = "deploy", "s3cret-index-password"
     wheel = publish_runtime(tmp_path / "index")
