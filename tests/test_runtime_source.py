@@ -8,7 +8,6 @@ import csv
 import functools
 import hashlib
 import http.server
-import math
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from .conftest import TEMPLATE_DIR, make, project_env, rendered_files, run
-from .test_serving import free_port, http_json, running
+from .test_serving import answers_over_v1_and_v2, free_port, http_json, running
 from .test_update import load_hook
 
 runtime_source = load_hook("runtime_source")
@@ -191,38 +190,18 @@ def test_a_render_from_a_folder_fails_early_where_that_folder_is_not(copie_sessi
     assert "an image build cannot reach it" in build.stderr
 
 
-def served_row(project: Path) -> dict[str, Any]:
-    """The first complete held-out row, typed by the declaration (the features only)."""
+def served_row(project: Path) -> tuple[dict[str, Any], str]:
+    """The first complete held-out row, typed by the declaration (the features only), and the
+    name of the probability the server answers with (`<label>_probability`)."""
     declared = yaml.safe_load(next(project.glob("src/*/data/columns.yaml")).read_text())
     kinds = {feature["name"]: feature["kind"] for feature in declared["features"]}
     cast = {"int": int, "float": float, "category": str}
+    output = f"{declared['label']['name']}_probability"
     with (project / "data" / "validated" / "test.csv").open(newline="") as rows:
         for row in csv.DictReader(rows):
             if all(row[name] != "" for name in kinds):
-                return {name: cast[kind](row[name]) for name, kind in kinds.items()}
+                return {name: cast[kind](row[name]) for name, kind in kinds.items()}, output
     raise AssertionError("no complete row in data/validated/test.csv")
-
-
-def answers_over_v1_and_v2(base: str, slug: str, row: dict[str, Any]) -> list[float]:
-    """The positive class's probability of `row` over both protocols (they must agree)."""
-    status, v1 = http_json(f"{base}/v1/models/{slug}:predict", {"instances": [row]})
-    assert status == 200, v1
-    status, metadata = http_json(f"{base}/v2/models/{slug}")
-    assert status == 200, metadata
-    datatypes = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
-    inputs = [
-        {"name": name, "datatype": datatypes[name], "shape": [1], "data": [value]}
-        for name, value in row.items()
-    ]
-    status, v2 = http_json(f"{base}/v2/models/{slug}/infer", {"inputs": inputs})
-    assert status == 200, v2
-    (probability,) = [
-        value for key, value in v1["predictions"][0].items() if key.endswith("_probability")
-    ]
-    outputs = {tensor["name"]: tensor["data"][0] for tensor in v2["outputs"]}
-    (v2_probability,) = [value for key, value in outputs.items() if key.endswith("_probability")]
-    assert math.isclose(probability, v2_probability, rel_tol=1e-9)
-    return [probability, v2_probability]
 
 
 @pytest.mark.slow
@@ -264,11 +243,11 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
     assert (project / "build/scored.csv").read_text().count("\n") == test_rows  # header + rows
     make(project, "batch", "drift")  # the source's current data: no drift, exit 0
 
-    row = served_row(project)
+    row, output = served_row(project)
     port = free_port()
     serve = ["make", "serve", "HOST=127.0.0.1", f"PORT={port}"]
     with running(serve, project, port, tmp_path / "serve.log") as base:
-        answered = answers_over_v1_and_v2(base, slug, row)
+        answered = answers_over_v1_and_v2(base, slug, row, output)
 
     if tier == "enterprise":  # the image's build does not depend on the tier's extras
         image = emulated_image(project, tmp_path / "image")
@@ -277,7 +256,8 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
         with running(
             image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
         ) as base:
-            assert answers_over_v1_and_v2(base, slug, row) == pytest.approx(answered, rel=1e-6)
+            from_image = answers_over_v1_and_v2(base, slug, row, output)
+            assert from_image == pytest.approx(answered, rel=1e-6)
 
     # The next release: a runtime fix, tagged.
     fixed = repo / "runtime" / "src" / "mlops_stack_runtime" / "__init__.py"

