@@ -303,9 +303,7 @@ def private_index(root: Path, user: str, password: str) -> Iterator[tuple[str, l
     """Serve `root` on 127.0.0.1 as a package index that wants `user`:`password`."""
     requests: list[tuple[str, bool]] = []
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    handler = type(
-        "Index", (_Index,), {"credentials": token, "requests": requests, "directory": None}
-    )
+    handler = type("Index", (_Index,), {"credentials": token, "requests": requests})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
     )

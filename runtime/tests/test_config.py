@@ -114,6 +114,10 @@ def assign(section: str, key: str, value: Any) -> Any:
         (assign("model", "classifier", ""), "'model.classifier' must be a non-empty string"),
         (assign("model", "hyperparameters", [1]), "'model.hyperparameters' must be a mapping"),
         (lambda params: params.__setitem__("data", 3), "'data' must be a mapping"),
+        # An optional section written with nothing under it is refused, not switched off.
+        (assign("gates", "fairness", None), "'gates.fairness' must be a mapping, got None"),
+        (lambda params: params.__setitem__("drift", None), "'drift' must be a mapping, got None"),
+        (assign("data", "path", None), "'data.path' must be a non-empty string, got None"),
     ],
 )
 def test_a_bad_value_is_named(tmp_path: Path, change: Any, message: str) -> None:

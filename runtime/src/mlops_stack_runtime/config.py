@@ -106,6 +106,14 @@ def _read_only(value: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     )
 
 
+def _mapping_given(value: Any) -> Any:
+    """An optional section left out is off; written with nothing under it, it is refused (as
+    before: an empty `fairness:` must not switch a gate off)."""
+    if value is None:
+        raise _refuse("must be a mapping, got None")
+    return value
+
+
 def _approvers(value: Any) -> tuple[str, ...]:
     if isinstance(value, tuple):
         return value
@@ -136,7 +144,7 @@ class DataSettings(_Section):
     seed: Count
     test_size: Fraction
     # The data file of the `file` source, relative to the repo root (`make use-data` sets it).
-    path: Text | None = None
+    path: Annotated[str | None, BeforeValidator(_text)] = None
     # `use-data`: whole-number columns with at most this many distinct values become categories.
     max_category_levels: Count = 10
 
@@ -177,7 +185,7 @@ class FairnessSettings(_Section):
 class GateSettings(_Section):
     min_roc_auc: Share
     # None when params.yaml has no `gates.fairness` section: the fairness gates do not run.
-    fairness: FairnessSettings | None = None
+    fairness: Annotated[FairnessSettings | None, BeforeValidator(_mapping_given)] = None
 
 
 class PromotionSettings(_Section):
@@ -232,7 +240,7 @@ class Params(BaseModel):
     promotion: PromotionSettings = PromotionSettings()
     governance: GovernanceSettings = GovernanceSettings()
     # None when params.yaml has no `drift` section: only the `drift` command needs it.
-    drift: DriftSettings | None = None
+    drift: Annotated[DriftSettings | None, BeforeValidator(_mapping_given)] = None
     serving: ServingSettings = ServingSettings()
 
 
@@ -383,8 +391,6 @@ def _refusal(error: ValidationError) -> str:
     """The first refusal of `error`, as "'<dotted key>' <rule>" or "missing key '<key>'"."""
     first = error.errors(include_url=False)[0]
     location = [str(part) for part in first["loc"]]
-    # A union's member (`fairness: FairnessSettings | None`) adds its type name to the location.
-    location = [part for part in location if part not in _MEMBER_NAMES]
     key = ".".join(location)
     kind = first["type"]
     if kind == "missing":
@@ -395,9 +401,6 @@ def _refusal(error: ValidationError) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
         return f"'{key}' must be a mapping, got {first['input']!r}"
     return f"'{key}' {first['msg']}"
-
-
-_MEMBER_NAMES = {"FairnessSettings", "DriftSettings", "none"}
 
 
 def _section_model(dotted: str) -> type[BaseModel] | None:

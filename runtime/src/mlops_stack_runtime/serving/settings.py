@@ -44,15 +44,6 @@ DEFAULT_MAX_CONNECTIONS = 256
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
-# Field name -> its environment variable, for the messages.
-_COUNTS = {
-    "workers": WORKERS_ENV,
-    "max_body_bytes": MAX_BODY_ENV,
-    "max_rows": MAX_ROWS_ENV,
-    "max_header_bytes": MAX_HEADER_ENV,
-    "max_connections": MAX_CONNECTIONS_ENV,
-}
-
 
 def _flag(value: Any) -> bool:
     """A switch as shells write it: 1, true, yes or on (any case) is on, anything else off."""
@@ -84,10 +75,17 @@ class ServerSettings(BaseSettings):
     model_sha256: str | None = Field(None, validation_alias=MODEL_SHA256_ENV)
     require_model_sha256: bool = Field(False, validation_alias=REQUIRE_MODEL_SHA256_ENV)
 
-    @field_validator(*_COUNTS, mode="before")
+    @field_validator(
+        "workers",
+        "max_body_bytes",
+        "max_rows",
+        "max_header_bytes",
+        "max_connections",
+        mode="before",
+    )
     @classmethod
     def _positive_count(cls, value: Any, info: Any) -> int:
-        name = _COUNTS[info.field_name]
+        name = cls.model_fields[info.field_name].validation_alias  # the variable, for the message
         if isinstance(value, bool):
             raise ServerSettingError(f"{name} must be a whole number, got {value!r}")
         if isinstance(value, str):
@@ -186,8 +184,3 @@ def _first_refusal(error: ValidationError) -> ServerSettingError:
         return cause
     where = ".".join(str(part) for part in first["loc"])
     return ServerSettingError(f"{where}: {first['msg']}")
-
-
-def expected_model_sha256() -> str | None:
-    """MODEL_SHA256, checked; None when not set and not required."""
-    return ServerSettings.from_env().model_sha256
