@@ -208,6 +208,17 @@ def test_an_unknown_key_of_a_known_section_is_refused_as_a_likely_typo(tmp_path:
     assert "n_rows" in message
 
 
+def test_a_misspelt_required_key_is_named_as_the_typo_not_only_as_missing(tmp_path: Path) -> None:
+    def misspell(params: dict[str, Any]) -> None:
+        params["data"]["n_row"] = params["data"].pop("n_rows")
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(write_params(tmp_path, misspell))
+    assert str(refused.value).startswith(
+        "params.yaml: missing key 'data.n_rows'; unknown key 'data.n_row' (a typo? 'data' knows "
+    )
+
+
 def test_top_level_sections_of_the_team_are_left_alone(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda params: params.__setitem__("team", {"owner": "risk"}))
     config = load_config(path)

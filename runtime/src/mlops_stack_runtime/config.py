@@ -388,19 +388,26 @@ def load_config(params_file: Path | None = None) -> Config:
 
 
 def _refusal(error: ValidationError) -> str:
-    """The first refusal of `error`, as "'<dotted key>' <rule>" or "missing key '<key>'"."""
-    first = error.errors(include_url=False)[0]
-    location = [str(part) for part in first["loc"]]
+    """The first refusal of `error`, as "'<dotted key>' <rule>" or "missing key '<key>'"; an
+    unknown key is added to it, since a misspelt key also leaves the right one missing."""
+    errors = error.errors(include_url=False)
+    message = _one_refusal(errors[0])
+    unknown = next((e for e in errors[1:] if e["type"] == "extra_forbidden"), None)
+    return message if unknown is None else f"{message}; {_one_refusal(unknown)}"
+
+
+def _one_refusal(refused: Any) -> str:
+    location = [str(part) for part in refused["loc"]]
     key = ".".join(location)
-    kind = first["type"]
+    kind = refused["type"]
     if kind == "missing":
         return f"missing key '{_first_required(key)}'"
     if kind == "extra_forbidden":
         section = ".".join(location[:-1])
         return f"unknown key '{key}' (a typo? '{section}' knows {_known(section)})"
     if kind in ("model_type", "model_attributes_type", "dict_type", "mapping_type"):
-        return f"'{key}' must be a mapping, got {first['input']!r}"
-    return f"'{key}' {first['msg']}"
+        return f"'{key}' must be a mapping, got {refused['input']!r}"
+    return f"'{key}' {refused['msg']}"
 
 
 def _section_model(dotted: str) -> type[BaseModel] | None:
