@@ -40,6 +40,8 @@ from mlops_stack_runtime.train import (
     train,
 )
 
+from tests.tampering import plant_booby_trap
+
 if TYPE_CHECKING:
     from mlops_stack_runtime.testing.fixtures import MakeProject
 
@@ -177,6 +179,29 @@ def test_a_record_that_does_not_match_the_registry_is_refused(
     with pytest.raises(PipelineError, match=rf"could not read version 1 of '{name}'"):
         promote(config)
     assert not config.paths.promotion_report.exists()
+
+
+def test_a_champion_tampered_with_in_the_store_is_refused_and_never_unpickled(
+    copy_trained_project: MakeProject, mlflow_client: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    name = "promote-tampered-champion"
+    config = copy_trained_project(settings(name, LENIENT))
+    train(config)
+    assert promote(config).outcome == "promoted"
+    marker = tmp_path / "unpickled"
+    run_id, planted = plant_booby_trap(mlflow_client, name, 1, marker)
+    config = retrain(config, settings(name, CRIPPLED, LENIENT))
+
+    with pytest.raises(ArtifactIntegrityError) as raised:
+        promote(config)
+
+    message = str(raised.value)
+    assert f"version 1 of '{name}'" in message
+    assert f"runs:/{run_id}/model.joblib has sha256 {planted}" in message
+    assert "refusing to load it" in message
+    assert "remove its alias `champion`" in message
+    assert not marker.exists(), "the champion's tampered file was unpickled"
+    assert aliases(mlflow_client, name) == {"champion": 1, "challenger": 1}
 
 
 def test_a_missing_record_is_a_clear_error(make_project: MakeProject) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,8 +30,15 @@ from mlops_stack_runtime.data.csv_files import (
     read_frame,
 )
 from mlops_stack_runtime.errors import (
+    ArtifactIntegrityError,
     BatchError,
     PipelineError,
+)
+from mlops_stack_runtime.exit_codes import (
+    FAILED,
+)
+from mlops_stack_runtime.promotion import (
+    promote,
 )
 from mlops_stack_runtime.scoring import (
     HASH_COLUMN,
@@ -51,6 +60,14 @@ from mlops_stack_runtime.testing.declared import (
     is_required,
     unknown_category,
 )
+from mlops_stack_runtime.train import (
+    train,
+)
+
+from tests.tampering import plant_booby_trap
+
+if TYPE_CHECKING:
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 ROWS = 40
 ID = "row_id"  # a column the declaration does not know: carried to the output unchanged
@@ -217,3 +234,61 @@ def test_a_registered_version_scores_like_the_model_folder(
         score_file(
             load_scorer(trained_project, models, None), source, tmp_path / "x.csv", chunk_rows=0
         )
+
+
+# --- a registered version is verified before it is loaded (finding 5) ----------------------------
+def test_a_registered_version_tampered_with_in_the_store_is_refused_and_never_unpickled(
+    copy_trained_project: MakeProject,
+    mlflow_client: mlflow.MlflowClient,
+    batch: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    name = "score-tampered"
+    config = copy_trained_project({"mlflow.registered_model": name})
+    train(config)
+    assert promote(config).outcome == "promoted"
+    tagged = mlflow_client.get_model_version(name, "1").tags["model_sha256"]
+    marker = tmp_path / "unpickled"
+    run_id, planted = plant_booby_trap(mlflow_client, name, 1, marker)
+    source = write_csv(batch, tmp_path / "batch.csv")
+    output = tmp_path / "scored.csv"
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "--params",
+            str(config.root / "params.yaml"),
+            "score",
+            str(source),
+            str(output),
+            "--version",
+            "champion",
+        ],
+    )
+
+    assert result.exit_code == FAILED, result.output
+    message = result.output
+    assert f"version 1 of '{name}'" in message
+    assert f"runs:/{run_id}/model.joblib has sha256 {planted}" in message
+    assert f"model_sha256 tag records {tagged}" in message
+    assert "refusing to load it" in message
+    assert "Traceback" not in message
+    assert not marker.exists(), "the tampered file was unpickled"
+    assert not output.exists() and not list(tmp_path.glob(".scored.csv*"))
+
+
+def test_a_registered_version_without_a_recorded_sha256_is_refused_saying_how_to_fix_it(
+    copy_trained_project: MakeProject, mlflow_client: mlflow.MlflowClient
+) -> None:
+    name = "score-untagged"
+    config = copy_trained_project({"mlflow.registered_model": name})
+    train(config)
+    mlflow_client.delete_model_version_tag(name, "1", "model_sha256")
+
+    with pytest.raises(ArtifactIntegrityError) as raised:
+        load_scorer(config, config.paths.models_dir, "1")
+
+    message = str(raised.value)
+    assert f"version 1 of '{name}'" in message
+    assert "records no sha256 of its model (no model_sha256 tag)" in message
+    assert "retrain and register it the way `train` does" in message

@@ -462,8 +462,15 @@ def serve(
             "$LOG_FEATURES, else off: the inputs may be personal data).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the Prometheus metrics (GET /metrics), on --host (default: "
+            "$METRICS_PORT, else 8082)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the verified model over HTTP."""
+    """Serve the verified model over HTTP, and its metrics on a port of their own."""
     with reported_errors():
         from .serving.server import run_server
 
@@ -474,6 +481,7 @@ def serve(
             workers=workers,
             max_body_bytes=max_body_bytes,
             log_features=log_features,
+            metrics_port=metrics_port,
         )
 
 

@@ -146,7 +146,7 @@ def promote(config: Config) -> Promotion:
     challenger = _score(model, registered, test, config)
     champion = None
     if current is not None:
-        champion = _score(registry.load_model(name, current.version), current, test, config)
+        champion = _score(_champion_model(registry, current), current, test, config)
     decision = decide(challenger, champion, config.promotion.min_improvement)
     promotion = Promotion(
         outcome="promoted" if decision.promoted else "kept_champion",
@@ -286,6 +286,17 @@ def _check_same_model(registered: RegisteredVersion, record: ModelRecord, locati
             f"{record.model_sha256}: the model was registered in another tracking store; "
             "re-train against this one (`make pipeline` with MLFLOW_TRACKING_URI set)"
         )
+
+
+def _champion_model(registry: Registry, champion: RegisteredVersion) -> Any:
+    """The champion's pipeline, verified like every load (its model_sha256 tag)."""
+    try:
+        return registry.load_verified_model(champion)
+    except ArtifactIntegrityError as error:
+        raise ArtifactIntegrityError(
+            f"the champion cannot be compared with: {error}. To replace it without a "
+            f"comparison, remove its alias `{CHAMPION}` (in MLflow), then `make promote`"
+        ) from None
 
 
 def _score(

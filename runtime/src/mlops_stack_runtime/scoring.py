@@ -322,13 +322,19 @@ class RegistryModel:
 
 def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
     """The verified model of `model_dir` (as the server loads it), or a registered version:
-    `champion` (the version holding that alias) or a version number."""
+    `champion` (the version holding that alias) or a version number, verified against the
+    version's model_sha256 tag (Registry.load_verified_model): ArtifactIntegrityError, and
+    nothing unpickled, when the registered file changed or nothing records its sha256."""
     if version is None:
         from .serving.model import ServedModel
 
         return ServedModel.load(model_dir)
     from .registry import CHAMPION, Registry
 
+    if version != CHAMPION and not (version.isdigit() and int(version) > 0):
+        raise PipelineError(
+            f"the model version is '{CHAMPION}' or a version number, not {version!r}"
+        )
     registry = Registry(config)
     name = config.mlflow.registered_model
     if version == CHAMPION:
@@ -337,12 +343,8 @@ def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
             raise PipelineError(
                 f"'{name}' has no champion in {registry.location} yet: `make promote`"
             )
-        number = found.version
-    elif version.isdigit() and int(version) > 0:
-        number = int(version)
     else:
-        raise PipelineError(
-            f"the model version is '{CHAMPION}' or a version number, not {version!r}"
-        )
-    pipeline = registry.load_model(name, number)
-    return RegistryModel(str(number), pipeline, config.model.threshold)
+        found = registry.version(name, int(version))
+    # Checked against the version's model_sha256 tag before anything is unpickled.
+    pipeline = registry.load_verified_model(found)
+    return RegistryModel(str(found.version), pipeline, config.model.threshold)

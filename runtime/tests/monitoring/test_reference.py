@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 from typing import TYPE_CHECKING
 
+import mlflow
 import pytest
 
 from mlops_stack_runtime.data.columns import (
@@ -12,15 +13,27 @@ from mlops_stack_runtime.data.sample import (
     generate_sample,
 )
 from mlops_stack_runtime.errors import (
+    ArtifactIntegrityError,
     PipelineError,
 )
 from mlops_stack_runtime.monitoring.reference import (
     _declared_features,
     _locked_md5,
+    find_reference,
 )
+from mlops_stack_runtime.promotion import (
+    promote,
+)
+from mlops_stack_runtime.train import (
+    train,
+)
+
+from tests.tampering import plant_booby_trap
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 
 TRAIN_DATA = "data/validated/train.csv"
 
@@ -66,3 +79,22 @@ def test_data_of_a_champion_older_than_the_declaration_is_named() -> None:
         _declared_features(frame.drop(columns=[FEATURE_NAMES[0]]), "train.csv of this checkout")
     assert f"lacks feature(s) {FEATURE_NAMES[0]} of data/columns.yaml" in str(refused.value)
     assert "`make retrain`" in str(refused.value)
+
+
+def test_a_champion_tampered_with_in_the_store_is_refused_and_never_unpickled(
+    copy_trained_project: MakeProject, mlflow_client: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    name = "reference-tampered-champion"
+    config = copy_trained_project({"mlflow.registered_model": name})
+    train(config)
+    promote(config)
+    marker = tmp_path / "unpickled"
+    run_id, planted = plant_booby_trap(mlflow_client, name, 1, marker)
+
+    with pytest.raises(ArtifactIntegrityError) as raised:
+        find_reference(config)
+
+    message = str(raised.value)
+    assert f"version 1 of '{name}'" in message
+    assert f"runs:/{run_id}/model.joblib has sha256 {planted}" in message
+    assert not marker.exists(), "the champion's tampered file was unpickled"

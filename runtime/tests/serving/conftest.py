@@ -1,7 +1,8 @@
 """A real model server on an ephemeral 127.0.0.1 port, serving the model the suite trained.
 
-The server runs uvicorn in a thread of the test process (real sockets, real HTTP); requests go
-through http.client, so status codes, headers and bodies are exactly what a client sees.
+The server runs uvicorn in a thread of the test process (real sockets, real HTTP), its metrics
+on a port of their own (as the server process serves them); requests go through http.client, so
+status codes, headers and bodies are exactly what a client sees.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from mlops_stack_runtime.data.csv_files import (
 from mlops_stack_runtime.serving.app import (
     create_app,
 )
+from mlops_stack_runtime.serving.metrics import (
+    Metrics,
+    exposed,
+    serve_metrics,
+)
 from mlops_stack_runtime.serving.model import (
     ServedModel,
 )
@@ -57,6 +63,8 @@ SERVER_SETTINGS = (
     "LOG_LEVEL",
     "MODEL_SHA256",
     "REQUIRE_MODEL_SHA256",
+    "AUTH_TOKEN_FILE",
+    "METRICS_PORT",
 )
 # Module names for `python -m` and loggers, without spelling the package name in code.
 SERVING_PACKAGE = ServedModel.__module__.rpartition(".")[0]
@@ -78,6 +86,7 @@ class RunningServer:
     host: str
     port: int
     model: ServedModel
+    metrics_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -108,8 +117,13 @@ class RunningServer:
         finally:
             connection.close()
 
-    def get(self, path: str) -> Reply:
-        return self.request("GET", path)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        return self.request("GET", path, headers=headers)
+
+    def scrape(self) -> str:
+        """The metrics port's ``GET /metrics``."""
+        assert self.metrics_port is not None, "this server was started without its metrics port"
+        return scrape(self.host, self.metrics_port)
 
     def post_json(self, path: str, payload: Any) -> Reply:
         # allow_nan: the standard library writes NaN/Infinity, as a careless client would.
@@ -121,8 +135,31 @@ def command_line(*args: str) -> list[str]:
 
 
 def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process: a free metrics port unless `extra` names one (the
+    default 8082 would collide between servers of parallel tests)."""
     env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+    return {**env, "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(free_port()), **extra}
+
+
+def scrape(host: str, port: int) -> str:
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        return body
+    finally:
+        connection.close()
+
+
+def metric_value(exposition: str, sample: str) -> float:
+    """The value of one sample (`name{labels}`) in a Prometheus exposition; 0 when absent."""
+    for line in exposition.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
 
 
 def wait_ready(process: subprocess.Popen[str], port: int) -> None:
@@ -155,8 +192,11 @@ def served_model(trained_project: Config) -> ServedModel:
 
 
 @contextmanager
-def running(app: Any, served: ServedModel) -> Iterator[RunningServer]:
-    """`app` in uvicorn, in a background thread, on a port the OS picked on 127.0.0.1."""
+def running(
+    app: Any, served: ServedModel, metrics: Metrics | None = None
+) -> Iterator[RunningServer]:
+    """`app` in uvicorn, in a background thread, on a port the OS picked on 127.0.0.1; with
+    `metrics` (the app's), its metrics port too, as the server process serves it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -172,19 +212,28 @@ def running(app: Any, served: ServedModel) -> Iterator[RunningServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the model server did not start")
         time.sleep(0.02)
+    metrics_server = None if metrics is None else serve_metrics("127.0.0.1", 0, exposed(metrics))
     try:
-        yield RunningServer("127.0.0.1", sock.getsockname()[1], served)
+        yield RunningServer(
+            "127.0.0.1",
+            sock.getsockname()[1],
+            served,
+            None if metrics_server is None else metrics_server.port,
+        )
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+        if metrics_server is not None:
+            metrics_server.close()
 
 
 @pytest.fixture(scope="session")
 def server(served_model: ServedModel) -> Iterator[RunningServer]:
     """The server with test settings, shared by the tests (they only read from it)."""
-    app = create_app(served_model, max_body_bytes=TEST_MAX_BODY_BYTES)
-    with running(app, served_model) as running_server:
+    metrics = Metrics()
+    app = create_app(served_model, max_body_bytes=TEST_MAX_BODY_BYTES, metrics=metrics)
+    with running(app, served_model, metrics) as running_server:
         yield running_server
 
 

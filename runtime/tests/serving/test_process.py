@@ -28,6 +28,7 @@ from .conftest import (
     command_line,
     free_port,
     model_dir_copy,
+    scrape,
     server_env,
     wait_ready,
 )
@@ -83,7 +84,13 @@ def test_server_process_refuses_a_tampered_model(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("WEB_CONCURRENCY", "two"), ("MAX_BODY_BYTES", "0"), ("LOG_LEVEL", "loud")],
+    [
+        ("WEB_CONCURRENCY", "two"),
+        ("MAX_BODY_BYTES", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("AUTH_TOKEN_FILE", "/nonexistent/token"),
+        ("METRICS_PORT", "70000"),
+    ],
 )
 def test_server_process_refuses_a_bad_setting_naming_it(
     model_dir: Path, variable: str, value: str
@@ -99,7 +106,7 @@ def test_server_process_refuses_a_bad_setting_naming_it(
         check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert variable in result.stderr
+    assert f"error: {variable}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -122,13 +129,24 @@ def test_server_process_refuses_a_model_other_than_the_expected_sha256(model_dir
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    ("command", "workers", "metrics_option"),
+    [(["-m", SERVING_PACKAGE], "1", False), (["-m", PACKAGE, "serve"], "2", True)],
+    ids=["server-module-1-worker", "cli-2-workers-metrics-port-option"],
+)
 def test_server_process_serves_and_stops_cleanly(
-    model_dir: Path, trained_project: Config, workers: str
+    model_dir: Path, trained_project: Config, command: list[str], workers: str, metrics_option: bool
 ) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    # The option (`--metrics-port`) takes precedence over the variable (METRICS_PORT).
+    option = ["--metrics-port", str(metrics_port)] if metrics_option else []
     process = subprocess.Popen(
-        [*command_line("-m", SERVING_PACKAGE, "--port", str(port)), "--model-dir", str(model_dir)],
+        [
+            *command_line(*command, "--port", str(port)),
+            "--model-dir",
+            str(model_dir),
+            *option,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -137,6 +155,7 @@ def test_server_process_serves_and_stops_cleanly(
             WEB_CONCURRENCY=workers,
             MODEL_SHA256=ServedModel.load(model_dir).record.model_sha256,
             REQUIRE_MODEL_SHA256="1",
+            **({} if metrics_option else {"METRICS_PORT": str(metrics_port)}),
         ),
     )
     try:
@@ -153,18 +172,20 @@ def test_server_process_serves_and_stops_cleanly(
             connection.close()
         assert statuses == [200] * 4
         # A request is counted once its response is sent: the last one may still be on its way
-        # into the metrics when the client has its answer, so read them until it arrives.
+        # into the metrics when the client has its answer, so read them until it arrives. With
+        # two workers, the metrics port (one, in the parent process) adds up both.
         expected = 'inference_requests_total{endpoint="v1_predict",status="200"} 4.0'
         deadline = time.monotonic() + 10
         while True:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/metrics")
-            metrics = connection.getresponse().read().decode()
-            connection.close()
+            metrics = scrape("127.0.0.1", metrics_port)
             if expected in metrics or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         assert expected in metrics
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/metrics")
+        assert connection.getresponse().status == 404, "the model's port has no /metrics"
+        connection.close()
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)

@@ -1,7 +1,8 @@
 """The server process's HTTP limits, over raw sockets: header size, deadlines, connections.
 
 One server with short limits (REQUEST_TIMEOUT=1, MAX_CONNECTIONS=8) serves the module; the
-clients speak bytes, so the test controls how slowly and how much they send.
+clients speak bytes, so the test controls how slowly and how much they send. Every refusal is
+logged and counted on the metrics port.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from .conftest import (
     SERVING_PACKAGE,
     command_line,
     free_port,
+    metric_value,
     model_dir_copy,
+    scrape,
     server_env,
     wait_ready,
 )
@@ -38,9 +41,10 @@ MAX_HEADER_BYTES = 64 * 1024  # the default
 
 
 class Server:
-    def __init__(self, port: int, model: ServedModel) -> None:
+    def __init__(self, port: int, model: ServedModel, metrics_port: int) -> None:
         self.port = port
         self.model = model
+        self.metrics_port = metrics_port
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=30)
@@ -87,17 +91,22 @@ def server(trained_project: Config, tmp_path_factory: pytest.TempPathFactory) ->
     model_dir = model_dir_copy(
         trained_project.paths.models_dir, tmp_path_factory.mktemp("limits") / "models"
     )
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
         [*command_line("-m", SERVING_PACKAGE, "--port", str(port)), "--model-dir", str(model_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=server_env(REQUEST_TIMEOUT=str(TIMEOUT), MAX_CONNECTIONS=str(MAX_CONNECTIONS)),
+        env=server_env(
+            REQUEST_TIMEOUT=str(TIMEOUT),
+            MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+            METRICS_PORT=str(metrics_port),
+        ),
     )
     try:
         wait_ready(process, port)
-        yield Server(port, ServedModel.load(model_dir))
+        yield Server(port, ServedModel.load(model_dir), metrics_port)
+        metrics = scrape("127.0.0.1", metrics_port)
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
@@ -107,8 +116,13 @@ def server(trained_project: Config, tmp_path_factory: pytest.TempPathFactory) ->
         for line in output.splitlines()
         if line.startswith("{") and '"refused"' in line
     ]
-    # Every refusal wrote its access line, with the status it answered.
+    # Every refusal wrote its access line, with the status it answered and why, and counted.
+    reasons = {408: "header_timeout", 431: "header_too_large", 503: "connection_limit"}
     assert {entry["status"] for entry in refused} >= {408, 431}, output[-3000:]
+    assert all(entry["reason"] == reasons[entry["status"]] for entry in refused), refused
+    for status, reason in reasons.items():
+        sample = f'inference_requests_rejected_total{{reason="{reason}"}}'
+        assert metric_value(metrics, sample) == sum(e["status"] == status for e in refused)
 
 
 def test_a_huge_header_is_refused_with_431_long_before_it_ends(server: Server) -> None:
@@ -190,8 +204,14 @@ def test_past_max_connections_new_requests_get_503_at_once(server: Server) -> No
         time.sleep(0.3)  # the server has accepted them
         with server.connect() as connection:
             connection.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            status, _, _ = read_response(connection)
+            status, headers, body = read_response(connection)
+            assert closed_by_server(connection)
         assert status == 503
+        assert headers["content-type"] == "application/json"
+        assert json.loads(body) == {
+            "error": f"the server is at its limit of {MAX_CONNECTIONS} open connections "
+            "(MAX_CONNECTIONS): retry shortly"
+        }
     finally:
         for connection in idle:
             connection.close()
@@ -205,6 +225,65 @@ def test_past_max_connections_new_requests_get_503_at_once(server: Server) -> No
             break
         time.sleep(0.1)
     assert status == 200
+
+
+def request_on(connection: socket.socket, path: str = "/v2/health/live") -> int:
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return read_response(connection)[0]
+
+
+def test_with_max_connections_1_a_second_connection_gets_a_logged_counted_503(
+    trained_project: Config, tmp_path: Path
+) -> None:
+    model_dir = model_dir_copy(trained_project.paths.models_dir, tmp_path / "models")
+    port, metrics_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [*command_line("-m", SERVING_PACKAGE, "--port", str(port)), "--model-dir", str(model_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=server_env(MAX_CONNECTIONS="1", METRICS_PORT=str(metrics_port)),
+    )
+    rejected = 0
+    try:
+        wait_ready(process, port)
+        # One connection held open, served: MAX_CONNECTIONS=1 serves one. (Until the server has
+        # seen the readiness probe's connection close, it is the second one and gets a 503.)
+        deadline = time.monotonic() + 10
+        while True:
+            held = socket.create_connection(("127.0.0.1", port), timeout=30)
+            status = request_on(held)
+            if status == 200 or time.monotonic() > deadline:
+                break
+            rejected += 1
+            held.close()
+            time.sleep(0.1)
+        assert status == 200
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as second:
+                assert request_on(second, "/v2/health/ready?probe=second") == 503
+                rejected += 1
+                assert closed_by_server(second)
+        finally:
+            held.close()
+        # The metrics port answers while the model's port is full, and counted every 503.
+        sample = 'inference_requests_rejected_total{reason="connection_limit"}'
+        assert metric_value(scrape("127.0.0.1", metrics_port), sample) == rejected
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    refusals = [line for line in lines if line.get("status") == 503]
+    assert len(refusals) == rejected, output[-3000:]
+    last = refusals[-1]
+    assert (last["event"], last["endpoint"], last["reason"]) == (
+        "request",
+        "refused",
+        "connection_limit",
+    )
+    assert (last["method"], last["path"], last["level"]) == ("GET", "/v2/health/ready", "warning")
+    assert "MAX_CONNECTIONS" in last["error"]
 
 
 def test_a_complete_request_on_a_kept_alive_connection_is_served(server: Server) -> None:

@@ -57,6 +57,7 @@ from mlops_stack_runtime.testing.declared import (
 from .conftest import (
     TEST_MAX_BODY_BYTES,
     RunningServer,
+    metric_value,
     plain,
     records,
     running,
@@ -745,11 +746,15 @@ def test_inputs_are_logged_when_asked_for_drift_monitoring(
     assert entry["features"] == {name: [plain(v) for v in rows[name]] for name in FEATURE_NAMES}
 
 
-def test_metrics_count_requests(server: RunningServer) -> None:
+def test_metrics_count_requests_on_their_own_port(server: RunningServer) -> None:
+    sample = 'inference_requests_total{endpoint="v1_predict",status="200"}'
+    before = metric_value(server.scrape(), sample)
     server.post_json(v1_path(server), {"instances": [valid_instance(server)]})
-    reply = server.get("/metrics")
-    assert reply.status == 200
-    text = reply.body.decode()
-    assert 'inference_requests_total{endpoint="v1_predict",status="200"}' in text
+    text = server.scrape()
+    assert metric_value(text, sample) == before + 1
     assert "inference_request_duration_seconds_bucket" in text
     assert "inference_rows_total" in text
+    # The model's port has no /metrics: it is a 404 like any unknown path.
+    reply = server.get("/metrics")
+    assert reply.status == 404
+    assert reply.json() == {"error": 'not found: GET "/metrics"'}

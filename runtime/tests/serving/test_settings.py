@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,11 @@ from mlops_stack_runtime.serving.protocol import (
     DEFAULT_MAX_HEADER_BYTES,
 )
 from mlops_stack_runtime.serving.server import serving_app
-from mlops_stack_runtime.serving.settings import DEFAULT_MAX_CONNECTIONS, ServerSettings
+from mlops_stack_runtime.serving.settings import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_METRICS_PORT,
+    ServerSettings,
+)
 
 from .conftest import SERVER_SETTINGS
 
@@ -46,7 +51,11 @@ def test_without_settings_the_defaults_apply() -> None:
         log_features=False,
         model_sha256=None,
         require_model_sha256=False,
+        auth_token_file=None,
+        metrics_port=DEFAULT_METRICS_PORT,
     )
+    assert ServerSettings.from_env().auth_token is None
+    assert DEFAULT_METRICS_PORT == 8082
 
 
 @pytest.mark.parametrize(
@@ -60,6 +69,10 @@ def test_without_settings_the_defaults_apply() -> None:
         ("REQUEST_TIMEOUT", "soon", "must be a number of seconds"),
         ("MAX_CONNECTIONS", "1.5", "must be a whole number"),
         ("LOG_LEVEL", "loud", "must be one of"),
+        ("METRICS_PORT", "off", "must be a port number"),
+        ("METRICS_PORT", "0", "must be from 1 to 65535"),
+        ("METRICS_PORT", "65536", "must be from 1 to 65535"),
+        ("AUTH_TOKEN_FILE", "/nonexistent/token", "which does not exist: mount the secret"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(
@@ -116,3 +129,52 @@ def test_the_loaded_model_is_moved_out_of_the_garbage_collectors_reach(
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+SECRET = "4f1c0a9e-token-value"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "which is empty: it must hold the bearer token"),
+        (b" \n\n", "which is empty: it must hold the bearer token"),
+        (SECRET.encode() + b" other\n", "is not one word of printable ASCII"),
+        (SECRET.encode() + b"\xc3\xa9", "is not one word of printable ASCII"),
+    ],
+    ids=["empty", "blank", "two-words", "not-ascii"],
+)
+def test_a_token_file_without_one_token_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(content)
+    monkeypatch.setenv("AUTH_TOKEN_FILE", str(path))
+    with pytest.raises(ServerSettingError, match=message) as refused:
+        ServerSettings.from_env()
+    assert str(refused.value).startswith(f"AUTH_TOKEN_FILE names {path}, ")
+    assert SECRET not in str(refused.value)
+
+
+def test_a_folder_as_token_file_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AUTH_TOKEN_FILE", str(tmp_path))
+    with pytest.raises(ServerSettingError, match="cannot be read") as refused:
+        ServerSettings.from_env()
+    assert str(refused.value).startswith("AUTH_TOKEN_FILE")
+
+
+def test_the_token_is_read_without_its_newline_and_kept_out_of_the_settings_repr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(SECRET + "\r\n")
+    monkeypatch.setenv("AUTH_TOKEN_FILE", str(path))
+    monkeypatch.setenv("METRICS_PORT", " 9100 ")
+    settings = ServerSettings.from_env()
+    assert settings.auth_token == SECRET
+    assert settings.auth_token_file == path
+    assert settings.metrics_port == 9100
+    assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
+    assert ServerSettings.from_env(metrics_port=9200).metrics_port == 9200

@@ -78,7 +78,8 @@ def find_reference(config: Config) -> Reference:
             )
         train_sha256, test_sha256 = str(hashes[0]), str(hashes[1])
         commit = tags.get("git_commit")
-        model = registry.load_model(name, champion.version)
+        # Verified like every load: the champion's file must match its model_sha256 tag.
+        model = registry.load_verified_model(champion)
         description = f"champion version {champion.version} of '{name}' ({registry.location})"
         version: int | None = champion.version
     else:

@@ -1,8 +1,9 @@
 """``python -m <package>.serving``: start the model server (the container's command).
 
 Same as the CLI's ``serve``, without the CLI's own imports. Options default to the environment
-(HOST, PORT, MODEL_DIR, WEB_CONCURRENCY, MAX_BODY_BYTES, LOG_LEVEL, LOG_FEATURES), so a container
-or a Kubernetes manifest can set them as variables.
+(HOST, PORT, MODEL_DIR, WEB_CONCURRENCY, MAX_BODY_BYTES, LOG_LEVEL, LOG_FEATURES, METRICS_PORT),
+so a container or a Kubernetes manifest can set them as variables; the other settings
+(serving/settings.py: AUTH_TOKEN_FILE, the request limits, ...) are variables only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="log each prediction's inputs, for drift monitoring (default: $LOG_FEATURES)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="port of GET /metrics, on the same host (default: $METRICS_PORT or 8082)",
+    )
     args = parser.parse_args(argv)
 
     from .server import run_server  # after argument parsing: --help stays instant
@@ -44,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
             log_features=args.log_features,
+            metrics_port=args.metrics_port,
         )
     except (PipelineError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,10 +5,13 @@ Bad input never reaches the model and never gives a 5xx: malformed JSON, a missi
 feature, a wrong type or shape, NaN or infinity where the schema does not allow it all answer 400
 with a message naming the field; another model's name answers 404; a body over the size limit or
 more rows than allowed answers 413 (http.py says how bodies are read). Every request writes one
-JSON log line (endpoint, status, latency, model version) and counts in the metrics.
+JSON log line (endpoint, status, latency, model version) and counts in the metrics, which the
+server shows on a port of its own (metrics.py), not here. With a bearer token (AUTH_TOKEN_FILE),
+every route but the health checks needs it, else 401 (auth.py).
 
 The routes live one module per protocol (routes/v1.py, routes/v2.py, routes/operations.py); this
-module assembles them with the server's settings and wraps them in the access log.
+module assembles them with the server's settings and wraps them in the token check and the
+access log.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..project import current_project
+from .auth import BearerAuth
 from .batching import MicroBatcher
 from .http import error_response
 from .metrics import Metrics
@@ -101,17 +105,22 @@ def create_app(
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     max_batch_rows: int = 1024,
     log_features: bool = False,
+    auth_token: str | None = None,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The server's ASGI application for one verified model.
 
     ``log_features`` adds each prediction's inputs to its log line (``features``: one list per
     feature), the data that drift monitoring collects from the logs. Off by default: the inputs
     may be personal data, so log them only where the logs may hold them.
+    ``auth_token``: the bearer token every route but the health checks requires (auth.py);
+    None serves without one. ``metrics``: where the app counts (the metrics port shows them);
+    a registry of its own by default.
     """
     serving = Serving(
         model=model,
         batcher=MicroBatcher(model.predict, max_rows=max_batch_rows),
-        metrics=Metrics(),
+        metrics=metrics or Metrics(),
         max_body_bytes=max_body_bytes,
         max_rows=max_rows,
         request_timeout=request_timeout,
@@ -148,4 +157,5 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found},
     )
-    return AccessLog(starlette_app, model, serving.metrics)
+    guarded: ASGIApp = BearerAuth(starlette_app, auth_token) if auth_token else starlette_app
+    return AccessLog(guarded, model, serving.metrics)

@@ -1,6 +1,7 @@
 """``python -m <package>.serving.healthcheck``: exit 0 when the local server is ready, else 1.
 
 The container's HEALTHCHECK: slim images have no curl, and this needs only the standard library.
+It asks the model's port (PORT) for readiness, which needs no bearer token (AUTH_TOKEN_FILE).
 """
 
 from __future__ import annotations

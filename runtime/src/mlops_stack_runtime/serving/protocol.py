@@ -8,8 +8,13 @@ arrive, before the parser buffers them, and times each request from its first by
 - headers not complete within ``REQUEST_TIMEOUT`` seconds answer 408 and the connection closes;
   a connection that sends nothing at all for that long is closed.
 The body has the same deadline, enforced by the app once the headers are in (app.py), so the
-408 is logged like any other answer. Only parser callbacks and the asyncio Protocol interface are
-overridden; everything else is uvicorn's own. Pipelined requests that share one read with the
+408 is logged like any other answer. Past ``MAX_CONNECTIONS`` open connections (uvicorn's
+``limit_concurrency``) a request is answered 503 at once, as uvicorn does, but with a JSON error,
+a log line and a count: uvicorn's own 503 reaches neither the app nor the logs. Each refusal here
+writes one access line (``endpoint: "refused"``, its status and ``reason``) and counts in
+``inference_requests_rejected_total{reason=...}`` (metrics.py). Only parser callbacks, the
+asyncio Protocol interface and the app run past the connection limit are overridden; everything
+else is uvicorn's own. Pipelined requests that share one read with the
 request before them are counted from the next read on, so a head may pass the limit by at most
 one read (256 KiB) before it is refused.
 """
@@ -21,15 +26,18 @@ import logging
 import os
 
 import orjson
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .app import DEFAULT_REQUEST_TIMEOUT
+from .metrics import CONNECTION_LIMIT, HEADER_TIMEOUT, HEADER_TOO_LARGE, count_rejected
 
 MAX_HEADER_ENV = "MAX_HEADER_BYTES"
 REQUEST_TIMEOUT_ENV = "REQUEST_TIMEOUT"
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
 
 access_log = logging.getLogger(f"{__package__}.access")
 
@@ -56,6 +64,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
         self._received_any = False
+        # uvicorn's own check of limit_concurrency answers a 503 nothing logs or counts: this
+        # class makes the same check (on_headers_complete) and answers it itself.
+        self.max_connections: int | None = self.limit_concurrency
+        self.limit_concurrency = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,6 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 431,
                 f"the request line and headers are over the limit of {self.max_header_bytes} "
                 f"bytes ({MAX_HEADER_ENV})",
+                HEADER_TOO_LARGE,
             )
             return
         super().data_received(data)
@@ -99,7 +112,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm()  # the app's own deadline covers the body
-        super().on_headers_complete()
+        if not self._over_connection_limit():
+            super().on_headers_complete()
+            return
+        # uvicorn runs the app it finds in self.app for this request: ours answers the 503.
+        app, self.app = self.app, self._refuse_over_connection_limit
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _over_connection_limit(self) -> bool:
+        """uvicorn's test of limit_concurrency, made where uvicorn makes it, without its
+        off-by-one: the open connections include this request's own, so up to MAX_CONNECTIONS
+        of them are served (uvicorn served one fewer); the running requests do not."""
+        limit = self.max_connections
+        return limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit)
+
+    async def _refuse_over_connection_limit(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """The 503 past MAX_CONNECTIONS (an ASGI app): a JSON error, then the connection
+        closes; logged and counted like the other refusals."""
+        message = (
+            f"the server is at its limit of {self.max_connections} open connections "
+            f"({MAX_CONNECTIONS_ENV}): retry shortly"
+        )
+        body = orjson.dumps({"error": message})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        method, path = (scope.get(key) for key in ("method", "path"))
+        self._record(503, message, CONNECTION_LIMIT, str(method), str(path))
 
     def on_message_complete(self) -> None:
         self._in_head, self._header_bytes, self._tail = True, 0, b""
@@ -126,9 +180,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             408,
             f"the request headers did not arrive within {self.request_timeout:g} seconds "
             f"({REQUEST_TIMEOUT_ENV})",
+            HEADER_TIMEOUT,
         )
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, reason: str) -> None:
         """Answer ``status`` with a JSON error, log it like every request, close."""
         self._refused = True
         self._disarm()
@@ -139,7 +194,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
+        self._record(status, message, reason)
+
+    @staticmethod
+    def _record(
+        status: int,
+        message: str,
+        reason: str,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """The refusal's access line and count (the request's method and path when known)."""
+        count_rejected(reason)
+        known = {"method": method, "path": path}
         access_log.warning(
             "request",
-            extra={"endpoint": "refused", "status": status, "error": message},
+            extra={
+                **{key: value for key, value in known.items() if value is not None},
+                "endpoint": "refused",
+                "status": status,
+                "reason": reason,
+                "error": message,
+            },
         )

@@ -7,6 +7,10 @@ One worker process is the default: requests are micro-batched (batching.py), so 
 a CPU busy. More workers (WEB_CONCURRENCY) each load the model and share the listening socket;
 give them one CPU each. On Kubernetes prefer more replicas of one worker.
 
+The Prometheus metrics have a port of their own (METRICS_PORT, on the same host), served once by
+the process ``run_server`` runs in, from a thread: with one worker the app's metrics, with more
+every worker's, added up through PROMETHEUS_MULTIPROC_DIR (metrics.py).
+
 Settings: serving/settings.py (`ServerSettings`, from the environment; the keyword arguments of
 ``run_server`` take precedence), plus INFERENCE_RUNTIME and ONNX_SHA256, which pick and check the
 model runtime (serving/model.py). A setting that is not a valid value stops the server before it
@@ -25,11 +29,12 @@ from typing import Any
 import uvicorn
 
 from ..audit import verify_artifact
+from ..errors import ServerSettingError
 from .app import create_app
 from .logs import configure_logging, log_config
-from .metrics import MULTIPROC_ENV
+from .metrics import MULTIPROC_ENV, Metrics, MetricsServer, exposed, serve_metrics
 from .protocol import GuardedHttpToolsProtocol
-from .settings import ServerSettings
+from .settings import METRICS_PORT_ENV, ServerSettings
 
 MODEL_DIR_ENV = "MODEL_DIR"
 
@@ -48,7 +53,7 @@ def _uvicorn_options(host: str, port: int, settings: ServerSettings) -> dict[str
     }
 
 
-def serving_app(model: Any, settings: ServerSettings) -> Any:
+def serving_app(model: Any, settings: ServerSettings, metrics: Metrics | None = None) -> Any:
     """The ASGI app serving ``model`` with these settings (each worker builds its own)."""
     # The model and the libraries behind it are loaded for good: freezing them moves their
     # objects out of the garbage collector's reach, so a full collection while serving walks
@@ -61,7 +66,26 @@ def serving_app(model: Any, settings: ServerSettings) -> Any:
         max_rows=settings.max_rows,
         request_timeout=settings.request_timeout,
         log_features=settings.log_features,
+        auth_token=settings.auth_token,
+        metrics=metrics,
     )
+
+
+def start_metrics_port(
+    host: str, port: int, settings: ServerSettings, metrics: Metrics | None
+) -> MetricsServer:
+    """The metrics port's server, listening; ServerSettingError when it cannot listen."""
+    if settings.metrics_port == port:
+        raise ServerSettingError(
+            f"{METRICS_PORT_ENV} must differ from the server's port, both are {port}"
+        )
+    try:
+        return serve_metrics(host, settings.metrics_port, exposed(metrics))
+    except OSError as error:
+        raise ServerSettingError(
+            f"{METRICS_PORT_ENV} {settings.metrics_port} cannot be bound on {host}: "
+            f"{error.strerror or error} (another server's metrics port? set {METRICS_PORT_ENV})"
+        ) from None
 
 
 def run_server(
@@ -73,13 +97,16 @@ def run_server(
     max_body_bytes: int | None = None,
     log_level: str | None = None,
     log_features: bool | None = None,
+    metrics_port: int | None = None,
 ) -> None:
-    """Verify the model in ``model_dir``, then serve it on host:port until interrupted."""
+    """Verify the model in ``model_dir``, then serve it on host:port, and its metrics on
+    host:METRICS_PORT, until interrupted."""
     settings = ServerSettings.from_env(
         workers=workers,
         max_body_bytes=max_body_bytes,
         log_level=log_level,
         log_features=log_features,
+        metrics_port=metrics_port,
     )
     settings.export()  # the protocol of every worker reads its limits from the environment
     options = _uvicorn_options(host, port, settings)
@@ -90,8 +117,14 @@ def run_server(
     if settings.workers == 1:
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed
 
-        model = ServedModel.load(model_dir, expected_sha256=settings.model_sha256)
-        uvicorn.run(serving_app(model, settings), log_config=None, **options)
+        metrics = Metrics()
+        # Listening before the model loads: a port already taken stops the server at once.
+        metrics_server = start_metrics_port(host, port, settings, metrics)
+        try:
+            model = ServedModel.load(model_dir, expected_sha256=settings.model_sha256)
+            uvicorn.run(serving_app(model, settings, metrics), log_config=None, **options)
+        finally:
+            metrics_server.close()
         return
 
     # Each worker loads the model in a fresh process and reads its settings from the environment.
@@ -99,13 +132,18 @@ def run_server(
     metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # workers add up their metrics through this folder
     try:
-        uvicorn.run(
-            f"{__name__}:app_from_env",
-            factory=True,
-            workers=settings.workers,
-            log_config=log_config(settings.log_level),
-            **options,
-        )
+        # Started once, here: it reads every worker's values from the folder.
+        metrics_server = start_metrics_port(host, port, settings, None)
+        try:
+            uvicorn.run(
+                f"{__name__}:app_from_env",
+                factory=True,
+                workers=settings.workers,
+                log_config=log_config(settings.log_level),
+                **options,
+            )
+        finally:
+            metrics_server.close()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 

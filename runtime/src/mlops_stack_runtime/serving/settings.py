@@ -11,36 +11,53 @@ stops the server before it listens, with a message that starts with the variable
 - REQUEST_TIMEOUT: seconds for a request's headers to arrive, and again for its body, else 408
   and the connection closes (default 30);
 - MAX_CONNECTIONS: open connections per worker; past it new requests get 503 at once instead
-  of piling up (default 256);
+  of piling up, each logged and counted (`inference_requests_rejected_total{reason=
+  "connection_limit"}`) (default 256);
 - LOG_LEVEL: debug, info (default), warning or error;
 - LOG_FEATURES: 1 (or true) adds each prediction's inputs to its log line, for drift monitoring
   (off by default: inputs may be personal data);
 - MODEL_SHA256: the sha256 the model file must have, from outside the model folder (the deploy
   step sets it from the registry's record); checked before anything is unpickled;
-- REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256.
+- REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256;
+- AUTH_TOKEN_FILE: the path of a file holding the bearer token (a mounted Kubernetes secret; a
+  trailing newline is dropped). When set, the file must exist and hold a token (one word of
+  printable ASCII), read once at start; every request then needs `Authorization: Bearer
+  <token>` except GET /, /v2/health/live and /v2/health/ready, else 401 (serving/auth.py).
+  Unset (the default): no token is asked for;
+- METRICS_PORT: the port of the Prometheus metrics, `GET /metrics` on the server's host (HOST,
+  `serve --host`) and nothing else, without a token (default 8082; the model's port has no
+  /metrics). One per server, whatever WEB_CONCURRENCY: it adds up every worker's metrics.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..audit import MODEL_SHA256_ENV, check_sha256
 from ..errors import ArtifactIntegrityError, ServerSettingError
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REQUEST_TIMEOUT
-from .protocol import DEFAULT_MAX_HEADER_BYTES, MAX_HEADER_ENV, REQUEST_TIMEOUT_ENV
+from .protocol import (
+    DEFAULT_MAX_HEADER_BYTES,
+    MAX_CONNECTIONS_ENV,
+    MAX_HEADER_ENV,
+    REQUEST_TIMEOUT_ENV,
+)
 
 WORKERS_ENV = "WEB_CONCURRENCY"
 MAX_BODY_ENV = "MAX_BODY_BYTES"
 MAX_ROWS_ENV = "MAX_ROWS"
-MAX_CONNECTIONS_ENV = "MAX_CONNECTIONS"
 LOG_LEVEL_ENV = "LOG_LEVEL"
 LOG_FEATURES_ENV = "LOG_FEATURES"
 REQUIRE_MODEL_SHA256_ENV = "REQUIRE_MODEL_SHA256"
+AUTH_TOKEN_FILE_ENV = "AUTH_TOKEN_FILE"
+METRICS_PORT_ENV = "METRICS_PORT"
 DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_METRICS_PORT = 8082
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -74,6 +91,11 @@ class ServerSettings(BaseSettings):
     log_features: bool = Field(False, validation_alias=LOG_FEATURES_ENV)
     model_sha256: str | None = Field(None, validation_alias=MODEL_SHA256_ENV)
     require_model_sha256: bool = Field(False, validation_alias=REQUIRE_MODEL_SHA256_ENV)
+    auth_token_file: Path | None = Field(None, validation_alias=AUTH_TOKEN_FILE_ENV)
+    metrics_port: int = Field(DEFAULT_METRICS_PORT, validation_alias=METRICS_PORT_ENV)
+    # The token itself, read from auth_token_file once the settings are valid (never a field:
+    # it stays out of the settings' repr and of anything that prints them).
+    _auth_token: str | None = PrivateAttr(None)
 
     @field_validator(
         "workers",
@@ -99,6 +121,29 @@ class ServerSettings(BaseSettings):
         if value < 1:
             raise ServerSettingError(f"{name} must be at least 1, got {value}")
         return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> int:
+        raw = value.strip() if isinstance(value, str) else value
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise ServerSettingError(f"{METRICS_PORT_ENV} must be a port number, got {raw!r}")
+        try:
+            port = int(raw)
+        except ValueError:
+            raise ServerSettingError(
+                f"{METRICS_PORT_ENV} must be a port number, got {raw!r}"
+            ) from None
+        if not 1 <= port <= 65535:
+            raise ServerSettingError(f"{METRICS_PORT_ENV} must be from 1 to 65535, got {port}")
+        return port
+
+    @field_validator("auth_token_file", mode="before")
+    @classmethod
+    def _token_file(cls, value: Any) -> Path | None:
+        if value is None or not str(value).strip():
+            return None
+        return Path(str(value).strip())
 
     @field_validator("request_timeout", mode="before")
     @classmethod
@@ -146,6 +191,17 @@ class ServerSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _read_token(self) -> ServerSettings:
+        if self.auth_token_file is not None:
+            self._auth_token = read_token(self.auth_token_file)
+        return self
+
+    @property
+    def auth_token(self) -> str | None:
+        """The bearer token of AUTH_TOKEN_FILE, None when no token is asked for."""
+        return self._auth_token
+
     @classmethod
     def from_env(
         cls,
@@ -154,6 +210,7 @@ class ServerSettings(BaseSettings):
         max_body_bytes: int | None = None,
         log_level: str | None = None,
         log_features: bool | None = None,
+        metrics_port: int | None = None,
     ) -> ServerSettings:
         """The settings from the environment; keyword arguments (CLI options) take precedence."""
         options: dict[str, Any] = {
@@ -161,6 +218,7 @@ class ServerSettings(BaseSettings):
             "max_body_bytes": max_body_bytes or None,
             "log_level": log_level or None,
             "log_features": log_features,
+            "metrics_port": metrics_port,
         }
         try:
             return cls(**{name: value for name, value in options.items() if value is not None})
@@ -174,6 +232,33 @@ class ServerSettings(BaseSettings):
         os.environ[MAX_HEADER_ENV] = str(self.max_header_bytes)
         os.environ[REQUEST_TIMEOUT_ENV] = repr(self.request_timeout)
         os.environ[LOG_FEATURES_ENV] = "1" if self.log_features else "0"
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in ``path``: one word of printable ASCII, without the trailing newline
+    a secret's file often ends with. The messages never quote the file's content."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise ServerSettingError(
+            f"{AUTH_TOKEN_FILE_ENV} names {path}, which does not exist: mount the secret "
+            "holding the server's bearer token there, or unset the variable to serve without one"
+        ) from None
+    except OSError as error:
+        raise ServerSettingError(
+            f"{AUTH_TOKEN_FILE_ENV} names {path}, which cannot be read: {error.strerror}"
+        ) from None
+    token = content.strip()
+    if not token:
+        raise ServerSettingError(
+            f"{AUTH_TOKEN_FILE_ENV} names {path}, which is empty: it must hold the bearer token"
+        )
+    if not all(0x21 <= byte <= 0x7E for byte in token):
+        raise ServerSettingError(
+            f"{AUTH_TOKEN_FILE_ENV} names {path}, whose token is not one word of printable ASCII "
+            "(spaces, line breaks or other characters inside it): a bearer token cannot hold them"
+        )
+    return token.decode("ascii")
 
 
 def _first_refusal(error: ValidationError) -> ServerSettingError:

@@ -1,4 +1,7 @@
-"""What operators call: liveness at `/` and the Prometheus exposition at `/metrics`."""
+"""What operators call on the model's port: liveness at `/` (KServe v1's server liveness).
+
+The Prometheus metrics are on a port of their own (serving/metrics.py), not among these routes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..http import json_response
-from ..metrics import CONTENT_TYPE
 from .common import Serving, route
 
 
@@ -15,12 +17,5 @@ async def root(serving: Serving, request: Request) -> Response:
     return json_response({"status": "alive"})
 
 
-async def metrics_endpoint(serving: Serving, request: Request) -> Response:
-    return Response(serving.metrics.exposition(), media_type=CONTENT_TYPE)
-
-
 def routes(serving: Serving) -> list[Route]:
-    return [
-        route(serving, "/", root, "GET"),
-        route(serving, "/metrics", metrics_endpoint, "GET"),
-    ]
+    return [route(serving, "/", root, "GET")]
