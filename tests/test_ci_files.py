@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .ci_runner import jenkins_steps
 from .conftest import ALL_COMBINATIONS, combination_id
 from .validators import (
     called_make_targets,
@@ -254,6 +255,20 @@ DVC_REMOTE_SECRETS = {
     },
     "jenkins": {"s3": {"dvc-remote-aws"}, "gcs": {"dvc-remote-gcs"}, "azure": {"dvc-remote-azure"}},
 }
+# The read identity of the DVC remote: what pull/merge requests (and the startup tier, which never
+# writes) reach it with, on GitHub and GitLab (README.md, "Credentials").
+READ_OIDC_VARIABLES = {
+    "s3": {"AWS_ROLE_ARN": "AWS_READ_ROLE_ARN"},
+    "gcs": {
+        "GCP_WORKLOAD_IDENTITY_PROVIDER": "GCP_WORKLOAD_IDENTITY_PROVIDER",
+        "GCP_SERVICE_ACCOUNT": "GCP_READ_SERVICE_ACCOUNT",
+    },
+    "azure": {
+        "AZURE_CLIENT_ID": "AZURE_READ_CLIENT_ID",
+        "AZURE_TENANT_ID": "AZURE_TENANT_ID",
+        "AZURE_STORAGE_ACCOUNT": "AZURE_STORAGE_ACCOUNT",
+    },
+}
 # What the README names for GitLab, where the file references none of them.
 GITLAB_REMOTE_VARIABLES = {
     "s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
@@ -280,7 +295,13 @@ OIDC_AUDIENCES = {
 
 
 def remote_secrets(answers: Mapping[str, str]) -> set[str]:
-    return set(DVC_REMOTE_SECRETS.get(answers["ci_provider"], {}).get(answers["data_remote"], ()))
+    names = set(DVC_REMOTE_SECRETS.get(answers["ci_provider"], {}).get(answers["data_remote"], ()))
+    if answers["ci_provider"] == "jenkins" and names:
+        # Jenkins: a read-only credential where branches and pull requests run (`-read`), the
+        # write one only in the stages of main, which the startup tier does not have.
+        read = {f"{name}-read" for name in names}
+        return read | names if cluster(answers) else read
+    return names
 
 
 def test_only_the_chosen_providers_ci_files_exist(rendered):
@@ -374,6 +395,12 @@ def test_ci_runs_the_tiers_make_commands_on_every_provider(rendered):
     if kubeflow:
         # The Kubeflow pipeline's image, pushed before CD's run and for scheduled retraining.
         expected.add("make docker-build-trainer docker-push-trainer")
+        if enterprise(answers):  # signed like the server image
+            expected.add(
+                "make cosign-login sign-trainer-image"
+                if provider == "gitlab"
+                else "make sign-trainer-image"
+            )
     # Template updates: GitHub and GitLab propose them, Jenkins reports them.
     if provider == "jenkins":
         expected.add("make template-check FORMAT=json STRICT=1")
@@ -417,13 +444,14 @@ def test_github_least_privilege_concurrency_and_no_persisted_credentials(github)
             expected = {"contents": "read"}
             if name in ("build", "trainer-image") and ghcr:
                 expected["packages"] = "write"
-            if name == "build" and enterprise(answers):
+            if name in ("build", "trainer-image") and enterprise(answers):
                 expected["id-token"] = "write"  # keyless signing (Sigstore)
             if name.startswith("deploy-") and enterprise(answers) and ghcr:
                 expected["packages"] = "read"  # cosign reads the signature
             if name in remote_jobs and answers["data_remote"] != "local":
                 expected["id-token"] = "write"  # OIDC for the DVC remote
-            if name == "template-update":  # pushes its branch and opens the pull request
+            if path.name == "template-update.yml" and name == "propose":
+                # pushes its branch and opens the pull request; runs no code of the template
                 expected = {"contents": "write", "pull-requests": "write"}
             assert job["permissions"] == expected, f"{path.name}: job {name}"
             assert "timeout-minutes" in job, f"{path.name}: job {name}"
@@ -476,7 +504,10 @@ def test_github_jobs_and_triggers_follow_the_tier(github):
         # The run trains, registers, promotes (and writes the card); the job fetches what it made.
         assert "make kfp-train" in runs["train"]
         assert not {"make pipeline", "make promote", "make model-card"} & set(runs["train"])
-        assert runs["trainer-image"][-2] == "make docker-build-trainer docker-push-trainer"
+        trainer_runs = runs["trainer-image"]
+        push = trainer_runs.index("make docker-build-trainer docker-push-trainer")
+        if enterprise(answers):
+            assert trainer_runs[push + 1] == "make sign-trainer-image"
         assert "make docker-build-trainer docker-push-trainer" not in runs["build"]
         [submit] = [s for s in jobs["train"]["steps"] if s.get("run") == "make kfp-train"]
         assert submit["env"]["KFP_HOST"] == "${{ secrets.KFP_HOST }}"
@@ -505,7 +536,8 @@ def test_github_python_version_comes_from_the_answer(github):
 
 # Secrets, (non-secret) variables and the job's own identity.
 GITHUB_EXPRESSION = re.compile(
-    r"^\$\{\{ (?:(?:secrets|vars)\.[A-Z][A-Z0-9_]*|github\.actor|github\.token) \}\}$"
+    r"^\$\{\{ (?:(?:secrets|vars)\.[A-Z][A-Z0-9_]*|github\.actor|github\.token"
+    r"|needs\.[a-z-]+\.outputs\.[a-z_]+) \}\}$"
 )
 
 
@@ -520,8 +552,11 @@ def test_github_secrets_only_by_reference(github):
             for key, value in env.items():
                 assert GITHUB_EXPRESSION.match(str(value)), f"{path.name}: {key}={value!r}"
         text = path.read_text()
-        if path.name == "template-update.yml":  # its optional token, with github.token as fallback
-            assert set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text)) == {"TEMPLATE_UPDATE_TOKEN"}
+        if path.name == "template-update.yml":  # its optional tokens, github.token as fallback
+            assert set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text)) == {
+                "TEMPLATE_UPDATE_TOKEN",
+                "TEMPLATE_READ_TOKEN",
+            }
             assert "github.token" in text
         else:
             names |= set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text))
@@ -556,7 +591,8 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     answers, project = gitlab
     info = check_gitlab_ci(project / ".gitlab-ci.yml", schema=False)
     config, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
-    expected_jobs = {"lint", "test", "audit", "pipeline", "retrain", "template-update"}
+    expected_jobs = {"lint", "test", "audit", "pipeline", "retrain"}
+    expected_jobs |= {"template-update", "template-update-mr"}
     kubeflow = cluster(answers) and answer(answers, "orchestrator") == "kubeflow"
     if cluster(answers):
         expected_jobs |= {"train", "build-image", "deploy-staging", "deploy-production"}
@@ -564,6 +600,8 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
         expected_jobs.add("build-trainer-image")
     if enterprise(answers):
         expected_jobs |= {"deploy-production-canary", "sign-image"}
+    if kubeflow and enterprise(answers):
+        expected_jobs.add("sign-trainer-image")
     assert set(info.jobs) == expected_jobs
     stages = GITLAB_STAGES if cluster(answers) else GITLAB_STAGES[:3]
     if kubeflow:  # the trainer image is pushed before the cluster runs the pipeline
@@ -577,9 +615,11 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     schedule = '$CI_PIPELINE_SOURCE == "schedule"'
     for name, job in jobs.items():
         if name == "retrain":  # with template-update, the only jobs of a scheduled pipeline
-            assert job["rules"] == [{"if": schedule}]
-        elif name == "template-update":
-            assert job["rules"] == [{"if": f'{schedule} && $TEMPLATE_UPDATE != "false"'}]
+            main = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+            assert job["rules"] == [{"if": f"{schedule} && {main}"}]
+        elif name.startswith("template-update"):  # schedules of the protected default branch
+            main = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+            assert job["rules"] == [{"if": f'{schedule} && {main} && $TEMPLATE_UPDATE != "false"'}]
         else:
             assert {"if": schedule, "when": "never"} in job["rules"] or all(
                 r.get("if") == '$CI_PIPELINE_SOURCE == "merge_request_event"' for r in job["rules"]
@@ -589,9 +629,22 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     assert "reports/" in jobs["retrain"]["artifacts"]["paths"]
     manual = {name for name, job in jobs.items() if is_manual(job)}
     environments = {name: job.get("environment", {}).get("name") for name, job in jobs.items()}
+    # The template update's token is scoped to the environment of the job that pushes.
+    assert environments.pop("template-update-mr") == "template-update"
+    assert jobs["template-update-mr"]["environment"]["action"] == "access"
     if not cluster(answers):
         assert manual == set() and set(environments.values()) == {None}
         return
+    # Credentials scoped to environments reach only the jobs of those environments.
+    assert environments["train"] == environments["retrain"] == "training"
+    registry_env = (
+        None
+        if answer(answers, "container_image").startswith("registry.gitlab.com/")
+        else "registry"
+    )
+    for name in ("build-image", "build-trainer-image", "sign-image", "sign-trainer-image"):
+        if name in jobs:
+            assert environments[name] == registry_env, name
     production = {"deploy-production-canary", "deploy-production"}
     assert manual == (production if enterprise(answers) else set())
     for name in manual:
@@ -600,7 +653,8 @@ def test_gitlab_jobs_stages_and_rules_follow_the_tier(gitlab):
     assert {environments[n] for n in production & set(jobs)} == {"production"}
     if kubeflow:
         assert info.needs["build-trainer-image"] == ["lint", "test"]
-        assert info.needs["train"] == ["build-trainer-image"]
+        signed = ["sign-trainer-image"] if enterprise(answers) else []
+        assert info.needs["train"] == ["build-trainer-image", *signed]
         trainer = info.scripts["build-trainer-image"]
         assert "make docker-build-trainer docker-push-trainer" in trainer
         assert info.scripts["train"] == ["make setup", "make kfp-train"]
@@ -714,7 +768,14 @@ def test_jenkins_stages_approval_and_schedule_follow_the_tier(jenkins):
     if kubeflow:
         assert info.stage("Trainer image").has_when
         assert "make docker-build-trainer docker-push-trainer" in info.stage("Trainer image").sh
-        assert info.stage("Train").sh == ("make kfp-train",)
+        # The run's image by the digest the Trainer image stage pushed (and, enterprise, signed).
+        assert info.stage("Train").sh == (
+            f'TRAINER_IMAGE="{answer(answers, "container_image")}-trainer@'
+            '$(cat build/trainer-image-digest)"; export TRAINER_IMAGE; make kfp-train',
+        )
+        trainer = info.stage("Trainer image").sh
+        push = trainer.index("make docker-build-trainer docker-push-trainer")
+        assert ("make sign-trainer-image" in trainer[push:]) == enterprise(answers)
         assert "make docker-build-trainer docker-push-trainer" not in info.stage("Build image").sh
     assert "archiveArtifacts artifacts: 'reports/**'" in text
     assert ("docs/model_card.md" in text) == enterprise(answers)
@@ -736,18 +797,18 @@ def test_jenkins_credentials_only_by_id(jenkins):
         "kubeconfig-staging",
         "kubeconfig-production",
     }
-    remote = {"local": None, "s3": "dvc-remote-aws", "gcs": "dvc-remote-gcs"}
-    remote["azure"] = "dvc-remote-azure"
-    if remote[answers["data_remote"]]:
-        expected.add(remote[answers["data_remote"]])
+    expected |= remote_secrets(answers)  # dvc-remote-<cloud> and dvc-remote-<cloud>-read
     if enterprise(answers):  # no OIDC identity on Jenkins: cosign signs with a key pair
         expected |= {"cosign-key", "cosign-password", "cosign-public-key"}
     if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
         expected.add("kfp-host")  # Train and Monitor submit Kubeflow pipeline runs
     assert ids == expected
-    # Every environment assignment but the Python version and CI binds a credential by ID.
+    # Every environment assignment but the Python version, CI and the build's own Docker
+    # configuration folder binds a credential by ID.
     for name, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$", text, re.MULTILINE):
-        if name not in ("UV_PYTHON", "CI"):
+        if name == "DOCKER_CONFIG":
+            assert value == '"${env.WORKSPACE}@tmp/docker-config"', value
+        elif name not in ("UV_PYTHON", "CI"):
             assert re.fullmatch(r"credentials\('[^']+'\)", value), f"{name} = {value}"
     assert text.count("MLFLOW_TRACKING_URI = credentials(") == 2  # Train and Monitor
     # Secrets expand in the shell, never through Groovy string interpolation.
@@ -806,12 +867,13 @@ def test_readme_documents_every_secret_the_ci_reads(rendered):
         re.M | re.S,
     )
     assert updates, "README.md has no '## Template updates' section"
-    for name in {n for n in names if n.startswith("TEMPLATE_UPDATE")}:
+    for name in {n for n in names if n.startswith("TEMPLATE_")}:
         assert f"`{name}`" in updates.group(1), f"'Template updates' does not document {name}"
         names.discard(name)
     # The OIDC variables of the DVC remote are documented under "### Credentials" (checked by
     # test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it).
     names -= OIDC_VARIABLES.get(answers["data_remote"], set())
+    names -= set(READ_OIDC_VARIABLES.get(answers["data_remote"], {}).values())
     if answers["ci_provider"] == "gitlab" and cluster(answers):
         # Read by the tools themselves, not by the file: still documented by name.
         names |= {"KUBECONFIG", answer(answers, "mlflow_tracking_secret")}
@@ -858,7 +920,13 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
     if provider == "jenkins":
         assert "no OIDC identity" in credentials.group(1)
         return
-    for name in OIDC_VARIABLES[remote]:
+    read_variables = READ_OIDC_VARIABLES[remote]
+    # Two identities: read (pull/merge requests; all of the startup tier, which never writes)
+    # and, on cluster tiers, write (the training jobs of main).
+    documented = set(read_variables.values()) | (
+        OIDC_VARIABLES[remote] if cluster(answers) else set()
+    )
+    for name in documented:
         assert f"`{name}`" in credentials.group(1), f"Credentials does not document {name}"
     # With the Kubeflow orchestrator CD's train job only submits the run and fetches its model
     # from MLflow: it never reaches the DVC remote.
@@ -877,10 +945,17 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
                 if not reaching:
                     continue
                 assert job["permissions"].get("id-token") == "write", f"{path.name}: {name}"
+                # The read identity where nothing writes: pull requests (ci.yml, which runs in no
+                # environment and gets no secret) and the startup tier's retraining.
+                reads = path.name == "ci.yml" or not cluster(answers)
+                if path.name == "ci.yml":
+                    assert "environment" not in job, "pull requests get no environment"
+                    assert "secrets." not in path.read_text(), "pull requests get no secret"
                 for step in reaching:
                     env = step.get("env", {})
                     for variable in OIDC_VARIABLES[remote]:
-                        assert env.get(variable) == f"${{{{ vars.{variable} }}}}", (
+                        source = read_variables.get(variable, variable) if reads else variable
+                        assert env.get(variable) == f"${{{{ vars.{source} }}}}", (
                             f"{path.name} {name}: {step['name']} lacks {variable}"
                         )
         if remote == "gcs":  # the key file is the fallback only
@@ -897,9 +972,16 @@ def test_oidc_is_the_default_way_to_the_dvc_remote_where_the_provider_has_it(ren
         _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
         present = remote_jobs & set(jobs)
         assert present >= {"pipeline", "retrain"}
+        # Merge requests (and the startup tier, which never writes) take the read identity.
+        reading = {"pipeline"} | (set() if cluster(answers) else {"retrain"})
         for name in present:
             tokens = jobs[name].get("id_tokens", {})
             assert tokens == {"OIDC_ID_TOKEN": {"aud": OIDC_AUDIENCES[remote]}}, name
+            variables = jobs[name].get("variables", {})
+            for variable, source in read_variables.items():
+                if variable != source:
+                    expected = f"${source}" if name in reading else None
+                    assert variables.get(variable) == expected, (name, variable)
         for name, job in jobs.items():
             if name not in remote_jobs and "OIDC_ID_TOKEN" in str(job):
                 pytest.fail(f"{name} gets the remote's ID token without reaching the remote")
@@ -926,6 +1008,226 @@ def test_readme_explains_the_approval_only_on_enterprise(rendered):
             "jenkins": "`submitter`",
         }[answers["ci_provider"]]
         assert where in section
+
+
+# --------------------------------------------------------------------------------------------
+# Least privilege: which job holds which credential, on which ref (security review)
+# --------------------------------------------------------------------------------------------
+
+# Commands that push, sign, promote or deploy (or retrain, which promotes): default branch only.
+PRIVILEGED = re.compile(
+    r"\bmake\b[^\n]*\b(docker-push|docker-push-trainer|sign-image|sign-trainer-image|promote"
+    r"|deploy|push|kfp-train|monitor)\b|\bgit\b[^\n]*\bpush\b"
+)
+MAIN_ONLY_WHEN = re.compile(r"^when \{ (?:allOf \{ )?branch 'main'")
+
+
+def readme_section(project: Path, title: str) -> str:
+    text = (project / "README.md").read_text()
+    match = re.search(rf"^## {title}\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {title}' section"
+    return match.group(1)
+
+
+def test_github_pull_requests_read_the_remote_with_no_secret_and_no_environment(github):
+    """ci.yml runs on pull requests: no environment (its ID token's subject is the pull
+    request, which only the read role trusts), no secret, the read identity's variables; the
+    README's recipe has a read role for pull requests and, on cluster tiers, a write role
+    trusted for the `training` environment only."""
+    answers, project = github
+    ci = load_workflow(project / ".github" / "workflows" / "ci.yml")
+    (job,) = ci["jobs"].values()
+    assert "environment" not in job
+    assert "secrets." not in (project / ".github" / "workflows" / "ci.yml").read_text()
+    if answers["data_remote"] == "local":
+        return
+    credentials = readme_section(project, "Data remote")
+    assert "`repo:<owner>/<repo>:pull_request`" in credentials
+    assert "read-only on the bucket" in credentials
+    if cluster(answers):
+        assert "`repo:<owner>/<repo>:environment:training`" in credentials
+        assert "environment:data" not in credentials, "no role trusts an environment of PRs"
+    else:
+        assert "No job of this tier writes" in credentials
+    if answers["data_remote"] == "s3":
+        assert "`s3:ListBucket` and `s3:GetObject` only" in credentials
+        assert ("`s3:PutObject`" in credentials) == cluster(answers)
+
+
+def test_gitlab_merge_requests_read_the_remote_with_the_read_identity(gitlab):
+    answers, project = gitlab
+    if answers["data_remote"] == "local":
+        return
+    _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+    reads = READ_OIDC_VARIABLES[answers["data_remote"]]
+    variable, source = next((v, s) for v, s in reads.items() if v != s)
+    assert jobs["pipeline"]["variables"][variable] == f"${source}"
+    credentials = readme_section(project, "Data remote")
+    assert "`project_path:<group>/<project>:ref_type:branch:ref:*`" in credentials
+    if cluster(answers):
+        assert "`project_path:<group>/<project>:ref_type:branch:ref:main`" in credentials
+        assert variable not in jobs["train"].get("variables", {})
+
+
+def test_github_cd_and_retraining_run_for_main_only_behind_main_only_environments(github):
+    """cd.yml can be started by hand: every job checks the ref. And the README sets every
+    environment the workflows name to deployment branch `main`."""
+    answers, project = github
+    workflows = project / ".github" / "workflows"
+    if cluster(answers):
+        cd = load_workflow(workflows / "cd.yml")
+        assert "workflow_dispatch" in cd["on"]
+        for name, job in cd["jobs"].items():
+            assert job.get("if") == "github.ref == 'refs/heads/main'", f"cd.yml job {name}"
+        retrain = load_workflow(workflows / "retrain.yml")["jobs"]["retrain"]
+        assert retrain.get("if") == "github.ref == 'refs/heads/main'"
+    environments = {
+        job["environment"]
+        for path in ci_files(project)
+        for job in load_workflow(path)["jobs"].values()
+        if "environment" in job
+    }
+    security = readme_section(project, "Security")
+    policy = re.search(r"^- Deployment branches.*?(?=^- )", security, re.MULTILINE | re.DOTALL)
+    assert policy, "the Security section sets no deployment branches"
+    for name in environments:
+        assert f"`{name}`" in policy.group(0), f"no branch policy for the environment {name}"
+    if enterprise(answers):
+        assert "Required reviewers" in security
+
+
+def test_gitlab_jobs_that_push_sign_promote_or_deploy_run_on_the_default_branch_only(gitlab):
+    answers, project = gitlab
+    _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+    privileged = [
+        name for name, job in jobs.items() if PRIVILEGED.search("\n".join(job.get("script", [])))
+    ]
+    assert {"retrain", "template-update-mr"} <= set(privileged)
+    if cluster(answers):
+        assert {"train", "build-image", "deploy-staging", "deploy-production"} <= set(privileged)
+    for name in privileged:
+        running = [rule for rule in jobs[name]["rules"] if rule.get("when") != "never"]
+        assert running, name
+        for rule in running:
+            assert "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in rule.get("if", ""), (name, rule)
+    security = readme_section(project, "Security")
+    assert "Protected branches" in security and "Protected environments" in security
+
+
+def test_jenkins_write_credentials_and_privileged_stages_are_main_only(jenkins):
+    """Pull-request and branch builds get read-only credentials at most; everything that can
+    write, sign, promote or deploy is bound and run under `when { branch 'main' }`."""
+    answers, project = jenkins
+    steps = jenkins_steps(project / "Jenkinsfile")
+    read_only = {f"{i}-read" for ids in DVC_REMOTE_SECRETS["jenkins"].values() for i in ids}
+    read_only.add("cosign-public-key")  # verifies; not secret
+    for step in steps:
+        main_only = bool(MAIN_ONLY_WHEN.match(step.when))
+        writes = step.credentials - read_only
+        assert main_only or not writes, f"{step.stage}: {step.command} with {sorted(writes)}"
+        assert main_only or not PRIVILEGED.search(step.command), f"{step.stage}: {step.command}"
+    pipeline = [s for s in steps if s.stage == "Pipeline"]
+    assert pipeline and all(s.credentials <= read_only for s in pipeline)
+    if answers["data_remote"] != "local":
+        assert any(s.credentials & read_only for s in pipeline), "Pipeline reads the remote"
+    security = readme_section(project, "Security")
+    assert '"From users with Admin or Write permission"' in security
+
+
+def test_the_trainer_image_is_pinned_by_digest_and_signed_on_enterprise(rendered):
+    answers, project = rendered
+    if not (cluster(answers) and answer(answers, "orchestrator") == "kubeflow"):
+        return
+    image = answer(answers, "container_image")
+    provider = answers["ci_provider"]
+    if provider == "github":
+        jobs = load_workflow(project / ".github" / "workflows" / "cd.yml")["jobs"]
+        trainer = jobs["trainer-image"]
+        assert trainer["outputs"]["image"] == "${{ steps.trainer.outputs.image }}"
+        runs = [step.get("run", "") for step in trainer["steps"]]
+        (publish,) = [step for step in trainer["steps"] if step.get("id") == "trainer"]
+        assert "build/trainer-image-digest" in publish["run"]
+        assert f'echo "image={image}-trainer@${{digest}}" >> "$GITHUB_OUTPUT"' in publish["run"]
+        push = runs.index("make docker-build-trainer docker-push-trainer")
+        signed = "make sign-trainer-image" in runs[push : runs.index(publish["run"])]
+        assert signed == enterprise(answers)
+        (submit,) = [s for s in jobs["train"]["steps"] if s.get("run") == "make kfp-train"]
+        assert submit["env"]["TRAINER_IMAGE"] == "${{ needs.trainer-image.outputs.image }}"
+    elif provider == "gitlab":
+        _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+        build = jobs["build-trainer-image"]
+        assert build["artifacts"]["reports"]["dotenv"] == "build/trainer-image.env"
+        assert "build/trainer-image-digest" in build["artifacts"]["paths"]
+        line = f'echo "TRAINER_IMAGE={image}-trainer@${{digest}}" > build/trainer-image.env'
+        assert line in build["script"]
+        needs = jobs["train"]["needs"]
+        assert "build-trainer-image" in needs  # its dotenv report: TRAINER_IMAGE
+        if enterprise(answers):
+            sign = jobs["sign-trainer-image"]
+            assert sign["needs"] == ["build-trainer-image"]
+            assert sign["script"] == ["make cosign-login sign-trainer-image"]
+            assert sign["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+            assert "sign-trainer-image" in needs
+    else:
+        text = (project / "Jenkinsfile").read_text()
+        assert "archiveArtifacts artifacts: 'build/trainer-image-digest'" in text
+        # The Train stage's command is held by test_jenkins_stages_approval_and_schedule...
+
+
+def test_gitlab_template_update_token_reaches_only_the_job_that_pushes(gitlab):
+    _, project = gitlab
+    _, jobs = gitlab_jobs(project / ".gitlab-ci.yml")
+    reads_token = re.compile(r"\$\{?TEMPLATE_UPDATE_TOKEN")
+    users = [n for n, job in jobs.items() if reads_token.search(str(job.get("script", [])))]
+    assert users == ["template-update-mr"]
+    assert jobs["template-update-mr"]["environment"]["name"] == "template-update"
+    assert "make" not in str(jobs["template-update-mr"]["script"]), "no code of the repository"
+    assert jobs["template-update-mr"]["before_script"] == []
+    # The job that runs the template's code drops every variable it does not need first.
+    script = jobs["template-update"]["script"]
+    drop = next(i for i, line in enumerate(script) if "compgen -e" in line)
+    update = next(i for i, line in enumerate(script) if line == "make template-update")
+    assert drop < update
+    updates = readme_section(project, "Template updates")
+    assert "**masked, protected and scoped to the environment `template-update`**" in updates
+
+
+def test_jenkins_registry_logins_leave_nothing_on_the_agent(jenkins):
+    answers, project = jenkins
+    text = (project / "Jenkinsfile").read_text()
+    steps = jenkins_steps(project / "Jenkinsfile")
+    logins = [s for s in steps if "docker login" in s.command or "cosign-login" in s.command]
+    if not cluster(answers):
+        assert logins == [] and "DOCKER_CONFIG" not in text
+        return
+    assert logins
+    # The whole pipeline's environment: docker and cosign write their logins there, outside the
+    # workspace (the Docker build context), and the build removes it at its end.
+    environment = text[text.index("  environment {") : text.index("  stages {")]
+    assert 'DOCKER_CONFIG = "${env.WORKSPACE}@tmp/docker-config"' in environment
+    assert [s.command for s in steps if s.stage == "post"] == ['rm -rf "$DOCKER_CONFIG"']
+
+
+def test_readme_security_section_names_every_credential_the_ci_reads(rendered):
+    answers, project = rendered
+    security = readme_section(project, "Security")
+    names = referenced_secrets(answers, project) - {"TEMPLATE_UPDATE"}  # a switch, not a secret
+    # The OIDC variables name identities, not credentials ("Credentials" documents them).
+    names -= OIDC_VARIABLES.get(answers["data_remote"], set())
+    if answers["ci_provider"] == "github":
+        names.add("GITHUB_TOKEN")
+    elif answers["ci_provider"] == "gitlab":
+        names.add("CI_JOB_TOKEN")
+    for name in names:
+        assert f"`{name}`" in security, f"the Security section does not name {name}"
+    # What each can do, and where it is bound or received.
+    header = (
+        "| credential ID | bound in | can do |"
+        if answers["ci_provider"] == "jenkins"
+        else ("| credential | received by | can do |")
+    )
+    assert header in security
+    assert "Settings to apply" in security
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ as 0.2.0), with varied answers, and are left the way a platform team finds them:
 with committed edits, one with an edit that conflicts with the release, one with uncommitted
 changes, one already on the latest release, one whose `template-update` branch holds a commit a
 person made. Every outcome is checked in the repositories themselves, then a second run must
-change nothing.
+change nothing. The releases live in a temporary repository, not in this checkout, so every run
+names it (`--allow-template`, or FLEET_ALLOW_TEMPLATES through make): fleet.py refuses any other
+template, which the hostile-template tests at the end hold.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
 from .conftest import TEMPLATE_DIR, run
+from .hostile_template import make_hostile_template, task_runs
 from .test_update import (
     NEXT,
     PREVIOUS,
@@ -58,6 +62,7 @@ BEHIND = {
 class Fleet:
     root: Path
     heads: dict[str, str]  # repository -> HEAD before any fleet command
+    template: Path  # the releases' repository: named with --allow-template
 
     def repo(self, name: str) -> Path:
         return self.root / name
@@ -91,12 +96,16 @@ def fleet(releases: Path, tmp_path_factory: pytest.TempPathFactory) -> Fleet:  #
 
     heads = {path.name: head(path) for path in root.iterdir()}
     assert len(heads) == 10
-    return Fleet(root, heads)
+    return Fleet(root, heads, releases)
 
 
 def fleet_json(*args: str, cwd: Path) -> tuple[int, dict]:
     result = run([*FLEET, *args, "--format", "json"], cwd, check=False)
     return result.returncode, json.loads(result.stdout)
+
+
+def allow(fleet: Fleet) -> tuple[str, str]:
+    return ("--allow-template", str(fleet.template))
 
 
 def by_repo(document: dict) -> dict[str, dict]:
@@ -110,7 +119,7 @@ def branch_tip(repo: Path) -> str | None:
 
 @pytest.fixture(scope="module")
 def checked(fleet: Fleet) -> tuple[int, dict]:
-    return fleet_json("check", str(fleet.root / "*"), cwd=fleet.root)
+    return fleet_json("check", str(fleet.root / "*"), *allow(fleet), cwd=fleet.root)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +131,8 @@ def updated(fleet: Fleet, checked: tuple[int, dict]) -> tuple[int, dict, str]:
             f"REPOS={fleet.root}/*",
             "FORMAT=json",
             "JOBS=2",
+            # A command-line variable of make reaches the recipe's environment.
+            f"FLEET_ALLOW_TEMPLATES={fleet.template}",
         ],
         fleet.root,
         check=False,
@@ -215,7 +226,7 @@ def test_conflicting_dirty_and_foreign_branch_repositories_are_left_as_they_were
 def test_a_second_update_changes_nothing(fleet: Fleet, updated: tuple[int, dict, str]) -> None:
     tips = {name: branch_tip(fleet.repo(name)) for name in BEHIND}
     names = [str(fleet.repo(name)) for name in [*BEHIND, "current"]]
-    status, document = fleet_json("update", *names, cwd=fleet.root)
+    status, document = fleet_json("update", *names, *allow(fleet), cwd=fleet.root)
     assert status == 0 == document["status"]
     assert document["summary"] == {"updated": 6, "up to date": 1}
     for name, entry in by_repo(document).items():
@@ -228,7 +239,9 @@ def test_a_second_update_changes_nothing(fleet: Fleet, updated: tuple[int, dict,
 def test_the_text_report_is_a_table_with_the_conflicted_files(
     fleet: Fleet, updated: tuple[int, dict, str]
 ) -> None:
-    result = run([*FLEET, "update", str(fleet.repo("conflicting"))], fleet.root, check=False)
+    result = run(
+        [*FLEET, "update", str(fleet.repo("conflicting")), *allow(fleet)], fleet.root, check=False
+    )
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["repository", "from", "to", "result", "detail"]
@@ -259,15 +272,21 @@ def test_a_folder_that_is_not_a_generated_repository_fails_with_the_reason(
     assert "no .copier-answers.yml" in entry["detail"]
 
 
-def test_an_untagged_render_is_reported_up_to_date_with_the_reason(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The repository's own check says `untagged`: the fleet row says why nothing updates."""
+def load_fleet(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """tools/fleet.py as a module (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location("fleet", TEMPLATE_DIR / "tools" / "fleet.py")
     assert spec is not None and spec.loader is not None
     fleet = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "fleet", fleet)  # its dataclasses look their module up
     spec.loader.exec_module(fleet)
+    return fleet
+
+
+def test_an_untagged_render_is_reported_up_to_date_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The repository's own check says `untagged`: the fleet row says why nothing updates."""
+    fleet = load_fleet(monkeypatch)
     answer = {
         "project": "credit-risk-model",
         "current_version": "0.2.0.post3.dev0+g1a2b3c4",
@@ -283,9 +302,115 @@ def test_an_untagged_render_is_reported_up_to_date_with_the_reason(
 
     monkeypatch.setattr(fleet, "run_tool", check)
     monkeypatch.setattr(fleet, "check_repo_shape", lambda repo: None)
+    monkeypatch.setattr(fleet, "check_template_source", lambda repo, allowed: None)
     result = fleet.check_repo(tmp_path)
     assert result.result == fleet.UP_TO_DATE
     assert result.detail == (
         "rendered from an untagged commit after release 0.2.0"
         " (0.2.0.post3.dev0+g1a2b3c4); the next release updates it"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# This template only: `update` runs `copier update --trust`, so the template's tasks run on the
+# operator's machine. A repository recorded from another source is refused before anything of
+# that source is fetched or run, unless the operator names the source.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_repo(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(template, repository, record): a repository rendered at 0.1.0 of a hostile template
+    whose task records what it can see every time it runs (tests/hostile_template.py)."""
+    record = tmp_path / "hostile-task-record.txt"
+    template = make_hostile_template(tmp_path / "hostile-template", record)
+    repo = tmp_path / "repos" / "victim"
+    repo.parent.mkdir()
+    render(str(template), repo, "0.1.0", {}, cwd=repo.parent, tasks=False)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    commit_all(repo, "Rendered from a template that is not this one")
+    assert task_runs(record) == 0
+    return template, repo, record
+
+
+def test_a_repository_of_another_template_is_refused_and_its_tasks_never_run(
+    hostile_repo: tuple[Path, Path, Path],
+) -> None:
+    template, repo, record = hostile_repo
+    before = head(repo)
+    for command in ("check", "update"):
+        status, document = fleet_json(command, str(repo), cwd=repo.parent)
+        (entry,) = document["repositories"]
+        assert (status, entry["result"]) == (1, "failed"), entry
+        assert f"recorded template {template} " in entry["detail"], "names the recorded source"
+        assert f"--allow-template {template}" in entry["detail"], "says how to accept it"
+        assert task_runs(record) == 0, f"`fleet {command}` ran the other template's task"
+    assert head(repo) == before and branch_tip(repo) is None
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+    # Named by the operator (any spelling: here its file:// URL), the source is accepted: the
+    # update runs its task, which is what the refusal above kept from running.
+    through_make = run(
+        [*FLEET, "check", str(repo), "--format", "json"],
+        repo.parent,
+        check=False,
+        FLEET_ALLOW_TEMPLATES=f"file://{template}",
+    )
+    (entry,) = json.loads(through_make.stdout)["repositories"]
+    assert entry["result"] == "update available", entry
+    status, document = fleet_json(
+        "update", str(repo), "--allow-template", f"file://{template}/", cwd=repo.parent
+    )
+    (entry,) = document["repositories"]
+    assert (status, entry["result"]) == (0, "updated"), entry
+    assert task_runs(record) > 0
+
+
+def test_this_template_is_recognised_by_its_folder_and_its_remotes_in_any_spelling(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fleet = load_fleet(monkeypatch)
+    monkeypatch.delenv(fleet.ALLOW_ENV, raising=False)
+    root = tmp_path / "mlops-stack-template"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    git(root, "remote", "add", "origin", "git@github.com:Acme/mlops-stack-template.git")
+    git(root, "remote", "add", "mirror", "https://git.example.com/ml/mlops-stack-template/")
+    sources = fleet.this_template_sources(root)
+    repo = tmp_path / "repos" / "credit"
+    same = [
+        str(root),
+        f"{root}/",
+        f"file://{root}",
+        "../../mlops-stack-template",  # relative: read from the repository, as Copier does
+        "https://github.com/acme/mlops-stack-template",
+        "https://github.com/Acme/mlops-stack-template.git",
+        "http://github.com/Acme/mlops-stack-template.git/",
+        "ssh://git@github.com:22/Acme/mlops-stack-template.git",
+        "git+https://github.com/Acme/mlops-stack-template.git",
+        "gh:Acme/mlops-stack-template",
+        "git@git.example.com:ml/mlops-stack-template.git",
+        "https://deploy@git.example.com/ml/mlops-stack-template.git",
+    ]
+    for src in same:
+        assert fleet.normalise_source(src, repo) in sources, src
+    others = [
+        str(tmp_path / "mlops-stack-template-fork"),
+        "file:///srv/mlops-stack-template",
+        "https://github.com/acme/mlops-stack-template-fork",
+        "https://github.com/evil/mlops-stack-template",
+        "https://gitlab.com/acme/mlops-stack-template",
+        "git@github.com:acme/mlops-stack-template-evil.git",
+    ]
+    for src in others:
+        assert fleet.normalise_source(src, repo) not in sources, src
+
+    # This checkout itself, with no flag: a repository recorded from it passes, another does not.
+    allowed = fleet.allowed_sources()
+    (repo / ".copier-answers.yml").parent.mkdir(parents=True)
+    (repo / ".copier-answers.yml").write_text(f"_src_path: {TEMPLATE_DIR}\n_commit: 0.1.0\n")
+    fleet.check_template_source(repo, allowed)
+    (repo / ".copier-answers.yml").write_text("_src_path: gh:evil/template\n_commit: 0.1.0\n")
+    with pytest.raises(fleet.RepoError, match="recorded template gh:evil/template "):
+        fleet.check_template_source(repo, allowed)
+    assert fleet.normalise_source("gh:evil/template") in fleet.allowed_sources(["gh:evil/template"])

@@ -1,14 +1,25 @@
 """Check and update many repositories made by this template: `make fleet-check` / `fleet-update`.
 
-    python tools/fleet.py check  REPO... [--format text|json] [--jobs N]
+    python tools/fleet.py check  REPO... [--format text|json] [--jobs N] [--allow-template SRC]...
     python tools/fleet.py update REPO... [--format text|json] [--jobs N] [--branch NAME]
-                                         [--vcs-ref REF]
+                                         [--vcs-ref REF] [--allow-template SRC]...
 
 REPO arguments are folders or globs (`~/src/ml/*`). Each repository is checked and updated by the
 newest form of the tool every generated repository uses, this checkout's runtime
 (runtime/src/mlops_stack_runtime/tools/template_update.py, run with this Python, which must have
 Copier, as `--project REPO`): repositories on older releases, even from before the tool existed,
 get the same checks and the same report.
+
+Only this template's repositories are touched. An update runs `copier update --trust`: the
+template's tasks and migrations run on this machine, as the operator. So before anything else each
+repository's recorded template (`_src_path` in .copier-answers.yml) must be this template: this
+checkout's folder or the URL of one of its git remotes (compared normalised: a path and its
+file:// URL are the same, https://, ssh:// and git@host:path name the same repository, case, a
+trailing slash and `.git` aside). A repository recorded from any other source is reported
+`failed`, with the source it names, and nothing of that source is fetched or run, unless the
+operator names that source: `--allow-template SRC` (repeatable; SRC as recorded, or any spelling
+that normalises the same), or, through make, the environment variable FLEET_ALLOW_TEMPLATES
+(sources separated by whitespace).
 
 `update`, for each repository behind the template: leaves it alone if its work tree is dirty;
 otherwise creates (or safely resets) the branch `template-update` from the branch it is on, runs
@@ -40,6 +51,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -47,9 +59,9 @@ from pathlib import Path
 from typing import Any
 
 ANSWERS_FILE = ".copier-answers.yml"
-TOOL = (
-    Path(__file__).resolve().parents[1] / "runtime/src/mlops_stack_runtime/tools/template_update.py"
-)
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+TOOL = TEMPLATE_ROOT / "runtime/src/mlops_stack_runtime/tools/template_update.py"
+ALLOW_ENV = "FLEET_ALLOW_TEMPLATES"  # `make fleet-update ... FLEET_ALLOW_TEMPLATES="<src> ..."`
 DEFAULT_BRANCH = "template-update"
 TRAILER = "Template-Update"  # `Template-Update: 0.1.0 -> 0.2.0` in the commits this makes
 UPDATE_WAITING_EXIT = 3
@@ -134,6 +146,88 @@ def commit_trailer(repo: Path, commit: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
+# --- which template ------------------------------------------------------------------------------
+def normalise_source(src: str, base: Path | None = None) -> str:
+    """One spelling for a template source: `path:<absolute resolved path>` for a folder (a plain,
+    relative (from `base`), `~` or file:// path), `url:<host>/<path>` for a remote (https://,
+    http://, ssh://, git://, scp-like git@host:path, Copier's gh:/gl: and git+ prefixes), lower
+    case, without user, port, trailing slash or `.git`."""
+    text = src.strip()
+    text = text.removeprefix("git+")
+    for short, host in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
+        if text.startswith(short):
+            text = host + text[len(short) :]
+    if text.startswith("file://"):
+        text = urllib.parse.unquote(urllib.parse.urlsplit(text).path)
+    elif "://" in text:
+        parts = urllib.parse.urlsplit(text)
+        return _url_key(parts.hostname or "", parts.path)
+    elif (scp := re.fullmatch(r"(?:[^@/:]+@)?([^@/:]+):(?!/)(.+)", text)) and not Path(
+        text
+    ).exists():
+        return _url_key(scp.group(1), scp.group(2))
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return f"path:{path.resolve()}"
+
+
+def _url_key(host: str, path: str) -> str:
+    path = path.strip("/").removesuffix(".git").strip("/")
+    return f"url:{host.lower()}/{path.lower()}"
+
+
+def this_template_sources(root: Path = TEMPLATE_ROOT) -> set[str]:
+    """This checkout's folder and the URLs of its git remotes, normalised."""
+    sources = {normalise_source(str(root))}
+    found = subprocess.run(
+        ["git", "config", "--get-regexp", r"^remote\..*\.url$"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env(),
+    )
+    for line in found.stdout.splitlines():
+        _, _, url = line.partition(" ")
+        if url.strip():
+            sources.add(normalise_source(url.strip(), root))
+    return sources
+
+
+def recorded_source(repo: Path) -> str:
+    """The `_src_path` of the repository's answers file, as recorded."""
+    import yaml  # PyYAML: Copier's dependency, in this checkout's environment
+
+    try:
+        answers = yaml.safe_load((repo / ANSWERS_FILE).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise RepoError(f"{ANSWERS_FILE} is not valid YAML: {error}") from None
+    src = answers.get("_src_path") if isinstance(answers, dict) else None
+    if not isinstance(src, str) or not src.strip():
+        raise RepoError(f"{ANSWERS_FILE} records no template (_src_path)")
+    return src
+
+
+def check_template_source(repo: Path, allowed: frozenset[str]) -> None:
+    """Refuse a repository recorded from another template than this one (or an allowed one):
+    its tasks would run here, as the operator, with --trust."""
+    src = recorded_source(repo)
+    if normalise_source(src, repo) in allowed:
+        return
+    raise RepoError(
+        f"recorded template {src} (_src_path in {ANSWERS_FILE}) is not this template"
+        f" ({TEMPLATE_ROOT}): its tasks would run here with --trust, so nothing was fetched or"
+        f" run; if you trust it, name it: --allow-template {src}"
+    )
+
+
+def allowed_sources(extra: Sequence[str] = ()) -> frozenset[str]:
+    """This template's spellings and the sources named (--allow-template, FLEET_ALLOW_TEMPLATES)."""
+    named = [*extra, *os.environ.get(ALLOW_ENV, "").split()]
+    return frozenset(this_template_sources() | {normalise_source(src) for src in named})
+
+
 # --- one repository -------------------------------------------------------------------------------
 def run_tool(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -185,20 +279,24 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def check_repo(repo: Path) -> RepoResult:
+def check_repo(repo: Path, allowed: frozenset[str] | None = None) -> RepoResult:
     result = RepoResult(repo=str(repo))
     try:
         check_repo_shape(repo)
+        check_template_source(repo, allowed_sources() if allowed is None else allowed)
         result.result = UPDATE_AVAILABLE if template_status(repo, result) else UP_TO_DATE
     except (RepoError, OSError, subprocess.SubprocessError, ValueError) as error:
         result.result, result.detail = FAILED, str(error)
     return result
 
 
-def update_repo(repo: Path, branch: str, vcs_ref: str | None) -> RepoResult:
+def update_repo(
+    repo: Path, branch: str, vcs_ref: str | None, allowed: frozenset[str] | None = None
+) -> RepoResult:
     result = RepoResult(repo=str(repo))
     try:
         check_repo_shape(repo)
+        check_template_source(repo, allowed_sources() if allowed is None else allowed)
         dirty = changed_paths(repo)
         if dirty:
             result.result, result.dirty = DIRTY, [path for _, path in dirty]
@@ -398,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("repos", nargs="+", metavar="REPO", help="folders or globs")
         sub.add_argument("--format", choices=("text", "json"), default="text")
         sub.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
+        sub.add_argument(
+            "--allow-template",
+            action="append",
+            default=[],
+            metavar="SRC",
+            help="also accept repositories recorded from this template source (repeatable)",
+        )
         if name == "update":
             sub.add_argument("--branch", default=DEFAULT_BRANCH)
             sub.add_argument("--vcs-ref", help="a template tag or commit instead of the newest")
@@ -410,11 +515,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    allowed = allowed_sources(args.allow_template)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         if args.command == "check":
-            results = list(pool.map(check_repo, repos))
+            results = list(pool.map(lambda r: check_repo(r, allowed), repos))
         else:
-            results = list(pool.map(lambda r: update_repo(r, args.branch, args.vcs_ref), repos))
+            results = list(
+                pool.map(lambda r: update_repo(r, args.branch, args.vcs_ref, allowed), repos)
+            )
     status = exit_status(args.command, results)
     if args.format == "json":
         document = {
