@@ -3,8 +3,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-# uv from PATH, else pip installs the pinned version into a folder of its own (--target works
-# where the system Python is externally managed, PEP 668); commands the recipes start find it too.
+# uv from PATH, else pip installs the pinned version, checked against the sha256s of
+# tools/requirements-uv.txt, into a folder of its own (--target works where the system Python is
+# externally managed, PEP 668); commands the recipes start find it too.
 UV_VERSION ?= 0.13.9
 UV_HOME ?= $(HOME)/.local/share/uv-$(UV_VERSION)
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(UV_HOME)/bin/uv")
@@ -22,7 +23,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --quiet --disable-pip-version-check --target "$(UV_HOME)" "uv==$(UV_VERSION)"
+	@grep -q '^uv==$(UV_VERSION) ' tools/requirements-uv.txt || { echo "tools/requirements-uv.txt does not pin uv $(UV_VERSION) (UV_VERSION)" >&2; exit 2; }
+	@python3 -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary :all: --no-deps --target "$(UV_HOME)" --requirement tools/requirements-uv.txt
 
 .PHONY: setup
 setup: $(UV) ## Create .venv with the template's tooling (copier, pytest, pytest-copie, ruff)

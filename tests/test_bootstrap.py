@@ -90,3 +90,37 @@ def test_missing_uv_is_installed_pinned_and_then_used(
     assert "pip install" not in planned.stdout
     seen = make("--eval", "show-path: ; @echo $$PATH", "show-path")
     assert Path(seen.stdout.split(":")[0]) == uv_home / "bin", seen.stdout
+
+
+def test_the_template_and_generated_repositories_pin_the_same_uv_wheels(tmp_path: Path) -> None:
+    """One uv, by version and wheel hashes, in both requirement files; a file whose hash does not
+    match is refused by the install the Makefiles run (pip --require-hashes)."""
+    ours = (TEMPLATE_DIR / "tools" / "requirements-uv.txt").read_text()
+    theirs = (TEMPLATE_DIR / "template" / "requirements-uv.txt").read_text()
+    pins = [re.findall(r"^uv==\S+|sha256:[0-9a-f]{64}", text, re.M) for text in (ours, theirs)]
+    assert pins[0] == pins[1] and pins[0][0] == f"uv=={UV_VERSION.group(1)}"
+    # A wheel the pins do not name: pip refuses it before installing anything.
+    wheel = tmp_path / f"uv-{UV_VERSION.group(1)}-py3-none-any.whl"
+    wheel.write_bytes(b"not the wheel")
+    requirement = tmp_path / "requirements.txt"
+    requirement.write_text(f"{wheel} --hash={pins[0][1]}\n")
+    refused = subprocess.run(
+        [
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--require-hashes",
+            "--target",
+            str(tmp_path / "target"),
+            "--requirement",
+            str(requirement),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode != 0 and "HASHES" in refused.stderr.upper(), refused.stderr

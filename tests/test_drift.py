@@ -339,7 +339,7 @@ def test_cronjob_manifests_validate_strictly_and_run_make_monitor(k8s_project, t
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
-    assert container["command"] == ["make", "setup", "monitor"]
+    assert container["command"] == ["make", "LOCKED=1", "setup", "monitor"]
     assert container["workingDir"] == "/workspace/repo"
     clone = pod["initContainers"][0]["command"][-1]
     assert "git clone" in clone and "/workspace/repo" in clone
@@ -419,6 +419,7 @@ def test_score_cronjob_validates_strictly_and_runs_make_score_daily(k8s_project,
     # make's command-line variables (Makefile `:=`), filled in by Kubernetes from the ConfigMap.
     assert container["command"] == [
         "make",
+        "LOCKED=1",
         "setup",
         "score",
         "INPUT=$(SCORE_INPUT)",

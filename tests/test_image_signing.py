@@ -1,6 +1,7 @@
-"""Enterprise image signing: the SBOM for real, cosign as a dry run (no registry, no Sigstore here).
+"""Enterprise image signing: syft, cosign as dry runs (no registry, no Sigstore here).
 
-`make sbom` writes the CycloneDX SBOM of the image's Python packages. `make sign-image
+`make sbom` has syft read the pushed image from the registry into a CycloneDX SBOM; syft and
+cosign are installed only with the sha256 the Makefile pins. `make sign-image
 verify-image DRY_RUN=1` prints the cosign commands each provider's CI would run; the identity
 regexp that `verify-image` accepts is checked against the certificate identity that provider's
 OIDC token carries, and against identities it must refuse. `make -n deploy` shows the
@@ -9,14 +10,15 @@ verification before anything is applied.
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
 import re
-import tomllib
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import expand_runtime, make
+from .conftest import make
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = "registry.example.com/ml/credit-risk-model"
@@ -134,34 +136,41 @@ def test_deploy_verifies_the_image_before_applying_anything(signed_project):
     assert verify < plan.index("kubectl apply"), "verification first"
 
 
-def test_sbom_lists_the_images_packages_and_no_training_tools(copie_session):
-    project = enterprise_project(copie_session, "github")  # the SBOM is the same on every provider
-    make(project, "sbom")
-    sbom = json.loads((project / "build" / "sbom.cdx.json").read_text())
-    assert sbom["bomFormat"] == "CycloneDX"
-    components = {c["name"].lower() for c in sbom["components"]}
-    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    direct = [*pyproject["project"]["dependencies"], *pyproject["dependency-groups"]["serve"]]
-    for requirement in expand_runtime(direct):
-        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower().replace("_", "-")
-        if name == "mlops-stack-runtime":
-            continue  # a render from a folder: the runtime is a file:// requirement, no PyPI one
-        assert name in components, f"{name} (a serving dependency) is missing from the SBOM"
-    for name in ("mlflow", "dvc", "pytest", "ruff", "fairlearn"):
-        assert name not in components, f"{name} is not in the serving image"
-    # No model says otherwise: the ONNX image, without the pickle's stack.
-    for name in ("scikit-learn", "scipy", "pandas", "joblib"):
-        assert name not in components, f"{name} is not in the ONNX serving image"
-    for component in sbom["components"]:
-        if component["name"] in ("unknown", "mlops-stack-runtime"):
-            # The runtime from the template's folder or git repository: no PyPI release to name.
-            assert "runtime" in json.dumps(component), component
-            continue
-        assert component["version"] and component["purl"].startswith("pkg:pypi/")
+def test_sbom_describes_the_pushed_image_from_the_registry(copie_session):
+    """The SBOM is syft's reading of the pushed image itself (OS packages, the environment, the
+    project), by digest, as CycloneDX: what `sign-image` attests and `verify-image` checks."""
+    project = enterprise_project(copie_session, "github")
+    plan = make(project, "sbom", "DRY_RUN=1").stdout
+    (scan,) = [line.split() for line in plan.splitlines() if " scan " in line]
+    assert scan[0].endswith("syft") and f"registry:{IMAGE}@{DIGEST}" in scan
+    assert "--output" in scan and option(scan, "--output") == "cyclonedx-json=build/sbom.cdx.json"
 
-    # The image for a model that scikit-learn serves (what models/model.json would choose).
-    make(project, "sbom", "INFERENCE_RUNTIME=sklearn")
-    sbom = json.loads((project / "build" / "sbom.cdx.json").read_text())
-    components = {c["name"].lower() for c in sbom["components"]}
-    assert {"scikit-learn", "pandas", "joblib", "onnxruntime"} <= components
-    assert "mlflow" not in components
+
+@pytest.mark.parametrize("tool", ["syft", "cosign"])
+def test_a_downloaded_tool_runs_only_if_its_sha256_is_the_pinned_one(copie_session, tmp_path, tool):
+    """cosign and syft come from their releases only when the bytes have the sha256 the Makefile
+    pins (not a checksum file from the same server): other bytes are refused and not installed."""
+    project = enterprise_project(copie_session, "github")
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "syft").write_text("#!/bin/sh\necho fake\n")
+    tarball = tmp_path / "syft.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(payload), "syft"], check=True)
+    download = tarball if tool == "syft" else payload / "syft"
+    curl = tmp_path / "bin" / "curl"  # the release server, answering with these bytes
+    curl.parent.mkdir()
+    curl.write_text(f'#!/bin/sh\nwhile [ "$1" != -fsSLo ]; do shift; done\ncp {download} "$2"\n')
+    curl.chmod(0o755)
+    path = f"{curl.parent}:{os.environ['PATH']}"
+    target = project / "build" / "bin" / tool
+    target.unlink(missing_ok=True)
+    arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "amd64"
+    refused = make(project, f"build/bin/{tool}", check=False, PATH=path)
+    assert refused.returncode != 0 and "FAILED" in refused.stdout + refused.stderr
+    assert not target.exists(), "bytes that are not the release's were installed"
+    digest = hashlib.sha256(download.read_bytes()).hexdigest()
+    pin = f"{tool.upper()}_SHA256_{arch}={digest}"
+    make(project, f"build/bin/{tool}", pin, PATH=path)
+    assert target.read_bytes() == (payload / "syft").read_bytes()
+    assert os.access(target, os.X_OK)
+    target.unlink()

@@ -165,9 +165,15 @@ def test_uv_is_pinned_to_one_version_and_ci_installs_exactly_the_lock(rendered):
     makefile = (project / "Makefile").read_text()
     (version,) = re.findall(r"^UV_VERSION \?= (\S+)$", makefile, flags=re.MULTILINE)
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
-    assert '"uv==$(UV_VERSION)"' in makefile, "make setup installs the pinned uv"
+    # make setup and the Dockerfile install that uv only from wheels whose sha256 is pinned.
+    pins = (project / "requirements-uv.txt").read_text()
+    assert re.findall(r"^uv==(\S+) ", pins, flags=re.MULTILINE) == [version]
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", pins)) >= 4  # Linux and macOS wheels
+    install = "--require-hashes --only-binary :all: --no-deps"
+    assert f'{install} --target "$(UV_HOME)" --requirement requirements-uv.txt' in makefile
     dockerfile = (project / "Dockerfile").read_text()
-    assert re.findall(r"^ARG UV_VERSION=(\S+)$", dockerfile, flags=re.MULTILINE) == [version]
+    assert f"pip install --no-cache-dir {install}" in dockerfile
+    assert "--requirement /tmp/requirements-uv.txt" in dockerfile
     assert all("--locked" in line for line in dockerfile.splitlines() if "uv sync" in line)
     for workflow in sorted((project / ".github" / "workflows").glob("*.yml")):
         for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():

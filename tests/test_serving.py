@@ -108,7 +108,11 @@ def answers_over_v1_and_v2(
 
 @contextmanager
 def running(args: list[str], cwd: Path, port: int, log: Path, **env: str) -> Iterator[str]:
-    """Start a server process (own process group) and yield its base URL once it is ready."""
+    """Start a server process (own process group) and yield its base URL once it is ready.
+
+    Its metrics port (METRICS_PORT, 8082 by default) is a free one too, unless given: servers of
+    tests running side by side would otherwise contend for the default."""
+    env.setdefault("METRICS_PORT", str(free_port()))
     with log.open("w") as out:
         process = subprocess.Popen(
             args,
@@ -204,7 +208,7 @@ def test_dockerfile_pins_the_chosen_python_and_runs_as_a_non_root_user(container
         assert all("pipelines" not in sync for sync in syncs[:2]), "the server has no kfp"
         assert "--group train --group pipelines" in syncs[2]
     assert re.search(r"^USER 10001", text, flags=re.MULTILINE), "runs as a non-root user"
-    assert re.search(r"^EXPOSE 8080$", text, flags=re.MULTILINE)
+    assert re.search(r"^EXPOSE 8080 8082$", text, flags=re.MULTILINE)  # the model, its metrics
 
 
 def test_dockerignore_lets_in_only_what_the_image_needs(container_project):
@@ -219,6 +223,7 @@ def test_dockerignore_lets_in_only_what_the_image_needs(container_project):
     assert allowed == {
         "pyproject.toml",
         "uv.lock",
+        "requirements-uv.txt",  # the uv the build installs, by its hashes
         "README.md",
         "src/",
         "models/model.joblib",
@@ -242,7 +247,7 @@ def test_make_docker_build_passes_the_runtime_the_model_record_names(
     (tmp_path / "models" / "model.json").write_text(json.dumps(record, indent=2))
     signed = "sbom" in make_targets(project / "Makefile")  # the tiers that sign their image
     plan = run(["make", "-n", "docker-build", *(["sbom"] if signed else [])], tmp_path).stdout
-    assert re.search(rf"^docker build .*--build-arg INFERENCE_RUNTIME={runtime} ", plan, re.M)
+    assert re.search(rf"^docker build .*--build-arg INFERENCE_RUNTIME='{runtime}' ", plan, re.M)
     if signed:
         assert f"--group serve-{runtime} " in plan, "the SBOM describes the same set"
 
@@ -392,12 +397,14 @@ def test_each_environment_renders_a_valid_pinned_inference_service(
     tier, project = cluster_project
     docs = kustomize(project / "deploy" / "kserve" / environment)
     by_kind = {doc["kind"]: doc for doc in docs}
-    assert set(by_kind) == {"InferenceService", "ServiceAccount"}
+    assert set(by_kind) == {"InferenceService", "ServiceAccount", "NetworkPolicy"}
     rendered = tmp_path / f"{environment}.yaml"
     rendered.write_text(yaml.safe_dump_all(docs))
     assert inference_services(rendered, kserve_schema) == [SLUG]
     service_account = tmp_path / "serviceaccount.yaml"
-    service_account.write_text(yaml.safe_dump(by_kind["ServiceAccount"]))
+    service_account.write_text(
+        yaml.safe_dump_all([by_kind["ServiceAccount"], by_kind["NetworkPolicy"]])
+    )
     check_k8s_manifests(service_account)
 
     isvc = by_kind["InferenceService"]
@@ -639,7 +646,11 @@ def test_kserve_client_gets_the_models_predictions_over_v1_and_v2(
 
 
 # RUN steps of the Dockerfile that the emulated build leaves out: they need the base image or root.
-DOCKER_STEPS_SKIPPED = ('pip install --no-cache-dir "uv==', "apt-get update", "groupadd --system")
+DOCKER_STEPS_SKIPPED = (
+    "pip install --no-cache-dir --require-hashes",
+    "apt-get update",
+    "groupadd --system",
+)
 
 
 def emulated_image(
@@ -711,7 +722,7 @@ def test_the_dockerfile_built_step_by_step_gives_an_image_that_serves_the_model(
     rows = json.loads(rows_file.read_text())
     port = free_port()
     # Loopback only: the image's HOST=0.0.0.0 is for a container's published port.
-    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port), "METRICS_PORT": str(free_port())}
     log = tmp_path / "serve.log"
     with running(image.command(image.stage.cmd), image.workdir, port, log, **env) as base_url:
         status, body = http_json(
@@ -753,6 +764,7 @@ def test_the_sklearn_build_argument_gives_an_image_that_serves_the_pickle(
     rows = json.loads(rows_file.read_text())
     port = free_port()
     env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port), "INFERENCE_RUNTIME": "sklearn"}
+    env["METRICS_PORT"] = str(free_port())
     log = tmp_path / "serve.log"
     with running(image.command(image.stage.cmd), image.workdir, port, log, **env) as base_url:
         status, body = http_json(
