@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -15,6 +17,22 @@ import pytest
 from .conftest import TEMPLATE_DIR, project_env
 
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (TEMPLATE_DIR / "Makefile").read_text(), re.M)
+
+
+def python_with_pip() -> str:
+    """A Python that has pip, as the Makefiles' `python3 -m pip` finds one: this environment's
+    base interpreter, else a python3 on PATH outside it (a uv venv has no pip of its own)."""
+    venv = Path(sys.prefix)
+    candidates = [Path(sys.base_prefix) / "bin" / "python3"]
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and not Path(folder).is_relative_to(venv):
+            candidates.append(Path(folder) / "python3")
+    for python in candidates:
+        if python.is_file():
+            check = subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True)
+            if check.returncode == 0:
+                return str(python)
+    pytest.fail("no python3 with pip: the Makefiles' uv install needs one")
 
 
 def python_without_uv(kind: str, tmp_path: Path) -> str:
@@ -106,7 +124,7 @@ def test_the_template_and_generated_repositories_pin_the_same_uv_wheels(tmp_path
     requirement.write_text(f"{wheel} --hash={pins[0][1]}\n")
     refused = subprocess.run(
         [
-            "python3",
+            python_with_pip(),
             "-m",
             "pip",
             "install",
