@@ -44,13 +44,13 @@ test: test-runtime setup ## Run the runtime's tests, then the template's suite (
 
 # The runtime (runtime/: the platform package generated repositories depend on) in an environment
 # of its own with every extra: mypy, then its tests with the coverage floor of runtime/pyproject.toml
-# (they render nothing). A subset: RUNTIME_PYTEST_ARGS=tests/serving RUNTIME_COVERAGE=
+# (they render nothing), on PYTEST_WORKERS processes. A subset: RUNTIME_PYTEST_ARGS=tests/serving RUNTIME_COVERAGE=
 RUNTIME_COVERAGE ?= --cov
 .PHONY: test-runtime
 test-runtime: $(UV) ## Type-check the runtime and run its own tests (runtime/tests), fast enough for every edit
 	cd runtime && $(UV) sync --locked --all-extras --quiet
 	cd runtime && $(UV) run --no-sync mypy
-	cd runtime && $(UV) run --no-sync pytest $(RUNTIME_COVERAGE) $(RUNTIME_PYTEST_ARGS)
+	cd runtime && $(UV) run --no-sync pytest --numprocesses=$(PYTEST_WORKERS) --dist=loadscope $(RUNTIME_COVERAGE) $(RUNTIME_PYTEST_ARGS)
 
 # The runtime's distributions for a team's package index (README.md, "Releasing the template"):
 # built from this checkout into dist/, published with uv (credentials from UV_PUBLISH_TOKEN or
