@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .ci_runner import gitlab_jobs as all_gitlab_jobs
 from .ci_runner import jenkins_steps
 from .conftest import ALL_COMBINATIONS, combination_id
 from .validators import (
@@ -195,27 +196,11 @@ def workflow_steps(workflow: Mapping[str, Any]) -> Iterator[tuple[str, dict[str,
             yield name, step
 
 
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
 def gitlab_jobs(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The config and its visible jobs with `extends:` resolved (GitLab's deep merge)."""
-    config = yaml.safe_load(path.read_text())
-    keywords = {"workflow", "stages", "variables", "default", "include", "image", "cache"}
-
-    def resolve(name: str) -> dict[str, Any]:
-        body = config[name]
-        parents = body.get("extends", [])
-        merged: dict[str, Any] = {}
-        for parent in [parents] if isinstance(parents, str) else parents:
-            merged = _merge(merged, resolve(parent))
-        return _merge(merged, {k: v for k, v in body.items() if k != "extends"})
-
-    jobs = {k: resolve(k) for k in config if k not in keywords and not k.startswith(".")}
-    return config, jobs
+    """The config and its visible jobs with `extends:` resolved (tests/ci_runner.py's, without
+    the hidden `.templates`)."""
+    config, jobs = all_gitlab_jobs(path)
+    return config, {k: v for k, v in jobs.items() if not k.startswith(".")}
 
 
 def is_manual(job: Mapping[str, Any]) -> bool:
