@@ -19,7 +19,14 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
@@ -147,27 +154,51 @@ class DataSettings(_Section):
     path: Annotated[str | None, BeforeValidator(_text)] = None
     # `use-data`: whole-number columns with at most this many distinct values become categories.
     max_category_levels: Count = 10
+    # `use-data`: a text, true/false or category label with 3 to this many values is multi-class.
+    max_classes: Annotated[int, _integer(3)] = 50
 
 
 class ModelSettings(_Section):
-    classifier: Text
+    # The model family (estimators.py): gradient_boosting, hist_gradient_boosting, random_forest,
+    # logistic_regression (classification), ridge (regression), lightgbm, xgboost. Written
+    # `classifier` before regression existed; that spelling is still read.
+    estimator: Text
     random_state: Count
     hyperparameters: Annotated[
         Mapping[str, Annotated[Mapping[str, Any], BeforeValidator(_mapping)]],
         BeforeValidator(_mapping),
         AfterValidator(_read_only),
     ]
-    # Probability at or above which the positive class is predicted (evaluation, gates, serving).
+    # Probability at or above which the positive class is predicted (binary: evaluation, gates,
+    # serving).
     threshold: Fraction = 0.5
 
-    def classifier_hyperparameters(self) -> dict[str, Any]:
-        """Hyperparameters of the selected classifier (`model.hyperparameters.<classifier>`)."""
-        if self.classifier not in self.hyperparameters:
+    @model_validator(mode="before")
+    @classmethod
+    def _classifier_is_the_old_name(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and "classifier" in value:
+            if "estimator" in value:
+                raise _refuse(
+                    "sets both 'estimator' and its old name 'classifier': keep 'estimator'"
+                )
+            value = {("estimator" if k == "classifier" else k): v for k, v in value.items()}
+        return value
+
+    @property
+    def classifier(self) -> str:
+        """The old name of `estimator`."""
+        return self.estimator
+
+    def estimator_hyperparameters(self) -> dict[str, Any]:
+        """Hyperparameters of the selected estimator (`model.hyperparameters.<estimator>`)."""
+        if self.estimator not in self.hyperparameters:
             raise ConfigError(
-                f"params.yaml: 'model.hyperparameters.{self.classifier}' is missing "
-                f"(model.classifier is '{self.classifier}')"
+                f"params.yaml: 'model.hyperparameters.{self.estimator}' is missing "
+                f"(model.estimator is '{self.estimator}')"
             )
-        return dict(self.hyperparameters[self.classifier])
+        return dict(self.hyperparameters[self.estimator])
+
+    classifier_hyperparameters = estimator_hyperparameters
 
 
 class FairnessSettings(_Section):
@@ -183,15 +214,27 @@ class FairnessSettings(_Section):
 
 
 class GateSettings(_Section):
-    min_roc_auc: Share
+    """The held-out metric each task's model must reach, and the margin by which every model
+    must beat scikit-learn's Dummy estimator on the task's primary metric (tasks.py)."""
+
+    min_roc_auc: Share  # binary
+    min_macro_f1: Share = 0.4  # multiclass
+    min_r2: Annotated[float, _number(-1000.0, 1.0)] = 0.1  # regression
+    # The primary metric (binary roc_auc, multiclass macro_f1, regression rmse) must beat the
+    # Dummy estimator's on the same test set by more than this share of the Dummy's value.
+    baseline_margin: Annotated[float, _number(0.0, 10.0)] = 0.0
     # None when params.yaml has no `gates.fairness` section: the fairness gates do not run.
     fairness: Annotated[FairnessSettings | None, BeforeValidator(_mapping_given)] = None
 
 
 class PromotionSettings(_Section):
-    """How much a challenger must beat the champion's held-out roc_auc by to replace it."""
+    """How much a challenger must beat the champion by, on the task's primary metric (binary
+    roc_auc, multiclass macro_f1, regression rmse, in its direction), to replace it: by more than
+    `min_improvement` (in the metric's units) and more than `min_relative_improvement` (a share
+    of the champion's value), as MLflow's MetricThreshold judges."""
 
-    min_improvement: Annotated[float, _number(0.0, 1.0)] = 0.0
+    min_improvement: Annotated[float, _number(0.0, 1e12)] = 0.0
+    min_relative_improvement: Annotated[float, _number(0.0, 10.0)] = 0.0
 
 
 class DriftSettings(_Section):

@@ -11,18 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import roc_curve
 
+from . import tasks
 from .audit import load_verified_model
+from .data.columns import LABEL
 from .data.csv_files import read_frame
 from .errors import GateFailedError
 from .evaluation import DECISION_THRESHOLD, DIGITS, Evaluation
@@ -39,34 +32,22 @@ if TYPE_CHECKING:
 def compute_metrics(
     y_true: ArrayLike, y_prob: ArrayLike, threshold: float = DECISION_THRESHOLD
 ) -> dict[str, float]:
-    """Ranking (ROC AUC, PR AUC), calibration (Brier) and thresholded metrics of predictions."""
-    truth = np.asarray(y_true).astype(int)
-    prob = np.asarray(y_prob, dtype=float)
-    pred = (prob >= threshold).astype(int)
-    metrics = {
-        "roc_auc": roc_auc_score(truth, prob),
-        "pr_auc": average_precision_score(truth, prob),
-        "brier": brier_score_loss(truth, prob),
-        "accuracy": accuracy_score(truth, pred),
-        "precision": precision_score(truth, pred, zero_division=0),
-        "recall": recall_score(truth, pred, zero_division=0),
-        "f1": f1_score(truth, pred, zero_division=0),
-    }
-    return {name: round(float(value), DIGITS) for name, value in metrics.items()}
+    """The task's metrics (tasks.py) of the declared label for these scores."""
+    return tasks.compute_metrics(y_true, y_prob, LABEL, threshold)
 
 
 def evaluate_model(
     model: Any, test: pd.DataFrame, threshold: float = DECISION_THRESHOLD
 ) -> Evaluation:
-    """Score a fitted pipeline on a test frame, deciding at `threshold`."""
+    """Score a fitted pipeline on a test frame (binary: deciding at `threshold`)."""
     features, label = split_features_label(test)
-    y_prob = model.predict_proba(features)[:, 1]
+    scores = tasks.model_scores(model, features, LABEL)
     return Evaluation(
         test=test,
         y_true=label.to_numpy(),
-        y_prob=y_prob,
-        y_pred=(y_prob >= threshold).astype(int),
-        metrics=compute_metrics(label, y_prob, threshold),
+        scores=scores,
+        y_pred=tasks.decide(scores, LABEL, threshold),
+        metrics=compute_metrics(label, scores, threshold),
     )
 
 

@@ -11,20 +11,30 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-# Probability at or above which the positive class is predicted, unless params.yaml sets
-# `model.threshold`.
-DECISION_THRESHOLD = 0.5
-# Enough digits to compare runs, few enough to keep metrics diffs readable.
-DIGITS = 6
+from .tasks import DECISION_THRESHOLD, DIGITS
+
+__all__ = ["DECISION_THRESHOLD", "DIGITS", "Evaluation"]
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Predictions of a model on the test set, with everything a gate may need."""
+    """Predictions of a model on the test set, with everything a gate may need.
+
+    As tasks.py defines them: `y_true` is the label as the model learns it (binary 0/1,
+    multi-class the class index, regression the value); `scores` what the model gives (binary the
+    positive class's probability, multi-class one probability per class, regression the value);
+    `y_pred` the decision (binary class at the threshold, multi-class class index, regression the
+    value).
+    """
 
     # The test set as read, protected attribute included (for fairness gates).
     test: pd.DataFrame
     y_true: np.ndarray
-    y_prob: np.ndarray
+    scores: np.ndarray
     y_pred: np.ndarray
     metrics: dict[str, float]
+
+    @property
+    def y_prob(self) -> np.ndarray:
+        """Binary: the positive class's probability per row (the scores)."""
+        return self.scores

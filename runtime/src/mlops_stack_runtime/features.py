@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .data.columns import FEATURE_NAMES, LABEL, binary_label
+from .data.columns import FEATURE_NAMES, LABEL, encode_label
 from .errors import ConfigError
 from .project import current_project
 
@@ -38,5 +38,6 @@ def build_preprocessor(*, scale_numeric: bool = True) -> Any:
 
 
 def split_features_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Model inputs (in the declared order) and the label as 0/1 (1: the positive value)."""
-    return frame[list(FEATURE_NAMES)], binary_label(frame[LABEL.name])
+    """Model inputs (in the declared order) and the label as the model learns it (binary 0/1 with
+    1 the positive value, multi-class the class index, regression the value: tasks.py)."""
+    return frame[list(FEATURE_NAMES)], encode_label(frame[LABEL.name])

@@ -51,20 +51,52 @@ class ColumnSpec:
     categories: tuple[str, ...] = field(default_factory=tuple)
 
 
+TaskKind = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+
+
 @dataclass(frozen=True)
 class LabelSpec:
-    """The binary label: its two values (as text) and which one the model predicts."""
+    """The label and the task it makes: binary (two values, one of them the positive class),
+    multiclass (three or more values, the classes) or regression (a number).
+
+    A classification model learns each class as its index: binary 1 is the positive value and 0
+    the other; multi-class `i` is `values[i]`.
+    """
 
     name: str
     description: str
-    values: tuple[str, str]
-    positive: str
+    # The classes as text (binary: two, multiclass: three or more); empty for regression.
+    values: tuple[str, ...]
+    # The binary label's positive value; None for the other tasks.
+    positive: str | None = None
+    task: TaskKind = "binary"
+    # Regression: the range of the label as declared (sample data, the model card).
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
 
     @property
     def negative(self) -> str:
+        if self.task != "binary" or self.positive is None:
+            raise ValueError(f"label '{self.name}' is {self.task}: it has no negative value")
         return next(value for value in self.values if value != self.positive)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes in the order of the model's class indices (binary: negative, positive)."""
+        if self.task == "binary":
+            return (self.negative, str(self.positive))
+        return self.values
+
     def as_column(self) -> ColumnSpec:
+        if self.task == "regression":
+            return ColumnSpec(
+                self.name, "float", self.description, False, self.min_value, self.max_value
+            )
         return ColumnSpec(self.name, "category", self.description, categories=self.values)
 
 
@@ -88,7 +120,9 @@ class Declaration:
         specs = [spec for spec in self.features if spec.kind == "category"]
         if self.protected_attribute is not None and self.protected_attribute.kind == "category":
             specs.append(self.protected_attribute)
-        return (*specs, self.label.as_column())
+        if self.label.is_classification:
+            specs.append(self.label.as_column())
+        return tuple(specs)
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -166,6 +200,28 @@ def binary_label(series: pd.Series, label: LabelSpec | None = None) -> pd.Series
     """1 where the label is its positive value, else 0 (the classes the model learns)."""
     label = label or LABEL
     return (as_category(series) == label.positive).astype(np.int64)
+
+
+def encode_label(series: pd.Series, label: LabelSpec | None = None) -> pd.Series:
+    """The label as the model learns it: binary 0/1 (1: the positive value), multi-class the
+    index of each class in `label.classes` (-1 for a value that is not one), regression float."""
+    import pandas as pd
+
+    label = label or LABEL
+    if label.task == "binary":
+        return binary_label(series, label)
+    if label.task == "multiclass":
+        index = {value: i for i, value in enumerate(label.classes)}
+        codes = as_category(series).map(index)
+        return pd.Series(codes.fillna(-1).to_numpy(dtype=np.int64), index=series.index)
+    return pd.to_numeric(series, errors="coerce").astype(np.float64)
+
+
+def class_names(indices: Any, label: LabelSpec | None = None) -> np.ndarray:
+    """The class (as text) of each class index the model predicted."""
+    label = label or LABEL
+    classes = np.asarray(label.classes, dtype=object)
+    return classes[np.asarray(indices, dtype=np.int64)]
 
 
 def declaration_file() -> Path:
@@ -260,23 +316,60 @@ def _label(entry: Any, where: str) -> LabelSpec:
         or not entry["name"]
     ):
         raise ConfigError(f"{where}: needs a 'name'")
+    name = entry["name"]
     values = tuple(canonical_text(value) for value in entry.get("values") or ())
-    if len(values) != 2 or None in values or values[0] == values[1]:
+    task = entry.get("task")
+    if task is None:  # declarations written before tasks: two values make a binary label
+        task = "binary" if len(values) == 2 else "multiclass" if len(values) > 2 else None
+    if task not in TASKS:
         raise ConfigError(
-            f"{where} ('{entry['name']}'): 'values' must list the label's two distinct values"
+            f"{where} ('{name}'): 'task' must be one of {', '.join(TASKS)}, got {task!r}"
         )
+    description = str(entry.get("description") or name)
+    if task == "regression":
+        if values or entry.get("positive") is not None:
+            raise ConfigError(
+                f"{where} ('{name}'): a regression label has no 'values' or 'positive'"
+            )
+        bounds = {key: entry.get(key) for key in ("min", "max")}
+        for key, value in bounds.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ConfigError(f"{where} ('{name}'): '{key}' must be a number, got {value!r}")
+        if None not in bounds.values() and bounds["min"] > bounds["max"]:
+            raise ConfigError(
+                f"{where} ('{name}'): 'min' {bounds['min']} is above 'max' {bounds['max']}"
+            )
+        return LabelSpec(
+            name, description, (), None, "regression", bounds["min"], bounds["max"]
+        )
+    if None in values or len(set(values)) != len(values):
+        raise ConfigError(f"{where} ('{name}'): 'values' must be distinct, non-empty values")
+    if task == "multiclass":
+        if len(values) < 3:
+            raise ConfigError(
+                f"{where} ('{name}'): a multiclass label lists its three or more classes in "
+                f"'values' (two values make task binary), got {len(values)}"
+            )
+        if entry.get("positive") is not None:
+            raise ConfigError(f"{where} ('{name}'): 'positive' is for a binary label only")
+        return LabelSpec(name, description, tuple(str(v) for v in values), None, "multiclass")
+    if len(values) != 2:
+        raise ConfigError(f"{where} ('{name}'): 'values' must list the label's two distinct values")
     positive = canonical_text(entry.get("positive"))
     if positive is None or positive not in values:
         raise ConfigError(
-            f"{where} ('{entry['name']}'): 'positive' must be one of "
+            f"{where} ('{name}'): 'positive' must be one of "
             f"{', '.join(map(str, values))}, "
             f"got {entry.get('positive')!r}"
         )
     return LabelSpec(
-        name=entry["name"],
-        description=str(entry.get("description") or entry["name"]),
+        name=name,
+        description=description,
         values=(str(values[0]), str(values[1])),
         positive=positive,
+        task="binary",
     )
 
 
@@ -289,9 +382,14 @@ PROTECTED_ATTRIBUTE: ColumnSpec | None = DECLARATION.protected_attribute
 NUMERIC_FEATURES: tuple[str, ...] = tuple(c.name for c in FEATURES if c.kind != "category")
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c.name for c in FEATURES if c.kind == "category")
 FEATURE_NAMES: tuple[str, ...] = tuple(c.name for c in FEATURES)
+TASK: TaskKind = LABEL.task
 # What the model predicts, in words and as the server's output field.
 PROBABILITY_NAME: str = f"{LABEL.name}_probability"
-PREDICTION_MEANING: str = f"probability that {LABEL.name} is {LABEL.positive}"
+PREDICTION_MEANING: str = {
+    "binary": f"probability that {LABEL.name} is {LABEL.positive}",
+    "multiclass": f"class of {LABEL.name} ({', '.join(LABEL.values)})",
+    "regression": f"value of {LABEL.name}",
+}[LABEL.task]
 
 
 def declaration_to_yaml(declaration: Declaration, header: str = "") -> str:
@@ -314,13 +412,21 @@ def declaration_to_yaml(declaration: Declaration, header: str = "") -> str:
         return entry
 
     label = declaration.label
+    label_entry: dict[str, Any] = {
+        "name": label.name,
+        "task": label.task,
+        "description": label.description,
+    }
+    if label.task == "regression":
+        label_entry.update(
+            {k: v for k, v in (("min", label.min_value), ("max", label.max_value)) if v is not None}
+        )
+    else:
+        label_entry["values"] = list(label.values)
+    if label.task == "binary":
+        label_entry["positive"] = label.positive
     content = {
-        "label": {
-            "name": label.name,
-            "description": label.description,
-            "values": list(label.values),
-            "positive": label.positive,
-        },
+        "label": label_entry,
         "protected_attribute": None
         if declaration.protected_attribute is None
         else column(declaration.protected_attribute),
