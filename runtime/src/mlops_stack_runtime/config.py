@@ -211,6 +211,12 @@ class FairnessSettings(_Section):
     min_group_positives: Count = 5
     # Whether a group with insufficient data fails the gate (true) or is only reported (false).
     block_on_insufficient_data: Boolean = False
+    # Regression: largest gap between groups in mean prediction, as a share of the label's
+    # standard deviation on the test set, and in mean absolute error, as a share of the whole
+    # test set's MAE. (Binary and multi-class use the two limits above, per class for
+    # multi-class.)
+    max_mean_prediction_gap: Annotated[float, _number(0.0, 100.0)] = 0.5
+    max_mae_gap: Annotated[float, _number(0.0, 100.0)] = 0.5
 
 
 class GateSettings(_Section):
