@@ -12,7 +12,13 @@ One trained model (the default project after `make setup pipeline`) is served th
   in MLflow (`models:/<name>/<version>`);
 - kserve: KServe's `ModelServer` (its own venv) with a minimal predictor: joblib-load the same file,
   DataFrame from the v1 instances, `predict_proba`. REST only, bound to 127.0.0.1 (KServe binds
-  0.0.0.0 by default; the launcher changes its uvicorn config).
+  0.0.0.0 by default; the launcher changes its uvicorn config);
+- generated-multiclass, generated-regression: the project's server (ONNX Runtime) serving a model
+  of each other task, pointed at that task's declaration with COLUMNS_FILE: scikit-learn's iris
+  (three text classes) and diabetes (a value) data, fitted in the project's environment with the
+  template's default family and settings (gradient_boosting: 150 trees of depth 3, behind a
+  scaler) and compiled to ONNX as the runtime's export contract says (serving/onnx_model.py).
+  Measured in the same rounds as the binary model, and reported next to it.
 
 Each server is started fresh in each round (startup time to its first ready answer), loaded with
 wrk (8 connections, 2 threads) on single-row and 100-row requests, then measured for RSS (its whole
@@ -23,7 +29,10 @@ DataFrame. The installed size of the serving dependency set (what the
 image installs) is reported next to the training set's.
 
     uv run python benchmarks/serving.py [--rounds 3] [--duration 10] [--project DIR]
-        [--baseline-ref REF] [--pin-cpus]
+        [--baseline-ref REF] [--pin-cpus] [--tasks-only]
+
+--tasks-only measures the generated server only, on the three tasks (no mlflow, KServe, floor,
+scikit-learn path or dependency sizes): the per-task figures next to the binary case, quickly.
 
 --baseline-ref renders the template at a git ref of this repository (a commit before a change)
 and adds its server, serving the same model file, to every round: the change's cost, same run.
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import re
@@ -66,6 +76,11 @@ THREADS = 2
 # so that they stop taking turns on the same cores; on a 2-CPU machine this cuts the spread of
 # p99 between identical rounds from about 3x to about 2x.
 PINNED: tuple[str, str] | None = None  # (server CPUs, load CPU) for taskset
+# The other tasks' models (TASK_MODELS), served next to the project's binary one.
+TASKS = {
+    "multiclass": "iris, 3 text classes, gradient_boosting, ONNX",
+    "regression": "diabetes, a value, gradient_boosting, ONNX",
+}
 
 FLOOR_APP = """
 import sys
@@ -105,6 +120,8 @@ from mlops_stack_runtime.serving.model import ServedModel
 rows = pd.read_csv("data/validated/test.csv")
 out = {{}}
 pipeline, _ = load_verified_model("models")
+# A regressor has no probabilities: its predict is what serving calls.
+method = "predict_proba" if hasattr(pipeline, "predict_proba") else "predict"
 for runtime in ("onnx", "sklearn"):
     try:
         served = ServedModel.load("models", runtime=runtime)
@@ -118,9 +135,92 @@ for runtime in ("onnx", "sklearn"):
         out[f"{{runtime}} predict {{n}} row(s) ms"] = 1000 * total / number
 for n in (1, 100):
     frame = rows[list(pipeline.feature_names_in_)].head(n)
-    number, total = timeit.Timer(lambda: pipeline.predict_proba(frame)).autorange()
-    out[f"pipeline predict_proba {{n}} row(s) ms"] = 1000 * total / number
+    number, total = timeit.Timer(lambda: getattr(pipeline, method)(frame)).autorange()
+    out[f"pipeline {{method}} {{n}} row(s) ms"] = 1000 * total / number
 print(json.dumps(out))
+"""
+
+# The other tasks' models, in the project's environment: argv[1] is the folder to write them in.
+# Each task gets <task>/models (model.joblib, model.onnx, model.json with their sha256),
+# <task>/columns.yaml and <task>/data/validated/test.csv (100 rows: the requests, PREDICT_TIMING's).
+# Formatted like PREDICT_TIMING (doubled braces).
+TASK_MODELS = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import sklearn
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from mlops_stack_runtime.audit import ModelRecord, save_model, sha256_file, write_record
+from mlops_stack_runtime.data.columns import (
+    ColumnSpec, Declaration, LabelSpec, declaration_to_yaml, encode_label,
+)
+from mlops_stack_runtime.serving.onnx_model import (
+    CLASSES_METADATA, FEATURE_NAMES_METADATA, TASK_METADATA, VALUE_OUTPUT,
+)
+
+root = Path(sys.argv[1])
+iris = load_iris(as_frame=True)
+flowers = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+flowers["species"] = [str(iris.target_names[i]) for i in iris.target]
+diabetes = load_diabetes(as_frame=True).frame.rename(columns={{"target": "progression"}})
+tasks = {{
+    "multiclass": (
+        flowers.drop(columns=["target"]),
+        LabelSpec("species", "iris species", tuple(map(str, iris.target_names)), None,
+                  "multiclass"),
+        GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=0),
+    ),
+    "regression": (
+        diabetes,
+        LabelSpec("progression", "disease progression", (), None, "regression"),
+        GradientBoostingRegressor(n_estimators=150, max_depth=3, random_state=0),
+    ),
+}}
+for task, (frame, label, estimator) in tasks.items():
+    names = [c for c in frame.columns if c != label.name]
+    declaration = Declaration(
+        tuple(ColumnSpec(n, "float", n) for n in names), label
+    )
+    folder = root / task
+    (folder / "models").mkdir(parents=True)
+    (folder / "columns.yaml").write_text(declaration_to_yaml(declaration))
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)])
+    pipeline.fit(frame[names], encode_label(frame[label.name], label))
+    inputs = [(n, FloatTensorType([None, 1])) for n in names]
+    if task == "regression":
+        graph = to_onnx(pipeline, initial_types=inputs,
+                        final_types=[(VALUE_OUTPUT, FloatTensorType([None, 1]))])
+    else:
+        options = {{id(estimator): {{"zipmap": False}}}}
+        graph = to_onnx(pipeline, initial_types=inputs, options=options)
+    metadata = {{FEATURE_NAMES_METADATA: json.dumps(names), TASK_METADATA: task}}
+    if task != "regression":
+        metadata[CLASSES_METADATA] = json.dumps([int(c) for c in estimator.classes_])
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    models = folder / "models"
+    save_model(pipeline, models)
+    (models / "model.onnx").write_bytes(graph.SerializeToString())
+    write_record(ModelRecord(
+        model_file="model.joblib", model_sha256=sha256_file(models / "model.joblib"),
+        training_data_sha256="0" * 64, test_data_sha256="0" * 64, git_commit=None,
+        params={{"project": {{"slug": f"{{task}}-model"}}, "model": {{"threshold": 0.5}}}},
+        metrics={{}}, mlflow_run_id=None, registered_model_name=None,
+        registered_model_version=None, sklearn_version=sklearn.__version__,
+        python_version=sys.version.split()[0], feature_names=names,
+        created_at="2026-01-01T00:00:00+00:00", onnx_file="model.onnx",
+        onnx_sha256=sha256_file(models / "model.onnx"),
+        inference={{"runtime": "onnx", "reason": "the benchmark's own export"}},
+    ), models)
+    rows = frame[names].sample(100, replace=len(frame) < 100, random_state=0)
+    (folder / "data" / "validated").mkdir(parents=True)
+    rows.to_csv(folder / "data" / "validated" / "test.csv", index=False)
 """
 
 KSERVE_LAUNCHER = """
@@ -361,8 +461,38 @@ def prepare_baseline(scratch: Path, ref: str) -> Path:
     return baseline
 
 
+def task_servers(project: Path, scratch: Path, binary: Server) -> list[Server]:
+    """The generated server on a model of each other task (TASK_MODELS), as `binary` runs."""
+    folder = scratch / "tasks"
+    script = TASK_MODELS.format()
+    sh([str(project / ".venv" / "bin" / "python"), "-c", script, str(folder)], cwd=project)
+    servers = []
+    for task in TASKS:
+        with (folder / task / "data" / "validated" / "test.csv").open() as handle:
+            instances = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        command = [*binary.command[:-1], str(folder / task / "models")]
+        servers.append(
+            replace(
+                binary,
+                name=f"generated-{task}",
+                command=command,
+                env={**binary.env, "COLUMNS_FILE": str(folder / task / "columns.yaml")},
+                predict_path=f"/v1/models/{task}-model:predict",
+                body_1=json.dumps({"instances": instances[:1]}).encode(),
+                body_100=json.dumps({"instances": instances}).encode(),
+                notes=TASKS[task],
+                results=[],
+            )
+        )
+    return servers
+
+
 def build_servers(
-    project: Path, scratch: Path, extra_workers: int, baseline: tuple[str, Path] | None = None
+    project: Path,
+    scratch: Path,
+    extra_workers: int,
+    baseline: tuple[str, Path] | None = None,
+    tasks_only: bool = False,
 ) -> list[Server]:
     record = json.loads((project / "models" / "model.json").read_text())
     name = record["params"]["project"]["slug"]
@@ -382,6 +512,29 @@ def build_servers(
     tracking = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
     version = record["registered_model_version"]
     base_env = clean_env(PYTHONUNBUFFERED="1", WEB_CONCURRENCY="1")
+    generated = Server(
+        name="generated",
+        command=[
+            str(venv_bin / "python"),
+            "-m",
+            "mlops_stack_runtime.serving",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--model-dir",
+            str(project / "models"),
+        ],
+        cwd=project,
+        env=base_env,
+        ready_path="/v2/health/ready",
+        predict_path=f"/v1/models/{name}:predict",
+        body_1=v1_1,
+        body_100=v1_100,
+        notes="1 worker, the default",
+    )
+    if tasks_only:
+        return [generated, *task_servers(project, scratch, generated)]
     servers = [
         Server(
             name="generated",
@@ -493,7 +646,7 @@ def build_servers(
             results=[],
         )
         servers.insert(1, extra)
-    return servers
+    return [*servers, *task_servers(project, scratch, servers[0])]
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -661,9 +814,69 @@ def median(server: Server, key: str) -> float:
     return statistics.median(result[key] for result in server.results)
 
 
-def predict_timings(project: Path) -> dict[str, object]:
+def predict_timings(project: Path, scratch: Path | None = None) -> dict[str, object]:
+    """PREDICT_TIMING for the project's model, and for each task's model (with `scratch`)."""
     script = PREDICT_TIMING.format()  # the template doubles its braces
-    return json.loads(sh([".venv/bin/python", "-c", script], cwd=project).strip().splitlines()[-1])
+    python = str(project / ".venv" / "bin" / "python")
+    out = json.loads(sh([python, "-c", script], cwd=project).strip().splitlines()[-1])
+    for task in TASKS if scratch is not None else ():
+        folder = scratch / "tasks" / task
+        env = {"COLUMNS_FILE": str(folder / "columns.yaml")}
+        found = json.loads(sh([python, "-c", script], cwd=folder, **env).strip().splitlines()[-1])
+        out.update({f"{task}: {key}": value for key, value in found.items()})
+    return out
+
+
+def task_section(servers: list[Server]) -> tuple[list[str], list[tuple[str, bool]]]:
+    """The generated server per task next to the binary model: a table of medians with their
+    ratios to the binary case, and the targets that say each task keeps its speed."""
+    binary = servers[0]
+    tasks = [s for s in servers if s.name.removeprefix("generated-") in TASKS]
+    lines = [
+        "",
+        f"Per task (the generated server, 1 worker), next to the binary model ({binary.name}):",
+        "",
+        "| task | req/s 1 row | p99 ms 1 row | req/s 100 rows | p99 ms 100 rows | RSS MB "
+        "| vs binary: req/s 1 / 100 rows | vs binary: p99 1 / 100 rows |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    targets = []
+    for server in [binary, *tasks]:
+        ratios = {key: median(server, key) / median(binary, key) for key, _, _ in COLUMNS}
+        task = server.name.removeprefix("generated-") if server in tasks else "binary"
+        lines.append(
+            f"| {task} ({server.notes}) | {median(server, 'rps_1'):.0f} | "
+            f"{median(server, 'p99_1'):.1f} | {median(server, 'rps_100'):.0f} | "
+            f"{median(server, 'p99_100'):.1f} | {median(server, 'rss_mb'):.0f} | "
+            f"{ratios['rps_1']:.2f} / {ratios['rps_100']:.2f} | "
+            f"{ratios['p99_1']:.2f} / {ratios['p99_100']:.2f} |"
+        )
+        if server in tasks:
+            targets += [
+                (
+                    f"{task}: req/s 1 row within 15% of binary ({ratios['rps_1']:.2f}x)",
+                    ratios["rps_1"] >= 0.85,
+                ),
+                (
+                    f"{task}: p99 1 row within 15% of binary ({ratios['p99_1']:.2f}x)",
+                    ratios["p99_1"] <= 1.15,
+                ),
+                (
+                    f"{task}: req/s 100 rows within 15% of binary ({ratios['rps_100']:.2f}x)",
+                    ratios["rps_100"] >= 0.85,
+                ),
+            ]
+    return lines, targets
+
+
+def timing_lines(timings: dict[str, object] | None) -> list[str]:
+    if not timings:
+        return []
+    lines = ["", "In-process, one call (ms):", ""]
+    return lines + [
+        f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}"
+        for key, value in timings.items()
+    ]
 
 
 def report(
@@ -673,13 +886,27 @@ def report(
     duration: float,
     timings: dict[str, object] | None = None,
 ) -> str:
-    mlflow = next(s for s in servers if s.name == "mlflow")
     load_tool = "wrk" if shutil.which("wrk") else "python load generator"
     lines = [
         f"Medians of {rounds} alternating round(s); {load_tool}, {CONNECTIONS} connections, "
         f"{1 if PINNED else THREADS} thread(s), {duration:g} s per load; all servers on "
         f"127.0.0.1; {os.cpu_count()} CPUs"
         + (f" (servers on CPU {PINNED[0]}, wrk on CPU {PINNED[1]})." if PINNED else "."),
+    ]
+    mlflow = next((s for s in servers if s.name == "mlflow"), None)
+    if mlflow is None:  # --tasks-only: the generated server on each task
+        lines += ["", "| server | " + " | ".join(title for _, title, _ in COLUMNS) + " |"]
+        lines.append("|---|" + "---:|" * len(COLUMNS))
+        for server in servers:
+            cells = [fmt.format(median(server, key)) for key, _, fmt in COLUMNS]
+            lines.append(f"| {server.name} ({server.notes}) | " + " | ".join(cells) + " |")
+        task_lines, targets = task_section(servers)
+        return "\n".join(
+            [*lines, *task_lines, "", "Targets (per task):"]
+            + [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets]
+            + timing_lines(timings)
+        )
+    lines += [
         "",
         "| server | "
         + " | ".join(title for _, title, _ in COLUMNS)
@@ -736,14 +963,11 @@ def report(
             targets.append((f"{title} within 15% of {before.name} ({ratio:.2f}x)", ratio >= 0.85))
         ratio = median(generated, "p99_1") / median(before, "p99_1")
         targets.append((f"p99 1 row within 15% of {before.name} ({ratio:.2f}x)", ratio <= 1.15))
+    task_lines, task_targets = task_section(servers)
+    lines += task_lines
     lines += ["", "Targets (generated, 1 worker):"]
-    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets]
-    if timings:
-        lines += ["", "In-process, one call (ms):", ""]
-        lines += [
-            f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}"
-            for key, value in timings.items()
-        ]
+    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in targets + task_targets]
+    lines += timing_lines(timings)
     lines += ["", "Installed size of the dependency sets (uv sync --locked into a fresh venv):", ""]
     lines += [f"- {label}: {size:.0f} MB" for label, size in sizes.items()]
     return "\n".join(lines)
@@ -766,6 +990,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline-ref", help="also serve the same model with the template's code at this git ref"
     )
+    parser.add_argument(
+        "--tasks-only",
+        action="store_true",
+        help="only the generated server, on the binary model and a model of each other task",
+    )
     args = parser.parse_args()
     if shutil.which("uv") is None:
         sys.exit("uv is needed (it installs the KServe venv and the dependency sets)")
@@ -782,7 +1011,7 @@ def main() -> None:
         baseline = None
         if args.baseline_ref:
             baseline = (args.baseline_ref, prepare_baseline(scratch, args.baseline_ref))
-        servers = build_servers(project, scratch, args.extra_workers, baseline)
+        servers = build_servers(project, scratch, args.extra_workers, baseline, args.tasks_only)
         for round_index in range(args.rounds):
             order = servers[round_index % len(servers) :] + servers[: round_index % len(servers)]
             for server in order:
@@ -793,8 +1022,8 @@ def main() -> None:
                     + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
                     flush=True,
                 )
-        timings = predict_timings(project)
-        sizes = dependency_sizes(project, scratch)
+        timings = predict_timings(project, scratch)
+        sizes = {} if args.tasks_only else dependency_sizes(project, scratch)
         print()
         print(report(servers, sizes, args.rounds, args.duration, timings))
         if args.output:

@@ -101,7 +101,7 @@ def test_audit_record_matches_the_artifact(default_project):
     assert record["registered_model_name"] == "credit-risk-model"
     assert record["registered_model_version"] == 1
     assert record["metrics"]["roc_auc"] >= 0.75
-    assert record["params"]["model"]["classifier"] == "gradient_boosting"
+    assert record["params"]["model"]["estimator"] == "gradient_boosting"
 
 
 def test_second_pipeline_runs_no_stage(default_project):

@@ -92,7 +92,7 @@ def _argv_holding(calls: list[list[str]], value: str) -> list[str]:
 
 # (target, variables the hostile value goes into, other variables the target needs)
 CLI_TARGETS = [
-    ("use-data", ("FILE", "LABEL", "POSITIVE", "PROTECTED"), ()),
+    ("use-data", ("FILE", "LABEL", "TASK", "POSITIVE", "PROTECTED"), ()),
     ("fetch-model", ("MODEL_VERSION",), ()),
     ("fetch-model", ("KFP_RUN",), ()),
     ("kfp-compile", ("TRAINER_IMAGE",), ()),
@@ -114,6 +114,88 @@ def test_a_value_reaches_the_command_as_one_argument(harness, target, names, ext
     _, calls = run(target, *extra, *(f"{name}={hostile}" for name in names))
     argv = _argv_holding(calls, hostile)
     assert argv.count(hostile) == len(names), argv
+
+
+def test_use_data_passes_the_task_only_when_given(harness) -> None:
+    run, _ = harness
+    _, calls = run("use-data", "FILE=data.csv", "LABEL=y", "TASK=regression")
+    (argv,) = calls
+    assert argv[argv.index("--task") + 1] == "regression"
+    _, calls = run("use-data", "FILE=data.csv", "LABEL=y")
+    (argv,) = calls
+    assert "--task" not in argv
+
+
+@pytest.fixture
+def estimator(project: Path):
+    """Sets params.yaml's model.estimator line to the text given; the original comes back after."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    (line,) = [line for line in original.splitlines() if line.startswith("  estimator:")]
+
+    def set_to(text: str) -> None:
+        params.write_text(original.replace(line, f"  estimator: {text}"))
+
+    yield set_to
+    params.write_text(original)
+
+
+@pytest.mark.parametrize(
+    ("text", "group"),
+    [
+        ("gradient_boosting", None),
+        ("lightgbm   # LightGBM", "lightgbm"),
+        ('"xgboost"', "xgboost"),
+        ("'lightgbm'", "lightgbm"),
+        ("ridge", None),
+        ("lightgbm_custom", None),
+    ],
+)
+def test_setup_installs_the_group_of_the_model_family(harness, estimator, text, group) -> None:
+    run, _ = harness
+    estimator(text)
+    _, calls = run("setup")
+    (argv,) = calls
+    assert argv[1] == "sync"
+    groups = [argv[i + 1] for i, word in enumerate(argv) if word == "--group"]
+    assert groups == ([group] if group else [])
+
+
+def test_the_model_family_in_params_is_never_run(harness, estimator) -> None:
+    run, hostile = harness
+    for text in (hostile, f'"{hostile}"', "$(shell touch canary)", "`id`"):
+        estimator(text)
+        _, calls = run("setup")
+        (argv,) = calls
+        assert "--group" not in argv
+    # A group named on the command line is not taken either: only params.yaml says it.
+    estimator("gradient_boosting")
+    _, calls = run("setup", f"ESTIMATOR_GROUP={hostile}", "MODEL_FAMILY_GROUPS=x")
+    (argv,) = calls
+    assert "--group" not in argv
+
+
+def test_images_carry_the_model_family_where_it_is_unpickled_or_fitted(
+    harness, project: Path, estimator
+) -> None:
+    run, _ = harness
+    for name in ("model.joblib", "model.onnx", "model.json"):
+        (project / "models").mkdir(exist_ok=True)
+        (project / "models" / name).touch(exist_ok=True)
+    estimator("xgboost")
+    _, calls = run("docker-build", "INFERENCE_RUNTIME=sklearn")
+    (argv,) = calls
+    assert "MODEL_GROUP=xgboost" in argv and "INFERENCE_RUNTIME=sklearn" in argv
+    _, calls = run("docker-build", "INFERENCE_RUNTIME=onnx")  # ONNX Runtime needs no xgboost
+    (argv,) = calls
+    assert not any(word.startswith("MODEL_GROUP") for word in argv)
+    _, calls = run("docker-build-trainer")
+    (argv,) = calls
+    assert "MODEL_GROUP=xgboost" in argv
+    estimator("random_forest")
+    _, calls = run("docker-build-trainer")
+    (argv,) = calls
+    assert not any(word.startswith("MODEL_GROUP") for word in argv)
 
 
 def test_collect_splits_its_list_of_logs_but_never_runs_it(harness) -> None:

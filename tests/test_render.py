@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,67 @@ def test_params_and_pipeline_are_consistent(rendered):
             for part in key.split("."):
                 assert part in node, f"{name} uses missing param {key}"
                 node = node[part]
+
+
+# The model families of params.yaml `model.estimator` (the runtime's estimators.py), and the
+# ones installed by a dependency group of their own.
+FAMILIES = (
+    "gradient_boosting",
+    "hist_gradient_boosting",
+    "random_forest",
+    "logistic_regression",
+    "ridge",
+    "lightgbm",
+    "xgboost",
+)
+FAMILY_GROUPS = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu"}
+
+
+def test_params_hold_the_settings_of_every_task(rendered):
+    answers, project = rendered
+    text = (project / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    model = params["model"]
+    assert "classifier" not in model
+    assert model["estimator"] == "gradient_boosting"
+    assert tuple(model["hyperparameters"]) == FAMILIES
+    # The comment on model.estimator names every family.
+    comment = text[text.index("model:\n") : text.index("  estimator:")]
+    assert all(family in comment for family in FAMILIES), comment
+    assert "# Binary only: probability" in text
+    gates = params["gates"]
+    assert gates["min_roc_auc"] == 0.75
+    assert gates["min_macro_f1"] == 0.4
+    assert gates["min_r2"] == 0.1
+    assert 0 <= gates["baseline_margin"] < 1
+    assert params["data"]["max_classes"] == 50
+    assert params["serving"]["onnx_relative_tolerance"] > 0
+    if answers["stack_tier"] == "startup":
+        assert "promotion" not in params
+    else:
+        assert params["promotion"] == {"min_improvement": 0.0, "min_relative_improvement": 0.0}
+    fairness = gates.get("fairness")
+    assert (fairness is not None) == (answers["stack_tier"] == "enterprise")
+    if fairness is not None:
+        assert fairness["max_mean_prediction_gap"] > 0
+        assert fairness["max_mae_gap"] > 0
+    declaration = yaml.safe_load(
+        (project / "src" / "credit_risk_model" / "data" / "columns.yaml").read_text()
+    )
+    assert declaration["label"]["task"] == "binary"
+
+
+def test_model_families_outside_scikit_learn_are_groups_of_their_own(rendered):
+    _, project = rendered
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    groups = pyproject["dependency-groups"]
+    for family in FAMILY_GROUPS:
+        assert groups[family] == [f"mlops-stack-runtime[{family}]"]
+        assert family not in pyproject["tool"]["uv"]["default-groups"]
+    lock = project / "uv.lock"
+    if lock.is_file():  # the post-copy `uv lock` (needs uv): every group is locked
+        packages = {package["name"] for package in tomllib.loads(lock.read_text())["package"]}
+        assert set(FAMILY_GROUPS.values()) <= packages
 
 
 def test_ci_files_follow_the_provider(rendered):

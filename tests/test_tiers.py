@@ -138,7 +138,7 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 def set_hyperparameters(project: Path, hyperparameters: dict[str, Any]) -> None:
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["model"]["hyperparameters"][params["model"]["classifier"]] = hyperparameters
+    params["model"]["hyperparameters"][params["model"]["estimator"]] = hyperparameters
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

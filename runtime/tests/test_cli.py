@@ -392,3 +392,53 @@ def test_a_failing_tracking_server_fails_train_and_keeps_the_model(
     # The previous model and its record are left as they were, with no staging folder.
     after = {path.name: path.read_bytes() for path in config.paths.models_dir.iterdir()}
     assert after == models
+
+
+# --- use-data: the label's task ----------------------------------------------------------------
+
+
+def wine_csv(folder: Path) -> Path:
+    from sklearn.datasets import load_wine
+
+    path = folder / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+def test_use_data_takes_the_task_and_prints_the_rule_it_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.data.adoptable import adoptable_project
+
+    config = adoptable_project(tmp_path / "repo", monkeypatch)
+    file = wine_csv(tmp_path)
+    result = invoke(
+        "--params", str(config.params_file), "use-data", str(file), "--label", "target",
+        "--task", "multiclass",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "task multiclass: given by TASK=multiclass (3 classes)" in result.output
+    assert "label 'target' (multi-class, 3 classes;" in result.output
+
+
+def test_use_data_refuses_integer_codes_without_a_task_naming_both_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.data.adoptable import adoptable_project, snapshot
+
+    config = adoptable_project(tmp_path / "repo", monkeypatch)
+    file = wine_csv(tmp_path)
+    before = snapshot(config.root)
+    result = invoke("--params", str(config.params_file), "use-data", str(file), "--label", "target")
+    assert_refused(result, "label 'target' holds whole numbers with 3 distinct values")
+    assert "TASK=multiclass or TASK=regression" in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(config.root) == before
+    unknown = invoke(
+        "--params", str(config.params_file), "use-data", str(file), "--label", "target",
+        "--task", "ordinal",
+    )  # fmt: skip
+    assert unknown.exit_code == 2, unknown.output
+    words = " ".join(unknown.output.replace("│", " ").split())  # rich's box, wrapped
+    assert "'ordinal' is not one of binary, multiclass, regression" in words
+    assert snapshot(config.root) == before

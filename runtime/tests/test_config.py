@@ -111,7 +111,7 @@ def assign(section: str, key: str, value: Any) -> Any:
         (assign("data", "n_rows", True), "'data.n_rows' must be an integer"),
         (assign("data", "test_size", 1.5), "'data.test_size' must be a number with 0 < x < 1"),
         (assign("gates", "min_roc_auc", 0), "'gates.min_roc_auc' must be a number with 0 < x <= 1"),
-        (assign("model", "classifier", ""), "'model.classifier' must be a non-empty string"),
+        (assign("model", "classifier", ""), "'model.estimator' must be a non-empty string"),
         (assign("model", "hyperparameters", [1]), "'model.hyperparameters' must be a mapping"),
         (lambda params: params.__setitem__("data", 3), "'data' must be a mapping"),
         # An optional section written with nothing under it is refused, not switched off.
@@ -185,7 +185,7 @@ def test_tier_sections_are_read(tmp_path: Path) -> None:
         ),
         (
             lambda params: params.__setitem__("promotion", {"min_improvement": -0.1}),
-            "'promotion.min_improvement' must be a number with 0.0 <= x <= 1.0",
+            "'promotion.min_improvement' must be a number with 0.0 <= x <= 1000000000000.0",
         ),
         (
             lambda params: params.__setitem__("promotion", {"min_improvement": "a lot"}),
@@ -232,3 +232,28 @@ def test_params_yaml_has_a_json_schema_naming_every_section() -> None:
     data = schema["$defs"]["DataSettings"]
     assert data["additionalProperties"] is False
     assert {"source", "n_rows", "seed", "test_size"} <= set(data["required"])
+
+
+def test_onnx_tolerances_have_defaults_and_are_read(tmp_path: Path) -> None:
+    def without_serving(params: dict[str, Any]) -> None:
+        params.pop("serving", None)
+
+    default = load_config(write_params(tmp_path, without_serving))
+    assert (default.onnx_tolerance, default.onnx_relative_tolerance) == (1e-5, 1e-4)
+
+    def set_both(params: dict[str, Any]) -> None:
+        params["serving"] = {"onnx_tolerance": 0.001, "onnx_relative_tolerance": 0.01}
+
+    config = load_config(write_params(tmp_path, set_both))
+    assert (config.onnx_tolerance, config.onnx_relative_tolerance) == (0.001, 0.01)
+
+
+def test_a_bad_onnx_relative_tolerance_is_named(tmp_path: Path) -> None:
+    def negative(params: dict[str, Any]) -> None:
+        params["serving"] = {"onnx_relative_tolerance": -1}
+
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("'serving.onnx_relative_tolerance' must be a number with 0.0 <= x <= 1.0"),
+    ):
+        load_config(write_params(tmp_path, negative))

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from mlops_stack_runtime.testing.fixtures import MakeProject
 
 METRICS = {"roc_auc", "pr_auc", "brier", "accuracy", "precision", "recall", "f1"}
+# evaluate's metrics add the Dummy estimator's roc_auc, which training measured.
+REPORTED = METRICS | {"baseline_roc_auc"}
 
 
 def test_perfect_predictions() -> None:
@@ -69,16 +71,22 @@ def test_evaluate_writes_metrics_and_plots(trained_project: Config) -> None:
     paths = trained_project.paths
     metrics = json.loads(paths.metrics.read_text())
     assert metrics == evaluation.metrics
-    assert set(metrics) == METRICS
+    assert set(metrics) == REPORTED
     # evaluate raises when a gate fails; what it returns must be the gates it applied.
     metric_gate = next(gate for gate in gates if gate.name == "min_roc_auc")
     assert metric_gate.value == metrics["roc_auc"]
     assert metric_gate.threshold == trained_project.gates.min_roc_auc
+    baseline = next(gate for gate in gates if gate.name == "baseline")
+    assert (baseline.value, baseline.threshold) == (metrics["roc_auc"], 0.5)
+    assert baseline.passed
     test_rows = len(pd.read_csv(paths.test_data))
     confusion = pd.read_csv(paths.confusion_plot)
     assert list(confusion.columns) == ["actual", "predicted"]
     assert len(confusion) == test_rows
     assert list(pd.read_csv(paths.roc_plot).columns) == ["fpr", "tpr"]
+    # The regression plot, declared by dvc.yaml for every task: its header only.
+    predicted = pd.read_csv(paths.predicted_plot)
+    assert list(predicted.columns) == ["actual", "predicted"] and predicted.empty
 
 
 def test_evaluate_agrees_with_training(trained_project: Config) -> None:
@@ -95,8 +103,28 @@ def test_gate_failure_reports_value_and_threshold_after_writing_metrics(
         GateFailedError, match=r"roc_auc 0\.\d{4} is below gates\.min_roc_auc 0\.999"
     ):
         evaluate(strict)
-    assert set(json.loads(strict.paths.metrics.read_text())) == METRICS
+    assert set(json.loads(strict.paths.metrics.read_text())) == REPORTED
     assert strict.paths.confusion_plot.is_file()
+
+
+def test_gate_failure_prints_the_metrics_table(copy_trained_project: MakeProject) -> None:
+    strict = copy_trained_project({"gates.min_roc_auc": 0.999})
+    with pytest.raises(GateFailedError) as failed:
+        evaluate(strict)
+    metrics = json.loads(strict.paths.metrics.read_text())
+    _, table = str(failed.value).split("\nheld-out metrics:\n")
+    assert table.splitlines() == [f"  {name:<16} {value:.4f}" for name, value in metrics.items()]
+
+
+def test_a_record_without_the_baseline_is_refused(copy_trained_project: MakeProject) -> None:
+    config = copy_trained_project()
+    record_file = config.paths.models_dir / "model.json"
+    record = json.loads(record_file.read_text())
+    del record["metrics"]["baseline_roc_auc"]
+    record_file.write_text(json.dumps(record))
+    with pytest.raises(ArtifactIntegrityError, match=r"records no baseline_roc_auc .*re-train"):
+        evaluate(config)
+    assert not config.paths.metrics.exists()
 
 
 def test_evaluate_refuses_a_tampered_model(copy_trained_project: MakeProject) -> None:

@@ -19,12 +19,16 @@ from mlops_stack_runtime import (
 )
 from mlops_stack_runtime.config import (
     Config,
+    FairnessSettings,
     load_config,
 )
 from mlops_stack_runtime.data.columns import (
     FEATURE_NAMES,
     LABEL,
     PROTECTED_ATTRIBUTE,
+    ColumnSpec,
+    Declaration,
+    LabelSpec,
     as_category,
     binary_label,
 )
@@ -44,7 +48,14 @@ from mlops_stack_runtime.evaluate import (
     evaluate,
     evaluate_model,
 )
+from mlops_stack_runtime.evaluation import (
+    Evaluation,
+)
 from mlops_stack_runtime.fairness import (
+    ClassGaps,
+    Gap,
+    GroupClassRates,
+    GroupErrors,
     InsufficientGroup,
     fairness_report,
     read_fairness_report,
@@ -81,6 +92,15 @@ def repo_config() -> Config:
     assert config.gates.fairness is not None
     return config
 
+
+# The names of the fairness gates' results (gates.py), whatever the task.
+FAIRNESS_GATES = {
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "mean_prediction_gap",
+    "mae_gap",
+    "fairness_group_size",
+}
 
 # The gaps a biased model must exceed in the tests below, whatever limits the project answered
 # (a team may set them as high as 1.0 for data that is unequal by nature).
@@ -158,11 +178,13 @@ def test_without_a_protected_attribute_the_report_is_not_applicable(
     assert report.demographic_parity_difference is None
     assert report.equalized_odds_difference is None
     assert report.summary().startswith("fairness: not applicable")
-    # No fairness gate runs: only the metric gate is left.
+    # No fairness gate runs: only the metric gates are left.
     assert demographic_parity_gate(evaluation, repo_config) is None
     assert equalized_odds_gate(evaluation, repo_config) is None
     assert fairness_group_size_gate(evaluation, repo_config) is None
-    assert [result.name for result in run_gates(evaluation, repo_config)] == ["min_roc_auc"]
+    names = [result.name for result in run_gates(evaluation, repo_config)]
+    assert "min_roc_auc" in names
+    assert not set(names) & FAIRNESS_GATES
 
 
 def test_evaluate_without_a_protected_attribute_writes_a_not_applicable_report(
@@ -171,7 +193,9 @@ def test_evaluate_without_a_protected_attribute_writes_a_not_applicable_report(
     monkeypatch.setattr(fairness_module, "PROTECTED_ATTRIBUTE", None)
     config = copy_trained_project()
     _, results = evaluate(config)
-    assert [result.name for result in results] == ["min_roc_auc"]
+    names = [result.name for result in results]
+    assert "min_roc_auc" in names
+    assert not set(names) & FAIRNESS_GATES
     assert json.loads(config.paths.fairness_report.read_text())["applicable"] is False
     report = read_fairness_report(config.paths.fairness_report)
     assert not report.applicable
@@ -345,3 +369,269 @@ def test_the_report_file_reads_back_whole(
     assert read_fairness_report(path) == report
     assert report.equalized_odds_difference is not None
     assert np.isfinite(report.equalized_odds_difference)
+
+
+# Regression and multi-class: fairness_report takes the declaration (its label's task and its
+# protected attribute), so these run on real data whatever task the example project declares.
+
+
+def declared(label: LabelSpec, protected: str | None = "group") -> Declaration:
+    feature = ColumnSpec("x", "float", "x")
+    attribute = (
+        None
+        if protected is None
+        else ColumnSpec(protected, "category", protected, categories=("a", "b"))
+    )
+    return Declaration((feature,), label, attribute)
+
+
+REGRESSION = LabelSpec("y", "a value", (), None, "regression")
+MULTICLASS = LabelSpec("kind", "a kind", ("p", "q", "r"), None, "multiclass")
+
+
+def settings(**overrides: Any) -> FairnessSettings:
+    values: dict[str, Any] = {
+        "max_demographic_parity_difference": 0.2,
+        "max_equalized_odds_difference": 0.3,
+        "max_mean_prediction_gap": 0.4,
+        "max_mae_gap": 0.6,
+        "min_group_size": 2,
+        "min_group_positives": 1,
+    }
+    return FairnessSettings(**{**values, **overrides})
+
+
+def scored(groups: list[str], truth: Any, predicted: Any, column: str = "group") -> Evaluation:
+    """An evaluation of decisions already taken (the fairness report reads y_true and y_pred)."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    test = pd.DataFrame({column: groups})
+    return Evaluation(test=test, y_true=truth, scores=predicted, y_pred=predicted, metrics={})
+
+
+def test_regression_gaps_are_those_computed_by_hand() -> None:
+    # a: truth 1, 2, 3 predicted 2, 2, 2 -> mean prediction 2, MAE 2/3
+    # b: truth 4..7 predicted 6 each -> mean prediction 6, MAE (2 + 1 + 0 + 1) / 4 = 1
+    # whole test set: label std (population) of 1..7 = 2, MAE (2 + 4) / 7 = 6/7
+    evaluation = scored(["a"] * 3 + ["b"] * 4, [1, 2, 3, 4, 5, 6, 7], [2, 2, 2, 6, 6, 6, 6])
+    report = fairness_report(evaluation, settings(), declared(REGRESSION))
+    assert report.task == "regression"
+    assert report.by_group["a"] == GroupErrors(
+        count=3, mean_prediction=2.0, mean_label=2.0, mae=pytest.approx(2 / 3, abs=1e-6)
+    )
+    assert report.by_group["b"] == GroupErrors(
+        count=4, mean_prediction=6.0, mean_label=5.5, mae=1.0
+    )
+    assert report.overall == GroupErrors(
+        count=7,
+        mean_prediction=pytest.approx(30 / 7, abs=1e-6),
+        mean_label=4.0,
+        mae=pytest.approx(6 / 7, abs=1e-6),
+    )
+    assert report.label_std == pytest.approx(2.0)
+    assert report.mean_prediction_gap == pytest.approx((6 - 2) / 2.0, abs=1e-6)
+    assert report.mae_gap == pytest.approx((1 - 2 / 3) / (6 / 7), abs=1e-6)
+    # Classification measures do not apply.
+    assert report.demographic_parity_difference is None
+    assert report.equalized_odds_difference is None
+    assert report.gaps() == [
+        Gap("mean_prediction_gap", report.mean_prediction_gap, "max_mean_prediction_gap", 0.4),
+        Gap("mae_gap", report.mae_gap, "max_mae_gap", 0.6),
+    ]
+
+
+def test_regression_groups_are_judged_by_size_alone() -> None:
+    # Group b has too few rows; positives mean nothing for a value (min_group_positives 100).
+    evaluation = scored(["a"] * 3 + ["b"], [1, 2, 3, 4], [1, 2, 3, 40])
+    report = fairness_report(
+        evaluation, settings(min_group_size=3, min_group_positives=100), declared(REGRESSION)
+    )
+    assert report.insufficient == [InsufficientGroup("b", 1)]
+    assert report.insufficient[0].describe() == "insufficient data for group b (n=1)"
+    assert report.by_group["b"].count == 1  # reported, not compared
+    assert report.mean_prediction_gap is None and report.mae_gap is None
+    assert [gap.value for gap in report.gaps()] == [None, None]
+
+
+def test_multiclass_gaps_are_per_class_and_the_largest_is_gated() -> None:
+    # Classes p, q, r are indices 0, 1, 2.
+    # a: truth p p q r, predicted p q q r
+    # b: truth p q q r, predicted p p r r
+    evaluation = scored(["a"] * 4 + ["b"] * 4, [0, 0, 1, 2, 0, 1, 1, 2], [0, 1, 1, 2, 0, 0, 2, 2])
+    report = fairness_report(evaluation, settings(), declared(MULTICLASS))
+    a, b = report.by_group["a"], report.by_group["b"]
+    assert isinstance(a, GroupClassRates) and isinstance(b, GroupClassRates)
+    assert (a.count, b.count) == (4, 4)
+    # Selection rates (share predicted the class): a p 1/4 q 2/4 r 1/4; b p 2/4 q 0 r 2/4.
+    assert {k: v.selection_rate for k, v in a.classes.items()} == {"p": 0.25, "q": 0.5, "r": 0.25}
+    assert {k: v.selection_rate for k, v in b.classes.items()} == {"p": 0.5, "q": 0.0, "r": 0.5}
+    # Rows of each class: a p 2 q 1 r 1; b p 1 q 2 r 1.
+    assert {k: v.positives for k, v in a.classes.items()} == {"p": 2, "q": 1, "r": 1}
+    assert {k: v.positives for k, v in b.classes.items()} == {"p": 1, "q": 2, "r": 1}
+    # True positive rates: a p 1/2 q 1 r 1; b p 1 q 0 r 1.
+    # False positive rates: a p 0 q 1/3 r 0; b p 1/3 q 0 r 1/3.
+    assert a.classes["p"].true_positive_rate == 0.5
+    assert b.classes["q"].true_positive_rate == 0.0
+    assert a.classes["q"].false_positive_rate == pytest.approx(1 / 3, abs=1e-6)
+    assert b.classes["r"].false_positive_rate == pytest.approx(1 / 3, abs=1e-6)
+    assert report.by_class["p"] == ClassGaps(0.25, 0.5)
+    assert report.by_class["q"] == ClassGaps(0.5, 1.0)
+    assert report.by_class["r"] == ClassGaps(0.25, pytest.approx(1 / 3, abs=1e-6))
+    assert report.demographic_parity_difference == 0.5
+    assert report.equalized_odds_difference == 1.0
+    assert report.gaps() == [
+        Gap("demographic_parity_difference", 0.5, "max_demographic_parity_difference", 0.2),
+        Gap("equalized_odds_difference", 1.0, "max_equalized_odds_difference", 0.3),
+    ]
+    overall = report.overall
+    assert isinstance(overall, GroupClassRates) and overall.count == 8
+    assert overall.classes["p"].selection_rate == pytest.approx(3 / 8)
+
+
+def test_a_multiclass_group_needs_rows_of_every_class() -> None:
+    # Group b has four rows but none of class r: it cannot be judged on r, so it is left out.
+    evaluation = scored(["a"] * 4 + ["b"] * 4, [0, 1, 2, 2, 0, 0, 1, 1], [0, 1, 2, 2, 1, 1, 1, 1])
+    report = fairness_report(evaluation, settings(min_group_size=4), declared(MULTICLASS))
+    assert report.insufficient == [InsufficientGroup("b", 4, 0, "r")]
+    assert report.insufficient[0].describe() == (
+        "insufficient data for group b (n=4, rows of class r=0)"
+    )
+    assert report.demographic_parity_difference is None
+    assert report.equalized_odds_difference is None
+    assert report.by_class["p"] == ClassGaps(None, None)
+    enough = fairness_report(
+        evaluation, settings(min_group_size=4, min_group_positives=0), declared(MULTICLASS)
+    )
+    assert enough.insufficient == []
+    assert enough.demographic_parity_difference is not None
+
+
+def test_without_a_protected_attribute_no_task_measures_fairness() -> None:
+    for label in (REGRESSION, MULTICLASS):
+        evaluation = scored(["a", "b"], [0, 1], [0, 1])
+        report = fairness_report(evaluation, settings(), declared(label, protected=None))
+        assert not report.applicable
+        assert report.gaps() == []
+        assert report.summary().startswith("fairness: not applicable")
+
+
+@pytest.fixture(scope="module")
+def diabetes() -> tuple[pd.DataFrame, np.ndarray]:
+    """scikit-learn's diabetes data (sex 1 or 2), half scored by a ridge fit on the other half."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    train, test = frame.iloc[::2], frame.iloc[1::2].reset_index(drop=True)
+    features = [name for name in frame.columns if name not in ("target", "sex")]
+    model = Ridge().fit(train[features], train["target"])
+    return test, model.predict(test[features])
+
+
+def test_regression_fairness_on_the_diabetes_data(
+    diabetes: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    test, predicted = diabetes
+    declaration = declared(REGRESSION, protected="sex")
+    declaration = dataclasses.replace(
+        declaration,
+        protected_attribute=ColumnSpec("sex", "category", "sex", categories=("1", "2")),
+    )
+    truth = test["target"].to_numpy()
+    evaluation = Evaluation(test, truth, predicted, predicted, {})
+    report = fairness_report(evaluation, settings(min_group_size=30), declaration)
+    assert set(report.by_group) == {"1", "2"}
+    by_sex = pd.DataFrame({"sex": test["sex"], "truth": truth, "pred": predicted}).groupby("sex")
+    means = by_sex["pred"].mean()
+    errors = by_sex.apply(lambda rows: (rows["truth"] - rows["pred"]).abs().mean())
+    assert report.mean_prediction_gap == pytest.approx(
+        abs(means.iloc[0] - means.iloc[1]) / truth.std(), abs=1e-5
+    )
+    assert report.mae_gap == pytest.approx(
+        abs(errors.iloc[0] - errors.iloc[1]) / np.abs(truth - predicted).mean(), abs=1e-5
+    )
+
+    # The predictions of the sex predicted higher, raised by half a standard deviation: the gap
+    # grows by 0.5, past a 0.4 limit.
+    shifted = predicted + np.where(test["sex"] == means.idxmax(), 0.5 * truth.std(), 0.0)
+    biased = fairness_report(
+        Evaluation(test, truth, shifted, shifted, {}), settings(min_group_size=30), declaration
+    )
+    gap = biased.gaps()[0]
+    assert gap.metric == "mean_prediction_gap" and gap.value is not None
+    assert report.mean_prediction_gap is not None
+    assert gap.value == pytest.approx(report.mean_prediction_gap + 0.5, abs=1e-5)
+    assert gap.value > gap.limit == 0.4
+
+
+@pytest.fixture(scope="module")
+def wine() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """scikit-learn's wine data with a group drawn at random (independent of the wine), half
+    classified by a logistic regression fit on the other half."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = load_wine(as_frame=True).frame
+    frame["group"] = np.random.default_rng(SEED).choice(["a", "b"], size=len(frame))
+    train, test = frame.iloc[::2], frame.iloc[1::2].reset_index(drop=True)
+    features = [name for name in frame.columns if name not in ("target", "group")]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(train[features], train["target"])
+    return test, test["target"].to_numpy(), model.predict(test[features])
+
+
+def test_multiclass_fairness_on_the_wine_data(
+    wine: tuple[pd.DataFrame, np.ndarray, np.ndarray],
+) -> None:
+    test, truth, predicted = wine
+    label = LabelSpec("target", "cultivar", ("0", "1", "2"), None, "multiclass")
+    report = fairness_report(
+        Evaluation(test, truth, predicted, predicted, {}),
+        settings(min_group_size=20),
+        declared(label),
+    )
+    groups = test["group"].to_numpy()
+    for index, name in enumerate(label.classes):
+        chosen = predicted == index
+        rates = {g: chosen[groups == g].mean() for g in ("a", "b")}
+        assert report.by_group["a"].classes[name].selection_rate == pytest.approx(
+            rates["a"], abs=1e-6
+        )
+        assert report.by_class[name].demographic_parity_difference == pytest.approx(
+            abs(rates["a"] - rates["b"]), abs=1e-6
+        )
+    assert report.demographic_parity_difference == max(
+        gaps.demographic_parity_difference for gaps in report.by_class.values()
+    )
+
+    # Every row of group a predicted class 0: the selection-rate gap of class 0 is large.
+    biased = np.where(groups == "a", 0, predicted)
+    unfair = fairness_report(
+        Evaluation(test, truth, biased, biased, {}), settings(min_group_size=20), declared(label)
+    )
+    parity = unfair.gaps()[0]
+    assert parity.metric == "demographic_parity_difference"
+    assert parity.value is not None and parity.value > 0.5 > parity.limit
+
+
+def test_every_task_s_report_file_reads_back_whole(tmp_path: Path) -> None:
+    regression = fairness_report(
+        scored(["a"] * 3 + ["b"] * 3, [1, 2, 3, 4, 5, 6], [2, 2, 2, 5, 5, 5]),
+        settings(),
+        declared(REGRESSION),
+    )
+    multiclass = fairness_report(
+        scored(["a"] * 4 + ["b"] * 4, [0, 0, 1, 2, 0, 1, 1, 2], [0, 1, 1, 2, 0, 0, 2, 2]),
+        settings(),
+        declared(MULTICLASS),
+    )
+    for report in (regression, multiclass):
+        path = write_fairness_report(report, tmp_path / f"{report.task}.json")
+        assert read_fairness_report(path) == report
+        assert read_fairness_report(path).gaps() == report.gaps()
+    content = json.loads((tmp_path / "regression.json").read_text())
+    assert content["task"] == "regression"
+    assert "demographic_parity_difference" not in content
+    assert content["limits"] == {"max_mean_prediction_gap": 0.4, "max_mae_gap": 0.6}
+    assert "mean_prediction_gap" not in json.loads((tmp_path / "multiclass.json").read_text())

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlops_stack_runtime.audit import (
@@ -12,16 +15,26 @@ from mlops_stack_runtime.audit import (
 from mlops_stack_runtime.config import (
     Config,
 )
+from mlops_stack_runtime.data.columns import (
+    ColumnSpec,
+    Declaration,
+    LabelSpec,
+)
 from mlops_stack_runtime.errors import (
     ArtifactIntegrityError,
 )
 from mlops_stack_runtime.evaluate import (
     evaluate,
 )
+from mlops_stack_runtime.evaluation import (
+    Evaluation,
+)
 from mlops_stack_runtime.fairness import (
+    fairness_report,
     read_fairness_report,
 )
 from mlops_stack_runtime.model_card import (
+    CardInputs,
     load_inputs,
     render,
     write_model_card,
@@ -153,3 +166,175 @@ def test_a_model_never_evaluated_has_no_card(copy_trained_project: MakeProject) 
     config = copy_trained_project()
     with pytest.raises(ArtifactIntegrityError, match=r"metrics\.json not found"):
         write_model_card(config)
+
+
+# Cards of the other tasks: CardInputs carries the declaration the model was made for, so these
+# render a regression and a multi-class model whatever task the example project declares.
+
+PROTECTED = ColumnSpec("group", "category", "a group", categories=("a", "b"))
+FEATURES = (ColumnSpec("dose", "float", "Dose given"),)
+REGRESSION = Declaration(
+    FEATURES,
+    LabelSpec("progression", "disease progression after a year", (), None, "regression", 25, 346),
+    PROTECTED,
+)
+MULTICLASS = Declaration(
+    FEATURES,
+    LabelSpec(
+        "cultivar", "grape cultivar", ("barolo", "grignolino", "barbera"), None, "multiclass"
+    ),
+    PROTECTED,
+)
+
+
+def record_of(estimator: str, metrics: dict[str, float]) -> ModelRecord:
+    return ModelRecord(
+        model_file="model.joblib",
+        model_sha256="a" * 64,
+        training_data_sha256="b" * 64,
+        test_data_sha256="c" * 64,
+        git_commit=None,
+        params={
+            "data": {"source": "file", "test_size": 0.2, "seed": 42},
+            "model": {
+                "estimator": estimator,
+                "random_state": 42,
+                "hyperparameters": {estimator: {"max_iter": 100}},
+            },
+        },
+        metrics=metrics,
+        mlflow_run_id="run",
+        registered_model_name="model",
+        registered_model_version=3,
+        sklearn_version="1.0",
+        python_version="3.12",
+        feature_names=["dose"],
+        created_at="2030-01-01T00:00:00+00:00",
+    )
+
+
+def card_of(
+    config: Config, declaration: Declaration, estimator: str, metrics: dict[str, float], report: Any
+) -> str:
+    inputs = CardInputs(config, record_of(estimator, metrics), metrics, report, None, declaration)
+    return render(inputs)
+
+
+def scored(truth: list[float], predicted: list[float]) -> Evaluation:
+    groups = ["a"] * (len(truth) // 2) + ["b"] * (len(truth) - len(truth) // 2)
+    return Evaluation(
+        pd.DataFrame({"group": groups}),
+        np.asarray(truth),
+        np.asarray(predicted),
+        np.asarray(predicted),
+        {},
+    )
+
+
+def test_a_regression_card_speaks_of_values(make_project: MakeProject) -> None:
+    config = make_project({"gates.min_r2": 0.3, "gates.baseline_margin": 0.1})
+    assert config.gates.fairness is not None
+    report = fairness_report(
+        scored([100, 120, 140, 200, 220, 240], [110, 120, 130, 190, 230, 250]),
+        config.gates.fairness.model_copy(update={"min_group_size": 2}),
+        REGRESSION,
+    )
+    metrics = {"rmse": 55.1, "mae": 44.2, "r2": 0.45, "baseline_rmse": 70.0}
+    card = card_of(config, REGRESSION, "ridge", metrics, report)
+    assert "| Task | regression: predicts the value of `progression` |" in card
+    assert "scikit-learn `Ridge` (params `model.estimator` ridge; max_iter=100" in card
+    assert "| Output | `predicted_progression`, the predicted value of `progression`" in card
+    assert "estimate the value of progression (disease progression after a year)" in card
+    assert "(a number from 25 to 346; task regression)" in card
+    assert "| Split | random: 80% training" in card
+    assert (
+        "| rmse | 55.1000 | typical error: root mean squared error, in units of `progression` "
+        "(lower is better) | beats"
+    ) in card
+    assert ">= 0.3 (`gates.min_r2`): passed |" in card
+    # RMSE 55.1 is 21% below the Dummy's 70: more than the margin of 0.1.
+    assert (
+        "(lower is better) | beats the Dummy estimator's 70.0000 by more than 0.1 of it "
+        "(`gates.baseline_margin`): passed |"
+    ) in card
+    assert "| baseline_rmse | 70.0000 | rmse of scikit-learn's Dummy estimator" in card
+    assert "Models are compared on rmse (lower is better)." in card
+    # Per group: a 100 120 140 predicted 110 120 130, b 200 220 240 predicted 190 230 250.
+    assert "| a | 3 | 120.0000 | 120.0000 | 6.6667 |" in card
+    assert "| b | 3 | 220.0000 | 223.3333 | 10.0000 |" in card
+    assert (
+        "| mean prediction gap | largest gap in mean prediction, as a share of the label's "
+        f"standard deviation | {report.mean_prediction_gap:.4f} | <= 0.5 "
+        "(`gates.fairness.max_mean_prediction_gap`): "
+    ) in card
+    assert "`gates.fairness.max_mae_gap`" in card
+    assert (
+        "- Fairness is measured for `group` alone, on the mean prediction and the mean error of "
+        "each group, not on the whole spread of its errors; other attributes and their "
+        "intersections are not covered."
+    ) in card
+    # Nothing of a classifier is left.
+    for word in ("probabilit", "positive", "threshold", "selection rate", "roc_auc", "class"):
+        assert word not in card.lower(), word
+
+
+def test_a_multiclass_card_speaks_of_classes(make_project: MakeProject) -> None:
+    config = make_project({"gates.min_macro_f1": 0.5, "gates.baseline_margin": 0.1})
+    assert config.gates.fairness is not None
+    report = fairness_report(
+        scored([0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 1, 2]),
+        config.gates.fairness.model_copy(update={"min_group_size": 2, "min_group_positives": 1}),
+        MULTICLASS,
+    )
+    metrics = {
+        "macro_f1": 0.42,
+        "balanced_accuracy": 0.5,
+        "accuracy": 0.6,
+        "log_loss": 0.9,
+        "roc_auc_ovr": 0.8,
+        "baseline_macro_f1": 0.4,
+    }
+    card = card_of(config, MULTICLASS, "hist_gradient_boosting", metrics, report)
+    assert "| Task | multi-class classification: predicts which of 3 classes |" in card
+    assert "scikit-learn `HistGradientBoostingClassifier`" in card
+    assert (
+        "`predicted_cultivar`, the most probable class of `cultivar` (barolo, grignolino, "
+        "barbera), and each class's probability: `cultivar_probability_<class>` in v2 answers "
+        "and tables, a mapping `cultivar_probabilities` (class to probability) in v1 answers"
+    ) in card
+    assert "(classes barolo, grignolino, barbera; task multiclass)" in card
+    assert "| Split | stratified on the label: 80% training" in card
+    assert "| macro_f1 | 0.4200 | F1 of each class" in card
+    # Macro F1 0.42 is 5% above the Dummy's 0.4: not more than the margin of 0.1.
+    assert (
+        ">= 0.5 (`gates.min_macro_f1`): FAILED; beats the Dummy estimator's 0.4000 by more than "
+        "0.1 of it (`gates.baseline_margin`): FAILED |"
+    ) in card
+    assert "- Quality gates: FAILED (min_macro_f1, baseline_margin): this model" in card
+    # Group b predicted grignolino for one barolo: barolo's selection rate there is 0.
+    assert "| b | barolo | 1 | 0.0000 | 0.0000 | 0.0000 |" in card
+    assert "| a | barolo | 1 | 0.3333 | 1.0000 | 0.0000 |" in card
+    assert "| barolo | 0.3333 | 1.0000 |" in card  # that class's gaps
+    assert "largest gap in the share predicted a class, over the classes" in card
+    for word in ("threshold", "positives", "_probability`", "probability >="):
+        assert word not in card, word
+
+
+def test_every_task_s_card_fails_on_a_fairness_gap(make_project: MakeProject) -> None:
+    config = make_project()
+    fairness = config.gates.fairness
+    assert fairness is not None
+    strict = fairness.model_copy(
+        update={"min_group_size": 2, "max_mean_prediction_gap": 0.1, "max_mae_gap": 5.0}
+    )
+    config = dataclasses.replace(
+        config, gates=config.gates.model_copy(update={"fairness": strict, "min_r2": 0.1})
+    )
+    # Group b predicted 10 too high: a gap of 10 / 16.33 (the label's standard deviation).
+    report = fairness_report(
+        scored([100, 120, 140, 100, 120, 140], [100, 120, 140, 110, 130, 150]), strict, REGRESSION
+    )
+    assert report.mean_prediction_gap == pytest.approx(10 / np.std([100, 120, 140]), abs=1e-4)
+    card = card_of(config, REGRESSION, "ridge", {"rmse": 30.0, "mae": 25.0, "r2": 0.5}, report)
+    assert "- Quality gates: FAILED (max_mean_prediction_gap): this model must not" in card
+    assert "(`gates.fairness.max_mean_prediction_gap`): FAILED |" in card

@@ -7,15 +7,14 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.dummy import DummyClassifier
 
+from mlops_stack_runtime import estimators, onnx_export
 from mlops_stack_runtime import features as features_module
-from mlops_stack_runtime import onnx_export
-from mlops_stack_runtime import train as train_module
 from mlops_stack_runtime.audit import load_verified_model, read_record, sha256_file
 from mlops_stack_runtime.config import Config, ModelSettings
 from mlops_stack_runtime.data.columns import FEATURES
@@ -23,6 +22,7 @@ from mlops_stack_runtime.data.csv_files import read_frame
 from mlops_stack_runtime.data.prepare import prepare
 from mlops_stack_runtime.data.validate import validate
 from mlops_stack_runtime.errors import ArtifactIntegrityError
+from mlops_stack_runtime.estimators import FAMILIES, Family
 from mlops_stack_runtime.features import split_features_label
 from mlops_stack_runtime.serving.model import ServedModel
 from mlops_stack_runtime.serving.onnx_model import OnnxModel
@@ -81,7 +81,8 @@ def test_a_classifier_skl2onnx_cannot_convert_falls_back_to_sklearn(
     make_project: MakeProject, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # scikit-learn's own DummyClassifier: skl2onnx has no converter for it.
-    monkeypatch.setitem(train_module.CLASSIFIERS, "dummy", DummyClassifier)
+    dummy = Family("dummy", "sklearn.dummy:DummyClassifier", "sklearn.dummy:DummyRegressor")
+    monkeypatch.setattr(estimators, "FAMILIES", MappingProxyType({**FAMILIES, "dummy": dummy}))
     config = make_project(
         {"model.classifier": "dummy", "model.hyperparameters.dummy": {"strategy": "prior"}}
     )

@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import pytest
 
+from mlops_stack_runtime import promotion as promotion_module
 from mlops_stack_runtime.audit import (
     read_record,
     sha256_file,
 )
 from mlops_stack_runtime.config import (
     Config,
+    PromotionSettings,
+)
+from mlops_stack_runtime.data.columns import (
+    LABEL,
 )
 from mlops_stack_runtime.errors import (
     ArtifactIntegrityError,
@@ -31,6 +36,12 @@ from mlops_stack_runtime.promotion import (
     Contender,
     decide,
     promote,
+)
+from mlops_stack_runtime.registry import (
+    RegisteredVersion,
+)
+from mlops_stack_runtime.tasks import (
+    TASK_METRICS,
 )
 from mlops_stack_runtime.testing.fixtures import write_project
 from mlops_stack_runtime.tracking import (
@@ -89,6 +100,8 @@ def test_first_version_becomes_champion_and_a_repeat_changes_nothing(
     assert promotion.challenger is not None
     # Scored again by promote, on the same test set: the numbers training recorded.
     assert promotion.challenger.metrics == record.metrics
+    # Every gate of evaluate, the Dummy baseline (training's) included.
+    assert [gate.name for gate in promotion.challenger.gates][:2] == ["min_roc_auc", "baseline"]
     tags = mlflow_client.get_model_version("promote-first", "1").tags
     assert tags["promotion.decision"] == "promoted"
     assert tags["promotion.champion_before"] == "none"
@@ -116,7 +129,7 @@ def test_a_better_challenger_becomes_champion(
 
     assert promotion.outcome == "promoted"
     assert promotion.challenger is not None and promotion.previous_champion is not None
-    assert promotion.challenger.roc_auc > promotion.previous_champion.roc_auc
+    assert promotion.challenger.score > promotion.previous_champion.score
     assert "challenger beats the champion" in promotion.reason
     assert aliases(mlflow_client, name) == {"champion": 2, "challenger": 2}
     assert mlflow_client.get_model_version(name, "1").tags["promotion.replaced_by"] == "2"
@@ -139,21 +152,22 @@ def test_a_worse_challenger_is_refused_with_the_reason(
     assert promotion.outcome == "kept_champion"
     assert promotion.champion_version == 1
     assert "does not beat the champion" in promotion.reason
-    assert f"roc_auc {challenger.roc_auc:.4f}" in promotion.reason
-    assert f"version 1's {champion.roc_auc:.4f}" in promotion.reason
+    assert f"roc_auc {challenger.score:.4f}" in promotion.reason
+    assert f"version 1's {champion.score:.4f}, higher is better" in promotion.reason
     assert aliases(mlflow_client, name) == {"champion": 1, "challenger": 2}
     tags = mlflow_client.get_model_version(name, "2").tags
     assert tags["promotion.decision"] == "kept_champion"
     assert tags["promotion.reason"] == promotion.reason
     assert (tags["promotion.champion_before"], tags["promotion.champion_after"]) == ("1", "1")
-    assert tags["promotion.champion_roc_auc"] == str(champion.roc_auc)
+    assert tags["promotion.champion_roc_auc"] == str(champion.score)
+    assert tags["promotion.metric"] == "roc_auc"
     assert tags["promotion.champion_training_data_sha256"] == sha256_file(config.paths.train_data)
     assert "promotion.replaced_by" not in mlflow_client.get_model_version(name, "1").tags
 
     # Under a metric gate just above its score, the same challenger fails it: refused for that.
     # (On data with few features one split may score above the project's gate, so the gate is
     # set from the challenger's own roc_auc.)
-    gate = {"gates.min_roc_auc": round(min(challenger.roc_auc + 0.01, 1.0), 4)}
+    gate = {"gates.min_roc_auc": round(min(challenger.score + 0.01, 1.0), 4)}
     strict = write_project(config.root, settings(name, CRIPPLED, gate))
     refused = promote(strict)
     assert refused.outcome == "kept_champion"
@@ -224,13 +238,22 @@ def gate(passed: bool) -> GateResult:
     return GateResult("min_roc_auc", passed=passed, value=0.9, threshold=0.75, message=message)
 
 
-def contender(version: int, roc_auc: float, passed: bool = True) -> Contender:
+def contender(
+    version: int, value: float, passed: bool = True, metric: str = "roc_auc"
+) -> Contender:
     return Contender(
         version=version,
-        metrics={"roc_auc": roc_auc},
+        metrics={metric: value},
         gates=[gate(passed)],
         training_data_sha256=None,
     )
+
+
+def margins(absolute: float = 0.0, relative: float = 0.0) -> PromotionSettings:
+    return PromotionSettings(min_improvement=absolute, min_relative_improvement=relative)
+
+
+BINARY = TASK_METRICS["binary"]
 
 
 @pytest.mark.parametrize(
@@ -246,19 +269,91 @@ def contender(version: int, roc_auc: float, passed: bool = True) -> Contender:
 def test_roc_auc_must_beat_the_champion_by_more_than_min_improvement(
     challenger_auc: float, champion_auc: float, min_improvement: float, promoted: bool
 ) -> None:
-    decision = decide(contender(2, challenger_auc), contender(1, champion_auc), min_improvement)
+    decision = decide(
+        contender(2, challenger_auc), contender(1, champion_auc), margins(min_improvement), BINARY
+    )
     assert decision.promoted is promoted
     assert f"promotion.min_improvement {min_improvement}" in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("challenger", "champion", "absolute", "relative", "promoted"),
+    [
+        (45.0, 50.0, 0.0, 0.0, True),  # lower is better
+        (55.0, 50.0, 0.0, 0.0, False),
+        (50.0, 50.0, 0.0, 0.0, False),  # a tie keeps the champion
+        (45.0, 50.0, 5.0, 0.0, False),  # 5 better: not more than 5
+        (44.9, 50.0, 5.0, 0.0, True),
+        (45.0, 50.0, 0.0, 0.1, False),  # 10% better: not more than 10%
+        (44.9, 50.0, 0.0, 0.1, True),
+        (44.9, 50.0, 6.0, 0.1, False),  # both margins must be exceeded
+        (40.0, 50.0, 6.0, 0.1, True),
+    ],
+)
+def test_rmse_must_fall_below_the_champion_by_both_margins(
+    challenger: float, champion: float, absolute: float, relative: float, promoted: bool
+) -> None:
+    decision = decide(
+        contender(2, challenger, metric="rmse"),
+        contender(1, champion, metric="rmse"),
+        margins(absolute, relative),
+        TASK_METRICS["regression"],
+    )
+    assert decision.promoted is promoted, decision.reason
+    assert decision.reason.endswith(
+        f"rmse {challenger:.4f} vs champion version 1's {champion:.4f}, lower is better "
+        f"(gain {champion - challenger:+.4f}, promotion.min_improvement {absolute}; relative "
+        f"{(champion - challenger) / champion:+.2%}, promotion.min_relative_improvement "
+        f"{relative})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "relative", "promoted"),
+    [(0.66, 0.6, 0.1, False), (0.67, 0.6, 0.1, True)],
+)
+def test_macro_f1_must_rise_by_the_relative_margin(
+    challenger: float, champion: float, relative: float, promoted: bool
+) -> None:
+    decision = decide(
+        contender(2, challenger, metric="macro_f1"),
+        contender(1, champion, metric="macro_f1"),
+        margins(relative=relative),
+        TASK_METRICS["multiclass"],
+    )
+    assert decision.promoted is promoted, decision.reason
+    assert "macro_f1" in decision.reason and "higher is better" in decision.reason
+
+
 def test_a_challenger_failing_a_gate_is_refused_however_good() -> None:
-    decision = decide(contender(2, 0.99, passed=False), contender(1, 0.8), 0.0)
+    decision = decide(contender(2, 0.99, passed=False), contender(1, 0.8), margins(), BINARY)
     assert not decision.promoted
     assert decision.reason == "challenger version 2 fails a gate: roc_auc 0.7000 is below 0.75"
-    assert not decide(contender(2, 0.99, passed=False), None, 0.0).promoted
+    assert not decide(contender(2, 0.99, passed=False), None, margins(), BINARY).promoted
+
+
+@pytest.mark.parametrize(
+    ("tags", "compatible"),
+    [
+        ({}, LABEL.task == "binary"),  # before tasks: binary
+        ({"task": LABEL.task}, True),
+        ({"task": "regression" if LABEL.task != "regression" else "binary"}, False),
+    ],
+)
+def test_a_champion_of_another_task_cannot_compete(tags: dict[str, str], compatible: bool) -> None:
+    champion = RegisteredVersion("credit", 4, tags)
+    if compatible:
+        promotion_module._check_same_task(champion)
+        return
+    with pytest.raises(PipelineError) as refused:
+        promotion_module._check_same_task(champion)
+    assert str(refused.value).startswith(
+        f"champion version 4 of 'credit' is a {tags.get('task', 'binary')} model, but the label "
+        f"'{LABEL.name}' of data/columns.yaml is {LABEL.task}: the two cannot be compared"
+    )
 
 
 def test_a_champion_failing_a_gate_gives_way_to_a_challenger_passing_them() -> None:
-    decision = decide(contender(2, 0.80), contender(1, 0.85, passed=False), 0.0)
+    decision = decide(contender(2, 0.80), contender(1, 0.85, passed=False), margins(), BINARY)
     assert decision.promoted
     assert "champion version 1 fails a gate" in decision.reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,7 @@ from mlops_stack_runtime.serving.model import (
 from mlops_stack_runtime.serving.validation import (
     CLASS_OUTPUT,
     PROBABILITY_OUTPUT,
+    InputSchema,
 )
 from mlops_stack_runtime.testing.declared import (
     is_category,
@@ -64,6 +66,8 @@ from mlops_stack_runtime.train import (
     train,
 )
 
+from tests.serving import task_models
+from tests.serving.task_models import TaskData
 from tests.tampering import plant_booby_trap
 
 if TYPE_CHECKING:
@@ -292,3 +296,71 @@ def test_a_registered_version_without_a_recorded_sha256_is_refused_saying_how_to
     assert f"version 1 of '{name}'" in message
     assert "records no sha256 of its model (no model_sha256 tag)" in message
     assert "retrain and register it the way `train` does" in message
+
+
+@pytest.mark.parametrize(
+    "make_task", [task_models.iris, task_models.diabetes], ids=["iris", "diabetes"]
+)
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_every_task_writes_its_own_prediction_columns(
+    make_task: Callable[[], TaskData], runtime: str, tmp_path: Path
+) -> None:
+    data = make_task()
+    fitted = task_models.fit(data)
+    folder = task_models.write_model_dir(
+        tmp_path / "model", fitted, data, task_models.to_onnx_bytes(fitted, data)
+    )
+    model = ServedModel.load(
+        folder, InputSchema(data.declaration.features), runtime=runtime, label=data.label
+    )
+    frame = data.test.head(ROWS).reset_index(drop=True)
+    frame.insert(0, ID, [f"{i:05d}" for i in range(len(frame))])
+    broken = data.feature_names[1]
+    frame = frame.astype({broken: object})
+    frame.loc[4, broken] = "not-a-number"
+    source = write_csv(frame, tmp_path / "batch.csv")
+
+    summary = score_file(model, source, tmp_path / "scored.parquet", chunk_rows=15)
+
+    assert (summary.rows, summary.scored, summary.rejected) == (ROWS, ROWS - 1, 1)
+    scored = pd.read_parquet(summary.output)
+    label = data.label
+    predicted = f"predicted_{label.name}"
+    # The label (a column the model does not take) is carried unchanged beside the prediction.
+    carried = [ID, label.name]
+    good = frame.drop(index=[4]).reset_index(drop=True)
+    wanted = task_models.expected(fitted, data, good.astype({broken: float}))
+    atol = 1e-4 if runtime == "onnx" else 1e-9
+    if label.task == "regression":
+        assert scored.columns.tolist() == [*carried, predicted, VERSION_COLUMN, HASH_COLUMN]
+        assert scored[predicted].dtype == np.float64
+        np.testing.assert_allclose(scored[predicted], wanted, rtol=1e-5, atol=atol)
+    else:
+        per_class = [f"{label.name}_probability_{value}" for value in label.classes]
+        assert scored.columns.tolist() == [
+            *carried,
+            predicted,
+            *per_class,
+            VERSION_COLUMN,
+            HASH_COLUMN,
+        ]
+        np.testing.assert_allclose(scored[per_class].to_numpy(), wanted, atol=atol)
+        assert scored[predicted].tolist() == [label.classes[i] for i in wanted.argmax(axis=1)]
+        assert set(scored[predicted]) <= set(label.classes)
+    # As text: a CSV's columns other than the numeric model inputs are read as written.
+    assert scored[label.name].tolist() == good[label.name].astype(str).tolist()
+    rejected = pd.read_parquet(summary.rejects)
+    assert rejected["row"].tolist() == [5]  # data rows counted from 1
+    assert rejected["reason"][0].startswith(f"{broken}: ")
+
+
+def test_an_input_holding_a_column_scoring_writes_is_refused_for_every_task(
+    tmp_path: Path,
+) -> None:
+    data = task_models.iris()
+    folder = task_models.write_model_dir(tmp_path / "model", task_models.fit(data), data)
+    model = ServedModel.load(folder, InputSchema(data.declaration.features), label=data.label)
+    frame = data.test.head(5).assign(**{f"{data.label.name}_probability_setosa": 0.5})
+    source = write_csv(frame, tmp_path / "batch.csv")
+    with pytest.raises(BatchError, match="species_probability_setosa"):
+        score_file(model, source, tmp_path / "scored.csv")

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from mlops_stack_runtime.config import (
     Config,
@@ -78,3 +80,29 @@ def test_training_artifacts_stay_beside_the_store(
 )
 def test_credentials_in_the_uri_are_never_shown(uri: str, shown: str) -> None:
     assert redacted(uri) == shown
+
+
+@pytest.mark.parametrize(("family", "distribution"), [("lightgbm", "lightgbm"), ("xgboost", None)])
+def test_the_registered_model_requires_the_estimators_package(
+    family: str, distribution: str | None
+) -> None:
+    from importlib.metadata import packages_distributions
+
+    from mlops_stack_runtime.config import ModelSettings
+    from mlops_stack_runtime.estimators import build_estimator
+    from mlops_stack_runtime.tracking import _pip_requirements
+
+    estimator = build_estimator(
+        ModelSettings(estimator=family, random_state=0, hyperparameters={family: {}}), "binary"
+    )
+    # xgboost's module may come from the `xgboost` or the `xgboost-cpu` distribution.
+    name = distribution or packages_distributions()[family][0]
+    requirements = _pip_requirements(Pipeline([("model", estimator)]))
+    assert [r.split("==")[0] for r in requirements] == [
+        "scikit-learn",
+        "numpy",
+        "pandas",
+        "skops",
+        name,
+    ]
+    assert _pip_requirements(Pipeline([("model", LogisticRegression())]))[-1].startswith("skops==")

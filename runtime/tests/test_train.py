@@ -7,8 +7,6 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 
 from mlops_stack_runtime.audit import (
     load_verified_model,
@@ -21,6 +19,7 @@ from mlops_stack_runtime.config import (
 )
 from mlops_stack_runtime.data.columns import (
     FEATURE_NAMES,
+    LABEL,
 )
 from mlops_stack_runtime.data.sample import (
     generate_sample,
@@ -37,46 +36,29 @@ from mlops_stack_runtime.evaluate import (
 from mlops_stack_runtime.features import (
     split_features_label,
 )
+from mlops_stack_runtime.tasks import (
+    TASK_METRICS,
+)
 from mlops_stack_runtime.train import (
-    build_classifier,
     build_pipeline,
     fit_pipeline,
 )
 
 
-def settings(classifier: str, **hyperparameters: object) -> ModelSettings:
+def settings(estimator: str, **hyperparameters: object) -> ModelSettings:
     return ModelSettings(
-        classifier=classifier,
+        estimator=estimator,
         random_state=3,
-        hyperparameters={classifier: hyperparameters},
+        hyperparameters={estimator: hyperparameters},
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "hyperparameters", "expected"),
-    [
-        ("gradient_boosting", {"n_estimators": 7}, GradientBoostingClassifier),
-        ("random_forest", {"n_estimators": 7}, RandomForestClassifier),
-        ("logistic_regression", {"C": 0.5}, LogisticRegression),
-    ],
-)
-def test_classifier_comes_from_the_params(
-    name: str, hyperparameters: dict[str, float], expected: type
-) -> None:
-    classifier = build_classifier(settings(name, **hyperparameters))
-    assert isinstance(classifier, expected)
-    assert classifier.get_params() | hyperparameters == classifier.get_params()
-    assert classifier.random_state == 3
-
-
-def test_unknown_classifier_names_the_setting() -> None:
-    with pytest.raises(ConfigError, match=r"unknown model\.classifier 'xgboost'"):
-        build_classifier(settings("xgboost"))
-
-
-def test_unknown_hyperparameter_names_the_setting() -> None:
-    with pytest.raises(ConfigError, match=r"model\.hyperparameters\.random_forest.*n_trees"):
-        build_classifier(settings("random_forest", n_trees=10))
+def test_the_pipeline_ends_with_the_estimator_of_the_params() -> None:
+    pipeline = build_pipeline(settings("random_forest", n_estimators=7))
+    step, estimator = pipeline.steps[-1]
+    assert step == ("classifier" if LABEL.is_classification else "regressor")
+    assert estimator.n_estimators == 7
+    assert estimator.random_state == 3
 
 
 def test_invalid_hyperparameter_value_names_the_setting(
@@ -124,6 +106,8 @@ def test_train_writes_the_model_and_its_audit_record(trained_project: Config) ->
     assert record.params == json.loads(json.dumps(dict(trained_project.params)))
     assert record.feature_names == list(FEATURE_NAMES)
     assert set(record.metrics) >= {"roc_auc", "pr_auc", "f1", "accuracy", "brier"}
+    # The Dummy estimator's class shares rank no row above another: chance.
+    assert record.metrics["baseline_roc_auc"] == 0.5
     assert record.created_at.endswith("+00:00")
 
 
@@ -142,7 +126,14 @@ def test_train_logs_the_run_and_registers_a_version(
     assert version.tags["training_data_sha256"] == record.training_data_sha256
     assert version.tags["test_data_sha256"] == record.test_data_sha256
     assert version.tags["classifier"] == trained_project.model.classifier
-    assert version.tags["roc_auc"] == str(record.metrics["roc_auc"])
+    assert version.tags["estimator"] == trained_project.model.estimator
+    assert version.tags["task"] == LABEL.task == record.task
+    assert record.estimator == trained_project.model.estimator
+    primary = TASK_METRICS[LABEL.task].primary
+    assert version.tags["primary_metric"] == primary
+    assert version.tags[primary] == str(record.metrics[primary])
+    if LABEL.task == "binary":
+        assert version.tags["roc_auc"] == str(record.metrics["roc_auc"])
     artifacts = {artifact.path for artifact in mlflow_client.list_artifacts(record.mlflow_run_id)}
     assert "model.json" in artifacts
 

@@ -1,7 +1,8 @@
 """The model's audit record (models/model.json) and integrity checks of the model file.
 
 The record ties a model file to what produced it: its sha256, the data's sha256, the git commit,
-the params, the held-out metrics, the MLflow run and registry version, and library versions.
+the params, the task and model family, the held-out metrics, the MLflow run and registry version,
+and library versions.
 Whoever loads the model (evaluation, the model server) verifies the file against the record
 first, so a model swapped or corrupted after training is refused instead of served.
 
@@ -62,6 +63,10 @@ class ModelRecord:
     onnx_file: str | None = None
     onnx_sha256: str | None = None
     inference: dict[str, Any] | None = None
+    # The label's task (data/columns.yaml) and the model family (params model.estimator).
+    # Records written before tasks lack them: binary, and the family is params model.classifier.
+    task: str = "binary"
+    estimator: str | None = None
 
 
 def model_path(model_dir: Path) -> Path:

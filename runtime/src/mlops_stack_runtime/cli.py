@@ -126,10 +126,12 @@ def prepare(
 def use_data(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The team's data: a .csv or .parquet file.")],
-    label: Annotated[str, typer.Option(help="The column to predict: exactly two distinct values.")],
+    label: Annotated[str, typer.Option(help="The column to predict.")],
     positive: Annotated[
         str | None,
-        typer.Option(help="The label's positive value (needed unless it is 0/1 or true/false)."),
+        typer.Option(
+            help="A binary label's positive value (needed unless it is 0/1 or true/false)."
+        ),
     ] = None,
     protected: Annotated[
         str | None,
@@ -145,13 +147,26 @@ def use_data(
             "(default: params data.max_category_levels).",
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="binary, multiclass or regression: overrides the task inferred from the "
+            "label's values (still checked against them)."
+        ),
+    ] = None,
 ) -> None:
-    """Adopt a CSV or Parquet file: infer data/columns.yaml, `dvc add` it into data/, point
-    params.yaml at it. Refused (exit 1, nothing written) when the label is not binary."""
+    """Adopt a CSV or Parquet file: infer data/columns.yaml and the label's task (binary,
+    multiclass, regression), `dvc add` the file into data/, point params.yaml at it. Refused
+    (exit 1, nothing written) when the label cannot make the task, saying why."""
     with reported_errors():
         from .data.adopt import use_data as adopt
+        from .data.columns import TASKS
         from .data.report import format_adoption
 
+        if task is not None and task not in TASKS:
+            raise typer.BadParameter(
+                f"{task!r} is not one of {', '.join(TASKS)}", param_hint="--task"
+            )
         adoption = adopt(
             _config(ctx),
             file,
@@ -159,6 +174,7 @@ def use_data(
             positive=positive,
             protected=protected,
             max_category_levels=max_category_levels,
+            task=task,
         )
     typer.echo(format_adoption(adoption))
 
@@ -186,14 +202,16 @@ def validate(ctx: typer.Context) -> None:
 def train(ctx: typer.Context) -> None:
     """Fit the model, save it with its audit record, log and register it in MLflow."""
     with reported_errors():
+        from .tasks import TASK_METRICS
         from .train import train as run_train
 
         result = run_train(_config(ctx))
     record = result.record
+    primary = TASK_METRICS[record.task].primary
     typer.echo(
-        f"model saved (sha256 {record.model_sha256[:12]}), held-out roc_auc "
-        f"{record.metrics['roc_auc']:.4f}, registered as {record.registered_model_name} "
-        f"version {record.registered_model_version}"
+        f"model saved (sha256 {record.model_sha256[:12]}), "
+        f"held-out {primary} {record.metrics[primary]:.4f}, registered as "
+        f"{record.registered_model_name} version {record.registered_model_version}"
     )
     inference = record.inference or {}
     onnx = inference.get("runtime") == "onnx"
@@ -221,6 +239,7 @@ def promote(ctx: typer.Context) -> None:
         from .promotion import promote as run_promote
 
         promotion = run_promote(_config(ctx))
+    metric = promotion.metric
     for role, contender in (
         ("challenger", promotion.challenger),
         ("champion", promotion.previous_champion),
@@ -228,8 +247,8 @@ def promote(ctx: typer.Context) -> None:
         if contender is not None:
             gates = "passes every gate" if not contender.failed_gates else "fails a gate"
             typer.echo(
-                f"{role}: version {contender.version}, held-out roc_auc "
-                f"{contender.roc_auc:.4f}, {gates}"
+                f"{role}: version {contender.version}, held-out {metric} "
+                f"{contender.metrics[metric]:.4f}, {gates}"
             )
     if promotion.outcome == "promoted":
         typer.echo(f"promoted: version {promotion.champion_version} is the champion now")
@@ -458,8 +477,8 @@ def serve(
         bool | None,
         typer.Option(
             "--log-features/--no-log-features",
-            help="Put each prediction's inputs in its log line, for `collect` (default: "
-            "$LOG_FEATURES, else off: the inputs may be personal data).",
+            help="Put each prediction's inputs and answers in its log line, for `collect` "
+            "(default: $LOG_FEATURES, else off: the inputs may be personal data).",
         ),
     ] = None,
     metrics_port: Annotated[

@@ -37,6 +37,8 @@ PARAMS_ENV_VAR = "PARAMS_FILE"
 
 
 DEFAULT_ONNX_TOLERANCE = 1e-5
+# Regression: largest difference relative to scikit-learn's value (onnx_export.py).
+DEFAULT_ONNX_RELATIVE_TOLERANCE = 1e-4
 
 
 # --- value rules: each refusal is "'<dotted key>' <message>" (see _refusal) ----------------------
@@ -271,9 +273,12 @@ class MlflowSettings(_Section):
 
 
 class ServingSettings(_Section):
-    # Largest difference in probability, on any held-out row, between the ONNX export and
-    # scikit-learn for the export to be served (onnx_export.py).
+    # Largest difference, on any held-out row, between the ONNX export and scikit-learn for the
+    # export to be served (onnx_export.py): in probability (classification, every class), or in
+    # the predicted value (regression, which must also be within the relative tolerance).
     onnx_tolerance: Annotated[float, _number(0.0, 1.0)] = DEFAULT_ONNX_TOLERANCE
+    # Regression: largest difference as a share of scikit-learn's value.
+    onnx_relative_tolerance: Annotated[float, _number(0.0, 1.0)] = DEFAULT_ONNX_RELATIVE_TOLERANCE
 
 
 class Params(BaseModel):
@@ -332,6 +337,11 @@ class ProjectPaths:
         return self.root / "reports" / "plots" / "confusion.csv"
 
     @property
+    def predicted_plot(self) -> Path:
+        """Regression: predicted against actual value per test row (header only otherwise)."""
+        return self.root / "reports" / "plots" / "predicted.csv"
+
+    @property
     def fairness_report(self) -> Path:
         return self.root / "reports" / "fairness.json"
 
@@ -371,9 +381,12 @@ class Config:
     params: Mapping[str, Any]
     # None when params.yaml has no `drift` section: only the `drift` command needs it.
     drift: DriftSettings | None = None
-    # params `serving.onnx_tolerance`: largest difference in probability, on any held-out row,
-    # between the ONNX export and scikit-learn for the export to be served (onnx_export.py).
+    # params `serving.onnx_tolerance`: largest difference in probability (regression: in value),
+    # on any held-out row, between the ONNX export and scikit-learn for the export to be served
+    # (onnx_export.py).
     onnx_tolerance: float = DEFAULT_ONNX_TOLERANCE
+    # params `serving.onnx_relative_tolerance`: regression, the same as a share of the value.
+    onnx_relative_tolerance: float = DEFAULT_ONNX_RELATIVE_TOLERANCE
 
     @property
     def root(self) -> Path:
@@ -433,6 +446,7 @@ def load_config(params_file: Path | None = None) -> Config:
         params=MappingProxyType(dict(params)),
         drift=checked.drift,
         onnx_tolerance=checked.serving.onnx_tolerance,
+        onnx_relative_tolerance=checked.serving.onnx_relative_tolerance,
     )
 
 

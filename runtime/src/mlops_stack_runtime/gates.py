@@ -1,9 +1,15 @@
 """Quality gates: checks a model must pass before the pipeline succeeds.
 
-A gate is a function `(evaluation, config) -> GateResult | None`. Add a gate (calibration,
-latency...) by writing one such function and listing it in `GATES`; its thresholds belong under
-`gates:` in params.yaml. A gate whose section params.yaml lacks returns None and does not count:
-the fairness gates run only where `gates.fairness` is set (the enterprise tier renders it).
+A gate is a function `(evaluation, config) -> GateResult | list[GateResult] | None`. Add a gate
+(calibration, latency...) by writing one such function and listing it in `GATES`; its thresholds
+belong under `gates:` in params.yaml. A gate whose section params.yaml lacks returns None and does
+not count: the fairness gates run only where `gates.fairness` is set (the enterprise tier renders
+it).
+
+The gates follow the declared label's task (tasks.py): the task's metric must reach its params
+setting (binary `gates.min_roc_auc`, multiclass `gates.min_macro_f1`, regression `gates.min_r2`);
+the primary metric must beat scikit-learn's Dummy estimator by more than `gates.baseline_margin`
+(relative); the fairness gates bound the gaps the fairness report measures for the task.
 """
 
 from __future__ import annotations
@@ -12,12 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import tasks
+from .data.columns import LABEL
 from .fairness import fairness_report
 
 if TYPE_CHECKING:
     from .config import Config
     from .evaluation import Evaluation
-    from .fairness import FairnessReport
+    from .fairness import FairnessReport, Gap
+
+BASELINE_GATE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -29,39 +39,71 @@ class GateResult:
     message: str
 
 
-Gate = Callable[["Evaluation", "Config"], GateResult | None]
+Gate = Callable[["Evaluation", "Config"], "GateResult | list[GateResult] | None"]
 
 
-def min_roc_auc_gate(evaluation: Evaluation, config: Config) -> GateResult:
-    """Held-out ROC AUC must reach params `gates.min_roc_auc`."""
-    value = evaluation.metrics["roc_auc"]
-    threshold = config.gates.min_roc_auc
+def metric_gate(evaluation: Evaluation, config: Config) -> GateResult:
+    """The task's held-out metric must reach its params setting (binary roc_auc >=
+    `gates.min_roc_auc`, multiclass macro_f1 >= `gates.min_macro_f1`, regression r2 >=
+    `gates.min_r2`)."""
+    task = tasks.task_metrics(LABEL)
+    value = evaluation.metrics[task.gate_metric]
+    threshold = float(getattr(config.gates, task.gate_setting))
     passed = value >= threshold
     relation = ">=" if passed else "is below"
     return GateResult(
-        name="min_roc_auc",
+        name=task.gate_setting,
         passed=passed,
         value=value,
         threshold=threshold,
-        message=f"roc_auc {value:.4f} {relation} gates.min_roc_auc {threshold}",
+        message=f"{task.gate_metric} {value:.4f} {relation} gates.{task.gate_setting} {threshold}",
     )
+
+
+def baseline_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
+    """The primary metric must beat the Dummy estimator's (`baseline_<primary>` in the metrics,
+    fitted on the training set) by more than params `gates.baseline_margin`, a share of the
+    Dummy's value. None where the evaluation has no baseline (evaluate and promote give it)."""
+    task = tasks.task_metrics(LABEL)
+    baseline = evaluation.metrics.get(f"baseline_{task.primary}")
+    if baseline is None:
+        return None
+    value = evaluation.metrics[task.primary]
+    margin = config.gates.baseline_margin
+    # Rounded like the metrics, so float noise cannot decide a tie with the margin.
+    improvement = round(task.relative_improvement(value, baseline), tasks.DIGITS)
+    passed = improvement > margin
+    relation = "beats" if passed else "does not beat"
+    return GateResult(
+        name=BASELINE_GATE,
+        passed=passed,
+        value=value,
+        threshold=baseline,
+        message=(
+            f"{task.primary} {value:.4f} {relation} the Dummy estimator's {baseline:.4f} by more "
+            f"than gates.baseline_margin {margin} ({improvement:+.2%}, {task.direction})"
+        ),
+    )
+
+
+def fairness_gaps_gate(evaluation: Evaluation, config: Config) -> list[GateResult] | None:
+    """Each gap of the fairness report (per task: fairness.py) may be at most its params limit
+    under `gates.fairness`; a gap that could not be measured fails only when
+    `block_on_insufficient_data` says so."""
+    report = _fairness_report(evaluation, config)
+    if report is None:
+        return None
+    return [_gap_result(gap, report, config) for gap in report.gaps()]
 
 
 def demographic_parity_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
     """Selection rates of the protected groups may differ by at most the configured gap."""
-    return _fairness_gap_gate(
-        evaluation,
-        config,
-        "demographic_parity_difference",
-        "max_demographic_parity_difference",
-    )
+    return _one_gap(evaluation, config, "demographic_parity_difference")
 
 
 def equalized_odds_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
     """True and false positive rates of the protected groups may differ by at most the gap."""
-    return _fairness_gap_gate(
-        evaluation, config, "equalized_odds_difference", "max_equalized_odds_difference"
-    )
+    return _one_gap(evaluation, config, "equalized_odds_difference")
 
 
 def fairness_group_size_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
@@ -72,14 +114,17 @@ def fairness_group_size_gate(evaluation: Evaluation, config: Config) -> GateResu
         return None
     blocks = fairness.block_on_insufficient_data
     problems = "; ".join(group.describe() for group in report.insufficient)
+    # Regression groups are judged by their rows alone.
+    positives = (
+        f", min_group_positives {fairness.min_group_positives}" if LABEL.is_classification else ""
+    )
     return GateResult(
         name="fairness_group_size",
         passed=not blocks,
         value=float(len(report.insufficient)),
         threshold=0.0,
         message=(
-            f"{problems} (gates.fairness.min_group_size {fairness.min_group_size}, "
-            f"min_group_positives {fairness.min_group_positives}; "
+            f"{problems} (gates.fairness.min_group_size {fairness.min_group_size}{positives}; "
             f"block_on_insufficient_data is {str(blocks).lower()})"
         ),
     )
@@ -94,25 +139,26 @@ def _fairness_report(evaluation: Evaluation, config: Config) -> FairnessReport |
     return report if report.applicable else None
 
 
-def _fairness_gap_gate(
-    evaluation: Evaluation, config: Config, metric: str, setting: str
-) -> GateResult | None:
-    fairness = config.gates.fairness
+def _one_gap(evaluation: Evaluation, config: Config, metric: str) -> GateResult | None:
     report = _fairness_report(evaluation, config)
-    if fairness is None or report is None:
+    if report is None:
         return None
-    limit = getattr(fairness, setting)
-    value = getattr(report, metric)
-    if value is None:  # fewer than two groups with enough data: nothing to compare
+    gap = next((gap for gap in report.gaps() if gap.metric == metric), None)
+    return None if gap is None else _gap_result(gap, report, config)
+
+
+def _gap_result(gap: Gap, report: FairnessReport, config: Config) -> GateResult:
+    blocks = config.gates.fairness is not None and config.gates.fairness.block_on_insufficient_data
+    if gap.value is None:  # fewer than two groups with enough data: nothing to compare
         return GateResult(
-            name=metric,
-            passed=not fairness.block_on_insufficient_data,
+            name=gap.metric,
+            passed=not blocks,
             value=float("nan"),
-            threshold=limit,
-            message=f"{metric}: not measured, fewer than two groups of "
+            threshold=gap.limit,
+            message=f"{gap.metric}: not measured, fewer than two groups of "
             f"{report.protected_attribute} have enough data",
         )
-    return _at_most(metric, value, f"gates.fairness.{setting}", limit)
+    return _at_most(gap.metric, gap.value, f"gates.fairness.{gap.setting}", gap.limit)
 
 
 def _at_most(metric: str, value: float, setting: str, threshold: float) -> GateResult:
@@ -128,9 +174,9 @@ def _at_most(metric: str, value: float, setting: str, threshold: float) -> GateR
 
 
 GATES: tuple[Gate, ...] = (
-    min_roc_auc_gate,
-    demographic_parity_gate,
-    equalized_odds_gate,
+    metric_gate,
+    baseline_gate,
+    fairness_gaps_gate,
     fairness_group_size_gate,
 )
 
@@ -139,5 +185,11 @@ def run_gates(
     evaluation: Evaluation, config: Config, gates: Sequence[Gate] = GATES
 ) -> list[GateResult]:
     """Run every configured gate (not just up to the first failure): a report shows all problems."""
-    results = (gate(evaluation, config) for gate in gates)
-    return [result for result in results if result is not None]
+    results: list[GateResult] = []
+    for gate in gates:
+        outcome = gate(evaluation, config)
+        if isinstance(outcome, GateResult):
+            results.append(outcome)
+        elif outcome is not None:
+            results.extend(outcome)
+    return results

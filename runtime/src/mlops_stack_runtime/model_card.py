@@ -9,18 +9,25 @@ the prose of intended use and limitations here, not in the generated file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, metadata
 from typing import TYPE_CHECKING, Any
 
 from .audit import MODEL_FILE_NAME, ModelRecord, read_record
-from .data.columns import FEATURES, LABEL, PREDICTION_MEANING, PROTECTED_ATTRIBUTE
+from .data.columns import DECLARATION, Declaration, LabelSpec
 from .errors import ArtifactIntegrityError
+from .estimators import FAMILIES
 from .evaluation import DECISION_THRESHOLD
-from .fairness import FairnessReport, read_fairness_report
+from .fairness import (
+    FairnessReport,
+    GroupClassRates,
+    GroupErrors,
+    GroupRates,
+    read_fairness_report,
+)
 from .project import current_project
 from .promotion import read_promotion_report
-from .train import CLASSIFIERS
+from .tasks import DIGITS, task_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,16 +35,43 @@ if TYPE_CHECKING:
 
     from .config import Config
 
-_POSITIVE = f"{LABEL.name} = {LABEL.positive}"
-METRIC_MEANINGS = {
-    "roc_auc": f"ranking: chance a row with {_POSITIVE} scores above one without",
-    "pr_auc": f"ranking among the highest scores (average precision for {_POSITIVE})",
-    "brier": "calibration: mean squared error of the probability (lower is better)",
-    "accuracy": "share of correct decisions at the threshold",
-    "precision": f"share of rows predicted {_POSITIVE} that are",
-    "recall": f"share of rows with {_POSITIVE} that were predicted so",
-    "f1": "harmonic mean of precision and recall",
-}
+
+# The metrics of scikit-learn's Dummy estimator carry this prefix (evaluate.py).
+BASELINE_PREFIX = "baseline_"
+
+
+def metric_meanings(label: LabelSpec) -> dict[str, str]:
+    """What each of the task's metrics measures, in the words of the label."""
+    if label.task == "regression":
+        units = f"in units of `{label.name}`"
+        return {
+            "rmse": f"typical error: root mean squared error, {units} (lower is better)",
+            "mae": f"mean absolute error, {units} (lower is better)",
+            "r2": f"share of the variance of `{label.name}` explained (1 perfect, 0 no better "
+            "than predicting the mean)",
+        }
+    if label.task == "multiclass":
+        return {
+            "macro_f1": "F1 of each class (harmonic mean of precision and recall), averaged "
+            "with every class counting equally",
+            "balanced_accuracy": "share of each class's rows predicted as that class, averaged "
+            "over the classes",
+            "accuracy": "share of rows predicted as their class",
+            "log_loss": "calibration: mean negative log of the probability given to the true "
+            "class (lower is better)",
+            "roc_auc_ovr": "ranking: ROC AUC of each class against the rest, averaged over the "
+            "classes",
+        }
+    positive = f"{label.name} = {label.positive}"
+    return {
+        "roc_auc": f"ranking: chance a row with {positive} scores above one without",
+        "pr_auc": f"ranking among the highest scores (average precision for {positive})",
+        "brier": "calibration: mean squared error of the probability (lower is better)",
+        "accuracy": "share of correct decisions at the threshold",
+        "precision": f"share of rows predicted {positive} that are",
+        "recall": f"share of rows with {positive} that were predicted so",
+        "f1": "harmonic mean of precision and recall",
+    }
 
 
 def decision_threshold(record: ModelRecord) -> float:
@@ -54,6 +88,12 @@ class CardInputs:
     metrics: dict[str, float]
     fairness: FairnessReport | None
     promotion: dict[str, Any] | None
+    # The columns the model was made for: its label (the task) and protected attribute.
+    declaration: Declaration = field(default=DECLARATION)
+
+    @property
+    def label(self) -> LabelSpec:
+        return self.declaration.label
 
 
 def load_inputs(config: Config) -> CardInputs:
@@ -99,7 +139,7 @@ def render(inputs: CardInputs) -> str:
     sections = (
         _title(inputs),
         _details(inputs),
-        _intended_use(),
+        _intended_use(inputs),
         _data(inputs),
         _performance(inputs),
         _fairness(inputs),
@@ -126,14 +166,49 @@ def _title(inputs: CardInputs) -> str:
     return "\n".join(lines)
 
 
+def _algorithm(inputs: CardInputs) -> str:
+    """The library and estimator of the family params `model.estimator` names (records made
+    before tasks name it `model.classifier`)."""
+    model = inputs.record.params["model"]
+    name = model.get("estimator", model.get("classifier"))
+    family = FAMILIES.get(name)
+    path = family.estimator_path(inputs.label.task) if family is not None else None
+    estimator = path.rpartition(":")[2] if path else name
+    library = {"lightgbm": "LightGBM", "xgboost": "XGBoost"}.get(
+        (family.package if family is not None else None) or "", "scikit-learn"
+    )
+    hyperparameters = ", ".join(
+        f"{key}={value}" for key, value in (model["hyperparameters"].get(name) or {}).items()
+    )
+    return (
+        f"{library} `{estimator}` (params `model.estimator` {name}; "
+        f"{hyperparameters or 'library defaults'}; random_state {model['random_state']})"
+    )
+
+
+def _output(inputs: CardInputs) -> str:
+    """What the model server and batch scoring return, per task (names from the label)."""
+    label = inputs.label
+    if label.task == "regression":
+        return (
+            f"`predicted_{label.name}`, the predicted value of `{label.name}` ({label.description})"
+        )
+    if label.task == "multiclass":
+        return (
+            f"`predicted_{label.name}`, the most probable class of `{label.name}` "
+            f"({', '.join(label.classes)}), and each class's probability: "
+            f"`{label.name}_probability_<class>` in v2 answers and tables, a mapping "
+            f"`{label.name}_probabilities` (class to probability) in v1 answers"
+        )
+    return (
+        f"`{label.name}_probability`, the probability that {label.name} is {label.positive}; "
+        f"predicted class 1 (`{label.name}` = {label.positive}) at probability >= "
+        f"{decision_threshold(inputs.record)}"
+    )
+
+
 def _details(inputs: CardInputs) -> str:
     record = inputs.record
-    model = record.params["model"]
-    classifier = model["classifier"]
-    algorithm = CLASSIFIERS[classifier].__name__ if classifier in CLASSIFIERS else classifier
-    hyperparameters = ", ".join(
-        f"{key}={value}" for key, value in (model["hyperparameters"].get(classifier) or {}).items()
-    )
     rows = [
         (
             "Registered model",
@@ -141,21 +216,15 @@ def _details(inputs: CardInputs) -> str:
         ),
         ("MLflow run", f"`{record.mlflow_run_id}`"),
         ("Trained", f"{record.created_at} from git commit `{record.git_commit or 'unknown'}`"),
-        (
-            "Algorithm",
-            f"scikit-learn `{algorithm}` ({hyperparameters or 'library defaults'}; "
-            f"random_state {model['random_state']})",
-        ),
+        ("Task", _task(inputs.label)),
+        ("Algorithm", _algorithm(inputs)),
         (
             "Preprocessing",
-            "numbers: median imputation and standard scaling; categories: most-frequent "
-            "imputation and one-hot encoding (an unseen category encodes as all zeros)",
+            "numbers: median imputation (and standard scaling for models that are not trees); "
+            "categories: most-frequent imputation and one-hot encoding (an unseen category "
+            "encodes as all zeros)",
         ),
-        (
-            "Output",
-            f"`{LABEL.name}_probability`, the {PREDICTION_MEANING}; predicted class 1 "
-            f"(`{LABEL.name}` = {LABEL.positive}) at probability >= {decision_threshold(record)}",
-        ),
+        ("Output", _output(inputs)),
         ("Model file", f"`models/{MODEL_FILE_NAME}`, sha256 `{record.model_sha256}`"),
         ("Libraries", f"scikit-learn {record.sklearn_version}, Python {record.python_version}"),
         ("Owner", _package_metadata("Author-email") or "see pyproject.toml"),
@@ -163,20 +232,60 @@ def _details(inputs: CardInputs) -> str:
     return "## Model details\n\n" + _table(("", ""), rows)
 
 
-def _intended_use() -> str:
+def _task(label: LabelSpec) -> str:
+    """The task in words (data/columns.yaml `label.task`)."""
+    if label.task == "regression":
+        return f"regression: predicts the value of `{label.name}`"
+    if label.task == "multiclass":
+        return f"multi-class classification: predicts which of {len(label.classes)} classes"
+    return f"binary classification: predicts whether `{label.name}` is {label.positive}"
+
+
+def _intended_use(inputs: CardInputs) -> str:
+    label = inputs.label
     summary = _package_metadata("Summary") or "see pyproject.toml"
+    meaning = {
+        "binary": f"probability that {label.name} is {label.positive}",
+        "multiclass": f"class of {label.name} and the probability of each class",
+        "regression": f"value of {label.name}",
+    }[label.task]
+    use = {
+        "binary": "Rank rows by that probability for manual review, and monitor it over time.",
+        "multiclass": "Route rows by their most probable class, review those whose "
+        "probabilities are close, and monitor the class shares over time.",
+        "regression": "Use the estimate with the error to expect (mae and rmse under "
+        "Performance), and monitor the predicted values over time.",
+    }[label.task]
     return f"""## Intended use
 
-- {summary.rstrip(".")}: estimate the {PREDICTION_MEANING} ({LABEL.description}), from the
+- {summary.rstrip(".")}: estimate the {meaning} ({label.description}), from the
   data listed under Data, to support decisions that people make and review.
-- Rank rows by that probability for manual review, and monitor it over time.
+- {use}
 
 Out of scope:
 
 - Decisions without human review, or used as the only ground for a decision about a person.
-- Applicants, products or markets unlike the training data (see Limitations).
+- Rows unlike the training data: other populations, products, periods or sources (see
+  Limitations).
 - Any decision that uses the protected attribute: it is not a model input, and is kept only to
   measure fairness."""
+
+
+def _label_row(label: LabelSpec) -> str:
+    if label.task == "regression":
+        bounds = ""
+        if label.min_value is not None and label.max_value is not None:
+            bounds = f" from {label.min_value} to {label.max_value}"
+        return f"`{label.name}`: {label.description} (a number{bounds}; task regression)"
+    if label.task == "multiclass":
+        return (
+            f"`{label.name}`: {label.description} (classes {', '.join(label.classes)}; "
+            "task multiclass)"
+        )
+    return (
+        f"`{label.name}`: {label.description} (values {', '.join(label.values)}; "
+        f"positive {label.positive})"
+    )
 
 
 def _data(inputs: CardInputs) -> str:
@@ -185,21 +294,18 @@ def _data(inputs: CardInputs) -> str:
     source = f"`{data['source']}` (params `data.source`)"
     if data["source"] == "synthetic":
         source += ", seeded synthetic applications generated by `data/synthetic.py`"
+    split = "stratified on the label" if inputs.label.is_classification else "random"
     rows = [
         ("Source", source),
         (
             "Split",
-            f"stratified on the label: {1 - data['test_size']:.0%} training, "
+            f"{split}: {1 - data['test_size']:.0%} training, "
             f"{data['test_size']:.0%} held out for testing (seed {data['seed']})",
         ),
         ("Training set", f"`data/validated/train.csv`, sha256 `{record.training_data_sha256}`"),
         ("Test set", f"`data/validated/test.csv`, sha256 `{record.test_data_sha256}`"),
-        (
-            "Label",
-            f"`{LABEL.name}`: {LABEL.description} (values {', '.join(LABEL.values)}; "
-            f"positive {LABEL.positive})",
-        ),
-        ("Protected attribute", _protected_attribute()),
+        ("Label", _label_row(inputs.label)),
+        ("Protected attribute", _protected_attribute(inputs)),
     ]
     features = [
         (
@@ -207,7 +313,7 @@ def _data(inputs: CardInputs) -> str:
             column.kind,
             column.description + (" (may be missing)" if column.nullable else ""),
         )
-        for column in FEATURES
+        for column in inputs.declaration.features
     ]
     return (
         "## Data\n\n"
@@ -218,28 +324,92 @@ def _data(inputs: CardInputs) -> str:
 
 
 def _performance(inputs: CardInputs) -> str:
-    threshold = inputs.config.gates.min_roc_auc
+    label = inputs.label
+    task = task_metrics(label)
+    threshold = getattr(inputs.config.gates, task.gate_setting)
+    meanings = metric_meanings(label)
+    baseline = inputs.metrics.get(BASELINE_PREFIX + task.primary)
     rows = []
     for name, value in inputs.metrics.items():
-        gate = ""
-        if name == "roc_auc":
+        gates = []
+        if name == task.gate_metric:
             verdict = "passed" if value >= threshold else "FAILED"
-            gate = f">= {threshold} (`gates.min_roc_auc`): {verdict}"
-        rows.append((name, f"{value:.4f}", METRIC_MEANINGS.get(name, ""), gate))
+            gates.append(f">= {threshold} (`gates.{task.gate_setting}`): {verdict}")
+        if name == task.primary and baseline is not None:
+            margin = inputs.config.gates.baseline_margin
+            verdict = "passed" if _beats_baseline(inputs) else "FAILED"
+            gates.append(
+                f"beats the Dummy estimator's {baseline:.4f} by more than {margin} of it "
+                f"(`gates.baseline_margin`): {verdict}"
+            )
+        meaning = meanings.get(name, "")
+        if name.startswith(BASELINE_PREFIX):
+            dummy = "the class shares" if label.is_classification else "the mean"
+            meaning = (
+                f"{name.removeprefix(BASELINE_PREFIX)} of scikit-learn's Dummy estimator "
+                f"(predicts the training set's {dummy}), the baseline the model must beat"
+            )
+        rows.append((name, f"{value:.4f}", meaning, "; ".join(gates)))
+    how = {
+        "binary": f", decisions at probability >= {decision_threshold(inputs.record)}",
+        "multiclass": ", each row predicted as its most probable class",
+        "regression": "",
+    }[label.task]
     return (
         "## Performance\n\n"
-        f"On the held-out test set, decisions at probability >= {DECISION_THRESHOLD}.\n\n"
-        + _table(("metric", "value", "what it measures", "gate"), rows)
+        f"On the held-out test set{how}. Models are compared on {task.primary} "
+        f"({task.direction}).\n\n" + _table(("metric", "value", "what it measures", "gate"), rows)
     )
 
 
-def _protected_attribute() -> str:
-    if PROTECTED_ATTRIBUTE is None:
+def _beats_baseline(inputs: CardInputs) -> bool:
+    """Whether the primary metric beats the Dummy estimator's by more than
+    `gates.baseline_margin` (as the baseline gate judges; True without a baseline recorded)."""
+    task = task_metrics(inputs.label)
+    baseline = inputs.metrics.get(BASELINE_PREFIX + task.primary)
+    value = inputs.metrics.get(task.primary)
+    if baseline is None or value is None:
+        return True
+    improvement = round(task.relative_improvement(value, baseline), DIGITS)
+    return improvement > inputs.config.gates.baseline_margin
+
+
+def _protected_attribute(inputs: CardInputs) -> str:
+    protected = inputs.declaration.protected_attribute
+    if protected is None:
         return "none declared (data/columns.yaml `protected_attribute`): fairness is not measured"
-    values = (
-        f" ({', '.join(PROTECTED_ATTRIBUTE.categories)})" if PROTECTED_ATTRIBUTE.categories else ""
-    )
-    return f"`{PROTECTED_ATTRIBUTE.name}`{values}: not a model input; used to measure fairness"
+    values = f" ({', '.join(protected.categories)})" if protected.categories else ""
+    return f"`{protected.name}`{values}: not a model input; used to measure fairness"
+
+
+# What each gap of the fairness report means, per task (fairness.py).
+GAP_MEANINGS = {
+    ("binary", "demographic_parity_difference"): (
+        "demographic parity difference",
+        "largest gap in selection rate",
+    ),
+    ("binary", "equalized_odds_difference"): (
+        "equalized odds difference",
+        "largest gap in true or false positive rate",
+    ),
+    ("multiclass", "demographic_parity_difference"): (
+        "demographic parity difference",
+        "largest gap in the share predicted a class, over the classes",
+    ),
+    ("multiclass", "equalized_odds_difference"): (
+        "equalized odds difference",
+        "largest gap in a class's true or false positive rate (that class against the rest), "
+        "over the classes",
+    ),
+    ("regression", "mean_prediction_gap"): (
+        "mean prediction gap",
+        "largest gap in mean prediction, as a share of the label's standard deviation",
+    ),
+    ("regression", "mae_gap"): (
+        "MAE gap",
+        "largest gap in mean absolute error, as a share of the whole test set's",
+    ),
+}
 
 
 def _fairness(inputs: CardInputs) -> str:
@@ -255,8 +425,29 @@ def _fairness(inputs: CardInputs) -> str:
             "## Fairness\n\nNot applicable: data/columns.yaml declares no protected attribute "
             "(`make use-data ... PROTECTED=<column>` declares one)."
         )
+    gaps = []
+    for gap in report.gaps():
+        measure, meaning = GAP_MEANINGS[(report.task, gap.metric)]
+        gaps.append(_gap(measure, meaning, gap.value, getattr(settings, gap.setting), gap.setting))
+    intro, table = {
+        "binary": _binary_fairness,
+        "multiclass": _multiclass_fairness,
+        "regression": _regression_fairness,
+    }[report.task](inputs, report)
+    return (
+        f"## Fairness\n\nBy protected attribute `{report.protected_attribute}` on the held-out "
+        f"test set (fairlearn). {intro}\n\n"
+        + table
+        + _insufficient(report)
+        + "\n\n"
+        + _table(("measure", "meaning", "value", "gate"), gaps)
+    )
+
+
+def _binary_fairness(inputs: CardInputs, report: FairnessReport) -> tuple[str, str]:
+    label = inputs.label
     groups = [("all", report.overall), *sorted(report.by_group.items())]
-    rates = [
+    rows = [
         (
             group,
             str(rate.count),
@@ -266,47 +457,101 @@ def _fairness(inputs: CardInputs) -> str:
             f"{rate.false_positive_rate:.4f}",
         )
         for group, rate in groups
+        if isinstance(rate, GroupRates)
     ]
-    gaps = [
-        _gap(
-            "demographic parity difference",
-            "largest gap in selection rate",
-            report.demographic_parity_difference,
-            settings.max_demographic_parity_difference,
-            "max_demographic_parity_difference",
-        ),
-        _gap(
-            "equalized odds difference",
-            "largest gap in true or false positive rate",
-            report.equalized_odds_difference,
-            settings.max_equalized_odds_difference,
-            "max_equalized_odds_difference",
-        ),
-    ]
-    insufficient = "".join(f"\n- {group.describe()}" for group in report.insufficient)
-    if insufficient:
-        insufficient = (
-            f"\n\nLeft out of the gaps (fewer than {report.min_group_size} rows or "
-            f"{report.min_group_positives} positives):{insufficient}"
-        )
-    return (
-        f"## Fairness\n\nBy protected attribute `{report.protected_attribute}` on the held-out "
-        f"test set (fairlearn). Selection rate: share predicted {_POSITIVE}.\n\n"
-        + _table(
-            (
-                "group",
-                "test rows",
-                "positives",
-                "selection rate",
-                "true positive rate",
-                "false positive rate",
-            ),
-            rates,
-        )
-        + insufficient
-        + "\n\n"
-        + _table(("measure", "meaning", "value", "gate"), gaps)
+    header = (
+        "group",
+        "test rows",
+        "positives",
+        "selection rate",
+        "true positive rate",
+        "false positive rate",
     )
+    return (
+        f"Selection rate: share predicted {label.name} = {label.positive}.",
+        _table(header, rows),
+    )
+
+
+def _multiclass_fairness(inputs: CardInputs, report: FairnessReport) -> tuple[str, str]:
+    groups = [("all", report.overall), *sorted(report.by_group.items())]
+    rows = [
+        (
+            group,
+            name,
+            str(rate.positives),
+            f"{rate.selection_rate:.4f}",
+            f"{rate.true_positive_rate:.4f}",
+            f"{rate.false_positive_rate:.4f}",
+        )
+        for group, rates in groups
+        if isinstance(rates, GroupClassRates)
+        for name, rate in rates.classes.items()
+    ]
+    header = (
+        "group",
+        "class",
+        "test rows of the class",
+        "selection rate",
+        "true positive rate",
+        "false positive rate",
+    )
+    per_class = [
+        (
+            name,
+            _measured(gaps.demographic_parity_difference),
+            _measured(gaps.equalized_odds_difference),
+        )
+        for name, gaps in report.by_class.items()
+    ]
+    return (
+        f"Each class of `{inputs.label.name}` against the rest; selection rate: share predicted "
+        "that class.",
+        _table(header, rows)
+        + "\n\nGaps between the groups, per class:\n\n"
+        + _table(
+            ("class", "demographic parity difference", "equalized odds difference"), per_class
+        ),
+    )
+
+
+def _regression_fairness(inputs: CardInputs, report: FairnessReport) -> tuple[str, str]:
+    groups = [("all", report.overall), *sorted(report.by_group.items())]
+    rows = [
+        (
+            group,
+            str(errors.count),
+            f"{errors.mean_label:.4f}",
+            f"{errors.mean_prediction:.4f}",
+            f"{errors.mae:.4f}",
+        )
+        for group, errors in groups
+        if isinstance(errors, GroupErrors)
+    ]
+    spread = "" if report.label_std is None else f" (standard deviation {report.label_std:.4f})"
+    return (
+        f"Mean of `{inputs.label.name}`{spread}, mean prediction and mean absolute error (MAE) "
+        "per group.",
+        _table(("group", "test rows", "mean label", "mean prediction", "MAE"), rows),
+    )
+
+
+def _insufficient(report: FairnessReport) -> str:
+    listed = "".join(f"\n- {group.describe()}" for group in report.insufficient)
+    if not listed:
+        return ""
+    rule = {
+        "binary": f"fewer than {report.min_group_size} rows or {report.min_group_positives} "
+        "positives",
+        "multiclass": f"fewer than {report.min_group_size} rows, or fewer than "
+        f"{report.min_group_positives} rows of some class",
+        "regression": f"fewer than {report.min_group_size} rows",
+    }[report.task]
+    return f"\n\nLeft out of the gaps ({rule}):{listed}"
+
+
+def _measured(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
 
 
 def _gap(
@@ -333,10 +578,27 @@ def _limitations(inputs: CardInputs) -> str:
         "- Missing values are imputed from the training data, which hides how much a row "
         "was missing.",
     ]
-    if PROTECTED_ATTRIBUTE is not None:
+    label = inputs.label
+    if label.task == "regression" and label.min_value is not None and label.max_value is not None:
         lines.append(
-            f"- Fairness is measured for `{PROTECTED_ATTRIBUTE.name}` alone, at one decision "
-            "threshold; other attributes, their intersections and other thresholds are not "
+            f"- `{label.name}` was declared from {label.min_value} to {label.max_value}: "
+            "estimates outside the values seen in training are extrapolations."
+        )
+    protected = inputs.declaration.protected_attribute
+    if protected is not None:
+        measured = {
+            "binary": "at one decision threshold",
+            "multiclass": "on the predicted class",
+            "regression": "on the mean prediction and the mean error of each group, not on "
+            "the whole spread of its errors",
+        }[label.task]
+        others = "other attributes" + (
+            ", their intersections and other thresholds"
+            if label.task == "binary"
+            else " and their intersections"
+        )
+        lines.append(
+            f"- Fairness is measured for `{protected.name}` alone, {measured}; {others} are not "
             "covered. Features may still act as proxies for the protected attribute."
         )
     return "\n".join(lines)
@@ -359,25 +621,29 @@ def _approvals(inputs: CardInputs) -> str:
 
 
 def _gate_verdict(inputs: CardInputs) -> str:
+    task = task_metrics(inputs.label)
     failed = []
-    if inputs.metrics["roc_auc"] < inputs.config.gates.min_roc_auc:
-        failed.append("min_roc_auc")
+    value = inputs.metrics.get(task.gate_metric)
+    if value is None or value < getattr(inputs.config.gates, task.gate_setting):
+        failed.append(task.gate_setting)
+    if not _beats_baseline(inputs):
+        failed.append("baseline_margin")
     settings, report = inputs.config.gates.fairness, inputs.fairness
     if settings is not None and report is not None and report.applicable:
-        gaps = (
-            (report.demographic_parity_difference, settings.max_demographic_parity_difference),
-            (report.equalized_odds_difference, settings.max_equalized_odds_difference),
-        )
-        keys = ("max_demographic_parity_difference", "max_equalized_odds_difference")
-        for key, (value, limit) in zip(keys, gaps, strict=True):
-            if value is not None and value > limit:
-                failed.append(key)
+        for gap in report.gaps():
+            if gap.value is not None and gap.value > getattr(settings, gap.setting):
+                failed.append(gap.setting)
         if report.insufficient and settings.block_on_insufficient_data:
             failed.append("min_group_size")
-    checked = "roc_auc and fairness" if settings is not None else "roc_auc"
+    checked = [task.gate_metric]
+    if BASELINE_PREFIX + task.primary in inputs.metrics:
+        checked.append("the baseline")
+    if settings is not None:
+        checked.append("fairness")
     if failed:
         return f"FAILED ({', '.join(failed)}): this model must not be deployed"
-    return f"passed ({checked}, on the held-out test set)"
+    listed = ", ".join(checked[:-1]) + " and " + checked[-1] if len(checked) > 1 else checked[0]
+    return f"passed ({listed}, on the held-out test set)"
 
 
 def _registry_status(inputs: CardInputs) -> str:

@@ -4,8 +4,13 @@ The version trained last (models/model.json) gets the alias `challenger`. It als
 `champion` when it passes every gate of the project and
 - there is no champion yet, or
 - the champion fails a gate (thresholds tightened since it was promoted), or
-- its held-out roc_auc exceeds the champion's by more than params `promotion.min_improvement`.
-A tie keeps the champion: retraining an identical model must not churn deployments.
+- its held-out primary metric (tasks.py: binary roc_auc, multiclass macro_f1, regression rmse,
+  each in its direction) beats the champion's by more than params `promotion.min_improvement`
+  (in the metric's units) and by more than `promotion.min_relative_improvement` (a share of the
+  champion's value), as MLflow's MetricThreshold judges.
+A tie keeps the champion: retraining an identical model must not churn deployments. A champion
+trained for another task (its version's `task` tag; none: binary, from before tasks) cannot
+compete: promotion stops and says how to replace it.
 
 Both models are scored by the same code on the same held-out set (data/validated/test.csv), so
 the comparison does not depend on the numbers each recorded when it was trained. The decision is
@@ -20,10 +25,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from . import tasks
 from .audit import ModelRecord, load_verified_model, record_path, sha256_file
+from .data.columns import LABEL
 from .data.csv_files import read_frame
 from .errors import ArtifactIntegrityError, PipelineError
-from .evaluate import evaluate_model
+from .evaluate import evaluate_model, recorded_baseline
 from .evaluation import DIGITS
 from .gates import GateResult, run_gates
 from .registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry
@@ -33,7 +40,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from .config import Config
+    from .config import Config, PromotionSettings
 
 Outcome = Literal["promoted", "kept_champion", "already_champion"]
 
@@ -48,8 +55,9 @@ class Contender:
     training_data_sha256: str | None
 
     @property
-    def roc_auc(self) -> float:
-        return self.metrics["roc_auc"]
+    def score(self) -> float:
+        """The held-out value of the task's primary metric."""
+        return self.metrics[tasks.task_metrics(LABEL).primary]
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -62,8 +70,15 @@ class Decision:
     reason: str
 
 
-def decide(challenger: Contender, champion: Contender | None, min_improvement: float) -> Decision:
-    """The promotion rule (see the module docstring); the reason names the numbers behind it."""
+def decide(
+    challenger: Contender,
+    champion: Contender | None,
+    settings: PromotionSettings,
+    task: tasks.TaskMetrics | None = None,
+) -> Decision:
+    """The promotion rule (see the module docstring); the reason names the numbers behind it.
+    `task`: the declared label's (tasks.py) unless given."""
+    task = task or tasks.task_metrics(LABEL)
     if challenger.failed_gates:
         failed = "; ".join(gate.message for gate in challenger.failed_gates)
         return Decision(False, f"challenger version {challenger.version} fails a gate: {failed}")
@@ -72,13 +87,17 @@ def decide(challenger: Contender, champion: Contender | None, min_improvement: f
     if champion.failed_gates:
         failed = "; ".join(gate.message for gate in champion.failed_gates)
         return Decision(True, f"champion version {champion.version} fails a gate: {failed}")
+    new, old = challenger.metrics[task.primary], champion.metrics[task.primary]
     # Rounded like the metrics, so float noise cannot turn a tie into an improvement.
-    gain = round(challenger.roc_auc - champion.roc_auc, DIGITS)
+    gain = round(task.better(new, old), DIGITS)
+    relative = round(task.relative_improvement(new, old), DIGITS) if gain else 0.0
     comparison = (
-        f"roc_auc {challenger.roc_auc:.4f} vs champion version {champion.version}'s "
-        f"{champion.roc_auc:.4f} (gain {gain:+.4f}, promotion.min_improvement {min_improvement})"
+        f"{task.primary} {new:.4f} vs champion version {champion.version}'s {old:.4f}, "
+        f"{task.direction} (gain {gain:+.4f}, promotion.min_improvement "
+        f"{settings.min_improvement}; relative {relative:+.2%}, "
+        f"promotion.min_relative_improvement {settings.min_relative_improvement})"
     )
-    if gain > min_improvement:
+    if gain > settings.min_improvement and relative > settings.min_relative_improvement:
         return Decision(True, f"challenger beats the champion: {comparison}")
     return Decision(False, f"challenger does not beat the champion: {comparison}")
 
@@ -101,6 +120,10 @@ class Promotion:
     test_data_sha256: str
     min_improvement: float
     decided_at: str
+    # The metric compared (the task's primary) and the relative margin; reports written before
+    # tasks lack them (roc_auc, no relative margin).
+    metric: str = "roc_auc"
+    min_relative_improvement: float = 0.0
 
 
 class _Common(TypedDict):
@@ -110,6 +133,8 @@ class _Common(TypedDict):
     test_data_sha256: str
     min_improvement: float
     decided_at: str
+    metric: str
+    min_relative_improvement: float
 
 
 def promote(config: Config) -> Promotion:
@@ -126,6 +151,8 @@ def promote(config: Config) -> Promotion:
         "test_data_sha256": sha256_file(paths.test_data),
         "min_improvement": config.promotion.min_improvement,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metric": tasks.task_metrics(LABEL).primary,
+        "min_relative_improvement": config.promotion.min_relative_improvement,
     }
     if current is not None and current.version == version:
         # Nothing to compare, and the tags of the original decision stay as they are.
@@ -143,11 +170,15 @@ def promote(config: Config) -> Promotion:
         return promotion
 
     test = read_frame(paths.test_data)
-    challenger = _score(model, registered, test, config)
+    # The Dummy estimator of the current data (training measured it): both contenders are
+    # scored on the same test set, so the same baseline gate applies to both.
+    baseline = recorded_baseline(record.metrics, paths.models_dir)
+    challenger = _score(model, registered, test, config, baseline)
     champion = None
     if current is not None:
-        champion = _score(_champion_model(registry, current), current, test, config)
-    decision = decide(challenger, champion, config.promotion.min_improvement)
+        _check_same_task(current)
+        champion = _score(_champion_model(registry, current), current, test, config, baseline)
+    decision = decide(challenger, champion, config.promotion)
     promotion = Promotion(
         outcome="promoted" if decision.promoted else "kept_champion",
         reason=decision.reason,
@@ -202,14 +233,16 @@ def _tagged_onnx_sha256(version: RegisteredVersion) -> str | None:
 def decision_tags(promotion: Promotion, challenger: Contender) -> dict[str, str]:
     """Tags of the challenger version: the decision, both versions' numbers and the data used."""
     champion = promotion.previous_champion
+    metric = promotion.metric
     return {
         "promotion.decision": promotion.outcome,
         "promotion.reason": promotion.reason,
         "promotion.decided_at": promotion.decided_at,
         "promotion.champion_before": str(champion.version) if champion else "none",
         "promotion.champion_after": str(promotion.champion_version),
-        "promotion.challenger_roc_auc": str(challenger.roc_auc),
-        "promotion.champion_roc_auc": str(champion.roc_auc) if champion else "none",
+        "promotion.metric": metric,
+        f"promotion.challenger_{metric}": str(challenger.metrics[metric]),
+        f"promotion.champion_{metric}": str(champion.metrics[metric]) if champion else "none",
         "promotion.challenger_gates": _gate_summary(challenger.gates),
         "promotion.champion_gates": _gate_summary(champion.gates) if champion else "none",
         "promotion.test_data_sha256": promotion.test_data_sha256,
@@ -217,6 +250,7 @@ def decision_tags(promotion: Promotion, challenger: Contender) -> dict[str, str]
             (champion.training_data_sha256 or "unknown") if champion else "none"
         ),
         "promotion.min_improvement": str(promotion.min_improvement),
+        "promotion.min_relative_improvement": str(promotion.min_relative_improvement),
     }
 
 
@@ -288,6 +322,22 @@ def _check_same_model(registered: RegisteredVersion, record: ModelRecord, locati
         )
 
 
+# A registry version's task when it has no `task` tag: trained before tasks existed.
+UNTAGGED_TASK = "binary"
+
+
+def _check_same_task(champion: RegisteredVersion) -> None:
+    """The champion must predict what the challenger does (its `task` tag, or binary)."""
+    task = champion.tags.get("task", UNTAGGED_TASK)
+    if task != LABEL.task:
+        raise PipelineError(
+            f"champion version {champion.version} of '{champion.name}' is a {task} model, but "
+            f"the label '{LABEL.name}' of data/columns.yaml is {LABEL.task}: the two cannot be "
+            "compared. If the data changed on purpose (`make use-data`), register under a new "
+            f"name (params mlflow.registered_model) or remove its `{CHAMPION}` alias"
+        )
+
+
 def _champion_model(registry: Registry, champion: RegisteredVersion) -> Any:
     """The champion's pipeline, verified like every load (its model_sha256 tag)."""
     try:
@@ -300,10 +350,14 @@ def _champion_model(registry: Registry, champion: RegisteredVersion) -> Any:
 
 
 def _score(
-    model: Any, registered: RegisteredVersion, test: pd.DataFrame, config: Config
+    model: Any,
+    registered: RegisteredVersion,
+    test: pd.DataFrame,
+    config: Config,
+    baseline: dict[str, float],
 ) -> Contender:
     try:
-        evaluation = evaluate_model(model, test, config.model.threshold)
+        evaluation = evaluate_model(model, test, config.model.threshold, baseline=baseline)
     except (KeyError, ValueError) as error:
         raise PipelineError(
             f"version {registered.version} of '{registered.name}' cannot score "

@@ -5,7 +5,10 @@ row that breaks one goes to the rejects file with its row number and the reason,
 dropped. The file is read and written a chunk at a time, so a file larger than memory scores.
 Every output row carries the input's columns that are not model inputs (an ID, the label, the
 protected attribute: whatever is there, unchanged), the prediction, the model version and the
-input file's sha256, so predictions join back to their rows and to what produced them.
+input file's sha256, so predictions join back to their rows and to what produced them. The
+prediction's columns are the model server's outputs for the label's task (serving/outputs.py):
+binary `<label>_probability` and `predicted_class`; multi-class `predicted_<label>` and
+`<label>_probability_<class>` per class; regression `predicted_<label>`.
 Output and rejects appear whole when scoring ends, never half-written.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .data.columns import FEATURE_NAMES, FEATURES, ColumnSpec
+from .data.columns import FEATURES, LABEL, ColumnSpec, LabelSpec
 from .data.csv_files import TABLE_SUFFIXES
 from .errors import BatchError, PipelineError
-from .serving.validation import CLASS_OUTPUT, PROBABILITY_OUTPUT, RequestError, check_column
+from .serving.outputs import Outputs
+from .serving.validation import RequestError, check_column
 
 if TYPE_CHECKING:
     from .config import Config
@@ -36,16 +40,30 @@ log = logging.getLogger(__name__)
 # would be ambiguous, so such an input is refused.
 VERSION_COLUMN = "model_version"
 HASH_COLUMN = "input_sha256"
-OUTPUT_COLUMNS = (PROBABILITY_OUTPUT, CLASS_OUTPUT, VERSION_COLUMN, HASH_COLUMN)
+
+
+def output_columns(label: LabelSpec) -> tuple[str, ...]:
+    """The columns scoring adds to each row for `label`'s task."""
+    return (*Outputs(label).names, VERSION_COLUMN, HASH_COLUMN)
+
+
+OUTPUT_COLUMNS = output_columns(LABEL)
 ROW_COLUMN, REASON_COLUMN = "row", "reason"
 DEFAULT_CHUNK_ROWS = 50_000
 
 
 class Scorer(Protocol):
-    """What scoring needs of a model: the version it reports, and predictions on checked inputs."""
+    """What scoring needs of a model: the version it reports, the label it predicts and the
+    inputs it takes (the columns.yaml it was loaded with), and predictions on checked inputs."""
 
     @property
     def version(self) -> str: ...
+
+    @property
+    def label(self) -> LabelSpec: ...
+
+    @property
+    def features(self) -> Sequence[ColumnSpec]: ...
 
     def predict(self, columns: Columns) -> Prediction: ...
 
@@ -88,7 +106,9 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() != ".csv"
 
 
-def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def read_chunks(
+    path: Path, chunk_rows: int, features: Sequence[ColumnSpec] = FEATURES
+) -> Iterator[pd.DataFrame]:
     """The file's rows, `chunk_rows` at a time. CSV: columns that are not numeric model inputs
     are read as text (an ID "007" stays "007"); an empty field is missing."""
     try:
@@ -99,7 +119,7 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 yield batch.to_pandas()
             return
         header = pd.read_csv(path, nrows=0).columns
-        numeric = {spec.name for spec in FEATURES if spec.kind != "category"}
+        numeric = {spec.name for spec in features if spec.kind != "category"}
         text = {name: str for name in header if name not in numeric}
         yield from pd.read_csv(
             path, chunksize=chunk_rows, dtype=text, keep_default_na=False, na_values=[""]
@@ -175,16 +195,18 @@ def _number(text: str) -> Any:
     return text
 
 
-def check_chunk(frame: pd.DataFrame) -> tuple[Columns, np.ndarray, dict[int, str]]:
+def check_chunk(
+    frame: pd.DataFrame, features: Sequence[ColumnSpec] = FEATURES
+) -> tuple[Columns, np.ndarray, dict[int, str]]:
     """The model's input columns of the rows that pass, their positions, and each bad row's reason.
 
     A column is checked whole first (the common case: every value passes); only a column that
     fails is checked value by value, to find every row it rejects and why.
     """
     reasons: dict[int, str] = {}
-    values = {spec.name: plain_values(spec, frame[spec.name]) for spec in FEATURES}
+    values = {spec.name: plain_values(spec, frame[spec.name]) for spec in features}
     passed: dict[str, np.ndarray] = {}
-    for spec in FEATURES:
+    for spec in features:
         try:
             passed[spec.name] = check_column(spec, values[spec.name], _where(spec))
         except RequestError:
@@ -199,7 +221,7 @@ def check_chunk(frame: pd.DataFrame) -> tuple[Columns, np.ndarray, dict[int, str
         spec.name: passed[spec.name][good]
         if spec.name in passed
         else check_column(spec, [values[spec.name][i] for i in good], _where(spec))
-        for spec in FEATURES
+        for spec in features
     }
     return columns, good, reasons
 
@@ -238,20 +260,23 @@ def score_file(
     scored_writer, rejects_writer = ChunkWriter(output), ChunkWriter(rejects)
     rows = 0
     no_rows: pd.DataFrame | None = None  # the output's columns, for a file with no row scored
+    outputs = Outputs(model.label)
+    added = output_columns(model.label)
+    features = tuple(model.features)
     try:
-        for chunk in read_chunks(input_path, chunk_rows):
-            _check_columns(chunk, input_path)
-            columns, good, reasons = check_chunk(chunk)
-            carried = chunk.drop(columns=[spec.name for spec in FEATURES])
+        for chunk in read_chunks(input_path, chunk_rows, features):
+            _check_columns(chunk, input_path, added, features)
+            columns, good, reasons = check_chunk(chunk, features)
+            carried = chunk.drop(columns=[spec.name for spec in features])
             if no_rows is None:
                 no_rows = carried.iloc[:0].assign(
-                    **{name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS}
+                    **{name: pd.Series(dtype=object) for name in added}
                 )
             if len(good):
-                probability, predicted = model.predict(columns)
+                scores, decision = model.predict(columns)
                 scored = carried.iloc[good].reset_index(drop=True)
-                scored[PROBABILITY_OUTPUT] = probability
-                scored[CLASS_OUTPUT] = predicted
+                for name, values in outputs.columns(scores, decision).items():
+                    scored[name] = values
                 scored[VERSION_COLUMN] = model.version
                 scored[HASH_COLUMN] = input_sha256
                 scored_writer.write(scored)
@@ -293,11 +318,13 @@ def score_file(
     return summary
 
 
-def _check_columns(chunk: pd.DataFrame, source: Path) -> None:
-    missing = [spec.name for spec in FEATURES if spec.name not in chunk.columns]
+def _check_columns(
+    chunk: pd.DataFrame, source: Path, added: tuple[str, ...], features: Sequence[ColumnSpec]
+) -> None:
+    missing = [spec.name for spec in features if spec.name not in chunk.columns]
     if missing:
         raise BatchError(f"{source} lacks the model input(s) {', '.join(missing)}")
-    clashing = [name for name in OUTPUT_COLUMNS if name in chunk.columns]
+    clashing = [name for name in added if name in chunk.columns]
     if clashing:
         raise BatchError(
             f"{source} already has column(s) {', '.join(clashing)}, which scoring writes:"
@@ -313,11 +340,14 @@ class RegistryModel:
     version: str
     pipeline: Any
     threshold: float
+    label: LabelSpec = LABEL
+    features: tuple[ColumnSpec, ...] = FEATURES
 
     def predict(self, columns: Columns) -> Prediction:
         from .serving.model import predict_checked
 
-        return predict_checked(self.pipeline, columns, FEATURE_NAMES, self.threshold)
+        names = [spec.name for spec in self.features]
+        return predict_checked(self.pipeline, columns, names, self.threshold, self.label)
 
 
 def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
@@ -347,4 +377,8 @@ def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
         found = registry.version(name, int(version))
     # Checked against the version's model_sha256 tag before anything is unpickled.
     pipeline = registry.load_verified_model(found)
+    from .serving.model import check_task
+
+    # A version trained for another task than the declared label's is refused, as `serve` does.
+    check_task(pipeline, LABEL, f"version {found.version} of '{name}'")
     return RegistryModel(str(found.version), pipeline, config.model.threshold)

@@ -75,9 +75,7 @@ TASK_METRICS: Mapping[str, TaskMetrics] = {
         "macro_f1",
         ("macro_f1", "balanced_accuracy", "accuracy", "log_loss", "roc_auc_ovr"),
     ),
-    "regression": TaskMetrics(
-        "regression", "rmse", False, "min_r2", "r2", ("rmse", "mae", "r2")
-    ),
+    "regression": TaskMetrics("regression", "rmse", False, "min_r2", "r2", ("rmse", "mae", "r2")),
 }
 
 

@@ -25,13 +25,26 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from .config import Config
+    from .data.columns import LabelSpec
 
 TRACKING_URI_ENV_VAR = "MLFLOW_TRACKING_URI"
 SQLITE_PREFIX = "sqlite:///"
 MODEL_ARTIFACT_NAME = "model"
-# Types the registry copy (skops format, safer than pickle) may load: this code produced them.
-# Another classifier may need more; MLflow's error names them.
-SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+# Types the registry copy (skops format, safer than pickle) may load: this code produced them
+# (the model families of estimators.py). Another estimator may need more; MLflow's error names
+# them.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+]
 
 
 def resolve_tracking_uri(
@@ -140,17 +153,26 @@ def log_and_register_model(
     input_sample: pd.DataFrame,
     registered_model: str,
     version_tags: Mapping[str, str],
+    label: LabelSpec | None = None,
 ) -> int:
-    """Log the pipeline to the active run, register it, tag the version; return the version."""
+    """Log the pipeline to the active run, register it, tag the version; return the version.
+
+    The signature's output is what the model gives for the label's task (tasks.model_scores:
+    binary the positive class's probability, multi-class one probability per class, regression
+    the value); `label`: the declared one unless given."""
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
+
+    from .data.columns import LABEL
+    from .tasks import model_scores
 
     with warnings.catch_warnings():
         # The integer columns (age, term, late payments) are never missing: the hint about
         # integers with missing values does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        signature = infer_signature(input_sample, pipeline.predict_proba(input_sample)[:, 1])
+        outputs = model_scores(pipeline, input_sample, label or LABEL)
+        signature = infer_signature(input_sample, outputs)
     info = mlflow.sklearn.log_model(
         sk_model=pipeline,
         name=MODEL_ARTIFACT_NAME,
@@ -160,7 +182,7 @@ def log_and_register_model(
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         # Explicit requirements: MLflow would otherwise infer them by inspecting the
         # environment, which is slow and needs pip.
-        pip_requirements=_pip_requirements(),
+        pip_requirements=_pip_requirements(pipeline),
     )
     version = int(info.registered_model_version)
     client = mlflow.MlflowClient()
@@ -175,10 +197,19 @@ def log_file(path: Path) -> None:
     mlflow.log_artifact(str(path))
 
 
-def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
+def _pip_requirements(pipeline: Any) -> list[str]:
+    """scikit-learn and what loading the skops copy needs, with the estimator's own package
+    (LightGBM, XGBoost: the distribution installed, e.g. xgboost-cpu)."""
+    from importlib.metadata import packages_distributions, version
 
-    packages = ("scikit-learn", "numpy", "pandas", "skops")
+    packages = ["scikit-learn", "numpy", "pandas", "skops"]
+    steps = getattr(pipeline, "steps", None)
+    estimator = steps[-1][1] if steps else pipeline
+    module = type(estimator).__module__.split(".")[0]
+    if module in ("lightgbm", "xgboost"):
+        packages += [
+            name for name in packages_distributions().get(module, []) if name not in packages
+        ]
     return [f"{package}=={version(package)}" for package in packages]
 
 

@@ -1,4 +1,8 @@
-"""The `train` stage: fit the pipeline, save it with its audit record, track and register it."""
+"""The `train` stage: fit the pipeline, save it with its audit record, track and register it.
+
+The estimator is the family params `model.estimator` names, for the declared label's task
+(estimators.py); classification models learn class indices (data/columns.py `encode_label`).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sklearn
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    GradientBoostingClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.tree import BaseDecisionTree
 
-# Public class, private module: the error sklearn raises for a hyperparameter value out of range.
-from sklearn.utils._param_validation import InvalidParameterError
-
-from . import tracking
+from . import tasks, tracking
 from .audit import (
     PIPELINE_RUN_ID_TAG,
     ModelRecord,
@@ -36,10 +29,11 @@ from .audit import (
     sha256_file,
     write_record,
 )
-from .data.columns import FEATURE_NAMES
+from .data.columns import FEATURE_NAMES, LABEL
 from .data.csv_files import read_frame
 from .errors import ConfigError
-from .evaluate import compute_metrics
+from .estimators import build_estimator, fit_errors, is_tree_model
+from .evaluate import evaluate_model
 from .features import build_preprocessor, split_features_label
 from .onnx_export import export
 
@@ -47,63 +41,35 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .config import Config, ModelSettings
+    from .data.columns import LabelSpec
 
-CLASSIFIERS: dict[str, type] = {
-    "gradient_boosting": GradientBoostingClassifier,
-    "random_forest": RandomForestClassifier,
-    "logistic_regression": LogisticRegression,
-}
-# Classifiers that split on feature values: their numbers are imputed but not scaled.
-TREE_MODELS: tuple[type, ...] = (
-    BaseDecisionTree,
-    ExtraTreesClassifier,
-    GradientBoostingClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
 # Rows kept to infer the MLflow model signature.
 SIGNATURE_SAMPLE_ROWS = 50
 
 
-def build_classifier(settings: ModelSettings) -> Any:
-    """The classifier named by params `model.classifier` with its hyperparameters."""
-    if settings.classifier not in CLASSIFIERS:
-        raise ConfigError(
-            f"params.yaml: unknown model.classifier '{settings.classifier}'; "
-            f"choose one of {', '.join(CLASSIFIERS)}"
-        )
-    hyperparameters = settings.classifier_hyperparameters()
-    try:
-        return CLASSIFIERS[settings.classifier](
-            **hyperparameters, random_state=settings.random_state
-        )
-    except TypeError as error:
-        raise ConfigError(
-            f"params.yaml: model.hyperparameters.{settings.classifier}: {error}"
-        ) from error
+def estimator_step(label: LabelSpec = LABEL) -> str:
+    """The pipeline's last step: `classifier` (as before tasks), or `regressor`."""
+    return "classifier" if label.is_classification else "regressor"
 
 
-def build_pipeline(settings: ModelSettings) -> Pipeline:
-    classifier = build_classifier(settings)
+def build_pipeline(settings: ModelSettings, label: LabelSpec = LABEL) -> Pipeline:
+    """The project's preprocessing in front of the estimator params name, for the label's task."""
+    estimator = build_estimator(settings, label.task)
     # Trees need no scaling (and float32 trees behind a float64 scaler would not compile exactly).
-    preprocessor = build_preprocessor(scale_numeric=not is_tree_model(classifier))
-    return Pipeline([("preprocessor", preprocessor), ("classifier", classifier)])
-
-
-def is_tree_model(classifier: Any) -> bool:
-    """Whether ``classifier`` splits on feature values (so scaling changes nothing it learns)."""
-    return isinstance(classifier, TREE_MODELS)
+    preprocessor = build_preprocessor(scale_numeric=not is_tree_model(estimator))
+    return Pipeline([("preprocessor", preprocessor), (estimator_step(label), estimator)])
 
 
 def fit_pipeline(train: pd.DataFrame, settings: ModelSettings) -> Pipeline:
-    """Fit on the training frame; a fixed random_state makes refits give identical models."""
+    """Fit on the training frame (the label as the model learns it: features.py); a fixed
+    random_state makes refits give identical models."""
     features, label = split_features_label(train)
     pipeline = build_pipeline(settings)
     try:
         pipeline.fit(features, label)
-    except InvalidParameterError as error:
+    except fit_errors(pipeline.steps[-1][1]) as error:
         raise ConfigError(
-            f"params.yaml: model.hyperparameters.{settings.classifier}: {error}"
+            f"params.yaml: model.hyperparameters.{settings.estimator}: {error}"
         ) from error
     return pipeline
 
@@ -115,18 +81,27 @@ class TrainingResult:
 
 
 def train(config: Config) -> TrainingResult:
-    """Fit, measure on the held-out set, save model.joblib and model.onnx, log to MLflow,
-    write model.json."""
+    """Fit, measure on the held-out set (with the Dummy baseline), save model.joblib and
+    model.onnx, log to MLflow, write model.json."""
     paths = config.paths
     train_frame = read_frame(paths.train_data)
     test_frame = read_frame(paths.test_data)
     pipeline = fit_pipeline(train_frame, config.model)
-    test_features, test_label = split_features_label(test_frame)
-    metrics = compute_metrics(
-        test_label, pipeline.predict_proba(test_features)[:, 1], config.model.threshold
-    )
+    # The numbers `evaluate` reports too (the Dummy baseline needs the training set, so it is
+    # measured here and carried by the record).
+    metrics = evaluate_model(
+        pipeline, test_frame, config.model.threshold, train=train_frame
+    ).metrics
+    primary = tasks.task_metrics(LABEL).primary
+    test_features, _ = split_features_label(test_frame)
     # The compiled model, served only if it matches scikit-learn on the held-out set.
-    onnx = export(pipeline, test_features, config.model.threshold, config.onnx_tolerance)
+    onnx = export(
+        pipeline,
+        test_features,
+        config.model.threshold,
+        config.onnx_tolerance,
+        config.onnx_relative_tolerance,
+    )
     # The model and its record are made in a staging folder and moved into models/ only once
     # MLflow has them: a failed run leaves the previous pair as it was, never a new model file
     # beside a stale record.
@@ -148,6 +123,7 @@ def train(config: Config) -> TrainingResult:
             version = tracking.log_and_register_model(
                 pipeline,
                 input_sample=train_frame[list(FEATURE_NAMES)].head(SIGNATURE_SAMPLE_ROWS),
+                label=LABEL,
                 registered_model=config.mlflow.registered_model,
                 # Ties the registry version to the DVC-versioned file, the data and the code
                 # that made it (the whole audit record is an artifact of the run).
@@ -158,8 +134,12 @@ def train(config: Config) -> TrainingResult:
                     "training_data_sha256": training_data_sha256,
                     "test_data_sha256": test_data_sha256,
                     "git_commit": commit or "unknown",
-                    "classifier": config.model.classifier,
-                    "roc_auc": str(metrics["roc_auc"]),
+                    "task": LABEL.task,
+                    "estimator": config.model.estimator,
+                    # The name before regression existed, for older readers.
+                    "classifier": config.model.estimator,
+                    "primary_metric": primary,
+                    primary: str(metrics[primary]),
                     **({PIPELINE_RUN_ID_TAG: run} if (run := pipeline_run_id()) else {}),
                 },
             )
@@ -181,6 +161,8 @@ def train(config: Config) -> TrainingResult:
                 onnx_file=staged_onnx.name if onnx.content is not None else None,
                 onnx_sha256=onnx_sha256,
                 inference=onnx.inference,
+                task=LABEL.task,
+                estimator=config.model.estimator,
             )
             staged_record = write_record(record, Path(staging))
             # The deployable files themselves, byte for byte (the registered skops model is

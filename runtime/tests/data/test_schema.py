@@ -13,12 +13,18 @@ from mlops_stack_runtime.data.columns import (
     LABEL,
     PROTECTED_ATTRIBUTE,
     ColumnSpec,
+    Declaration,
 )
 from mlops_stack_runtime.data.csv_files import (
     read_frame,
 )
+from mlops_stack_runtime.data.sample import (
+    generate_sample,
+)
 from mlops_stack_runtime.data.schema import (
+    FINITE_CHECK_NAME,
     LABEL_CHECK_NAME,
+    LABEL_CHECK_NAMES,
     ValidationReport,
     features_schema,
     validate_frame,
@@ -38,6 +44,8 @@ from mlops_stack_runtime.testing.declared import (
     range_check,
     unknown_category,
 )
+
+from . import task_declarations
 
 
 def reread(frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
@@ -203,3 +211,94 @@ def test_features_schema_needs_no_label_nor_protected_attribute(raw_frame: pd.Da
 def test_features_schema_requires_every_feature(raw_frame: pd.DataFrame, column: str) -> None:
     report = validate_frame(raw_frame.drop(columns=[column]), features_schema())
     assert failed_checks(report) == {(column, "column_in_dataframe")}
+
+
+# --- the label of every task -------------------------------------------------------------------
+
+TASK_DECLARATIONS = {
+    "regression": task_declarations.regression,
+    "integer-classes": task_declarations.integer_classes,
+    "text-classes": task_declarations.text_classes,
+}
+
+
+@pytest.fixture(params=list(TASK_DECLARATIONS))
+def declared(request: pytest.FixtureRequest) -> tuple[Declaration, pd.DataFrame]:
+    """A declaration of another task and rows generated from it."""
+    declaration = TASK_DECLARATIONS[request.param]()
+    return declaration, generate_sample(n_rows=200, seed=4, declaration=declaration)
+
+
+def test_rows_of_every_task_pass_after_a_csv_round_trip(
+    declared: tuple[Declaration, pd.DataFrame], tmp_path: Path
+) -> None:
+    declaration, frame = declared
+    report = validate_frame(reread(frame, tmp_path), declaration=declaration)
+    assert report.passed, report.to_text()
+
+
+def test_a_constant_label_of_every_task_fails_naming_the_label(
+    declared: tuple[Declaration, pd.DataFrame],
+) -> None:
+    declaration, frame = declared
+    label = declaration.label
+    frame[label.name] = frame[label.name].iloc[0]
+    report = validate_frame(frame, declaration=declaration)
+    assert failed_checks(report) == {(label.name, LABEL_CHECK_NAMES[label.task])}
+
+
+def test_a_class_that_is_not_declared_fails() -> None:
+    declaration = task_declarations.text_classes()
+    label = declaration.label
+    frame = generate_sample(n_rows=50, seed=4, declaration=declaration)
+    frame.loc[3, label.name] = "dandelion"
+    report = validate_frame(frame, declaration=declaration)
+    assert failed_checks(report) == {(label.name, f"isin({list(label.classes)!r})")}
+    assert report.failures[0].examples == ("dandelion",)
+
+
+def test_integer_classes_are_compared_as_their_text() -> None:
+    declaration = task_declarations.integer_classes()
+    label = declaration.label
+    frame = generate_sample(n_rows=50, seed=4, declaration=declaration)
+    codes = frame.assign(**{label.name: frame[label.name].astype(int)})
+    assert validate_frame(codes, declaration=declaration).passed
+    codes.loc[0, label.name] = 3
+    report = validate_frame(codes, declaration=declaration)
+    assert failed_checks(report) == {(label.name, "isin(['0', '1', '2'])")}
+
+
+@pytest.mark.parametrize(
+    ("value", "check"),
+    [
+        (np.inf, FINITE_CHECK_NAME),
+        (-np.inf, FINITE_CHECK_NAME),
+        (347.5, "in_range(25, 346)"),
+        (24, "in_range(25, 346)"),
+    ],
+)
+def test_a_regression_label_is_a_finite_number_in_its_range(value: float, check: str) -> None:
+    declaration = task_declarations.regression()
+    label = declaration.label
+    frame = generate_sample(n_rows=50, seed=4, declaration=declaration)
+    frame.loc[2, label.name] = value
+    report = validate_frame(frame, declaration=declaration)
+    assert (label.name, check) in failed_checks(report)
+    assert {column for column, _ in failed_checks(report)} == {label.name}
+
+
+def test_text_in_a_regression_label_fails(tmp_path: Path) -> None:
+    declaration = task_declarations.regression()
+    label = declaration.label
+    frame = generate_sample(n_rows=50, seed=4, declaration=declaration).astype({label.name: object})
+    frame.loc[0, label.name] = "high"
+    report = validate_frame(reread(frame, tmp_path), declaration=declaration)
+    assert (label.name, "coerce_dtype('float64')") in failed_checks(report)
+
+
+def test_a_missing_regression_label_is_reported() -> None:
+    declaration = task_declarations.regression()
+    label = declaration.label
+    frame = generate_sample(n_rows=50, seed=4, declaration=declaration)
+    report = validate_frame(frame.drop(columns=[label.name]), declaration=declaration)
+    assert failed_checks(report) == {(label.name, "column_in_dataframe")}

@@ -7,12 +7,17 @@ from mlops_stack_runtime.data.columns import (
     LABEL,
     binary_label,
 )
+from mlops_stack_runtime.data.sample import (
+    generate_sample,
+)
 from mlops_stack_runtime.data.split import (
     split_train_test,
 )
 from mlops_stack_runtime.errors import (
     DataValidationError,
 )
+
+from . import task_declarations
 
 
 def test_split_is_deterministic(raw_frame: pd.DataFrame) -> None:
@@ -62,3 +67,58 @@ def test_a_split_scikit_learn_cannot_make_is_explained(raw_frame: pd.DataFrame, 
     assert f"data.test_size {test_size}" in message
     if case == "one-positive-row":
         assert f"{LABEL.positive}: 1" in message
+
+
+# --- every task --------------------------------------------------------------------------------
+
+
+def test_a_multiclass_split_keeps_each_class_share() -> None:
+    declaration = task_declarations.integer_classes()
+    label = declaration.label
+    frame = generate_sample(n_rows=900, seed=3, declaration=declaration)
+    train, test = split_train_test(frame, test_size=0.2, seed=1, label=label)
+    overall = frame[label.name].value_counts(normalize=True)
+    assert set(overall.index) == set(label.classes)
+    for part in (train, test):
+        shares = part[label.name].value_counts(normalize=True)
+        pd.testing.assert_series_equal(
+            shares.sort_index(), overall.sort_index(), atol=0.01, check_names=False
+        )
+
+
+def test_a_multiclass_class_with_one_row_is_explained() -> None:
+    declaration = task_declarations.text_classes()
+    label = declaration.label
+    frame = generate_sample(n_rows=300, seed=3, declaration=declaration)
+    rare = label.classes[-1]
+    frame[label.name] = frame[label.name].replace(rare, label.classes[0])
+    frame.loc[0, label.name] = rare
+    with pytest.raises(DataValidationError) as refused:
+        split_train_test(frame, test_size=0.2, seed=1, label=label)
+    assert f"keeping the share of each value of {label.name}" in str(refused.value)
+    assert f"{rare}: 1" in str(refused.value)
+
+
+def test_a_regression_split_is_random_and_seeded() -> None:
+    declaration = task_declarations.regression()
+    label = declaration.label
+    frame = generate_sample(n_rows=500, seed=3, declaration=declaration)
+    # Every value once: no stratified split could be made of it.
+    assert frame[label.name].nunique() == len(frame)
+    train, test = split_train_test(frame, test_size=0.2, seed=1, label=label)
+    assert (len(train), len(test)) == (400, 100)
+    again = split_train_test(frame, test_size=0.2, seed=1, label=label)
+    pd.testing.assert_frame_equal(test, again[1])
+    other = split_train_test(frame, test_size=0.2, seed=2, label=label)
+    assert not test.equals(other[1])
+    assert sorted([*train[label.name], *test[label.name]]) == sorted(frame[label.name])
+
+
+def test_a_regression_split_scikit_learn_cannot_make_is_explained() -> None:
+    declaration = task_declarations.regression()
+    frame = generate_sample(n_rows=1, seed=3, declaration=declaration)
+    with pytest.raises(DataValidationError) as refused:
+        split_train_test(frame, test_size=0.2, seed=1, label=declaration.label)
+    message = str(refused.value)
+    assert message.startswith("cannot split 1 rows into train and test with data.test_size 0.2: ")
+    assert "keeping the share" not in message and "Both sides need rows" in message

@@ -9,6 +9,7 @@ import pytest
 
 from mlops_stack_runtime.data.columns import (
     FEATURE_NAMES,
+    LABEL,
 )
 from mlops_stack_runtime.data.csv_files import (
     read_table,
@@ -21,6 +22,9 @@ from mlops_stack_runtime.errors import (
 )
 from mlops_stack_runtime.monitoring.collect import (
     collect,
+)
+from mlops_stack_runtime.serving.outputs import (
+    Outputs,
 )
 
 
@@ -111,3 +115,24 @@ def test_a_batch_of_another_format_is_refused_before_reading_the_logs(tmp_path: 
     with pytest.raises(BatchError, match=r"a batch is a \.csv or \.parquet file .*'\.json'"):
         collect([tmp_path / "absent.log"], tmp_path / "batch.json")
     assert not (tmp_path / "batch.json").exists()
+
+
+def test_logged_answers_are_kept_beside_the_inputs(tmp_path: Path) -> None:
+    # The server logs what it answered with the inputs (LOG_FEATURES): binary, the probability
+    # and the class, as the v2 outputs name them.
+    names = Outputs(LABEL).names
+    answered = {names[0]: [0.25, 0.75], names[1]: [0, 1]}
+    log = tmp_path / "server.log"
+    log.write_text(
+        "\n".join(
+            [
+                request_line(features=rows(2), outputs=answered),
+                request_line(features=rows(1)),  # an older line, without the answers
+            ]
+        )
+    )
+    batch = read_table(collect([log], tmp_path / "batch.parquet").path)
+    assert list(batch.columns) == [*FEATURE_NAMES, *names, "time", "model_version"]
+    assert batch[names[0]].tolist()[:2] == [0.25, 0.75]
+    assert batch[names[1]].tolist()[:2] == [0, 1]
+    assert batch[names[0]].isna().tolist()[2]

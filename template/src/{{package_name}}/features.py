@@ -1,4 +1,4 @@
-"""The model definition: the preprocessing in front of the classifier of params.yaml.
+"""The model definition: the preprocessing in front of the estimator params.yaml names.
 
 This file is yours: the runtime (mlops_stack_runtime) calls `build_preprocessor` when it trains,
 and template updates never overwrite your edits. The fitted pipeline carries this step, so the

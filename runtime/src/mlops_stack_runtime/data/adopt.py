@@ -9,7 +9,7 @@ so a refused adoption leaves the repository as it was. Nothing is committed or s
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import DataSourceError
 from ..project import current_project
-from .columns import ColumnSpec, Declaration, declaration_to_yaml
+from .columns import ColumnSpec, Declaration, LabelSpec, declaration_to_yaml
 from .fetch import run_dvc
 from .infer import Inference, infer_declaration
 from .sources import FILE_SUFFIXES, read_data_file
@@ -31,6 +31,7 @@ HEADER = """\
 # (features.py), the model server's request validation, drift monitoring and the fairness gate all
 # read this file. Written by `make use-data` from {source}; yours to edit (narrow a range, write
 # the descriptions, drop a feature). kind: int (whole, never missing), float, category (text).
+# The label's task (binary, multiclass, regression) decides the model, its metrics and outputs.
 """
 
 
@@ -48,8 +49,12 @@ def use_data(
     positive: str | None = None,
     protected: str | None = None,
     max_category_levels: int | None = None,
+    task: str | None = None,
 ) -> Adoption:
-    """Adopt `file`; DataSourceError (and nothing written) when it cannot be used."""
+    """Adopt `file`; DataSourceError (and nothing written) when it cannot be used.
+
+    `task` (binary, multiclass, regression) overrides the task inferred from the label's values,
+    and is checked against them all the same."""
     file = file.expanduser().resolve()
     if not file.is_file():
         raise DataSourceError(f"{file}: no such file")
@@ -57,16 +62,23 @@ def use_data(
         raise DataSourceError(f"{file}: a data file is .csv or .parquet, not '{file.suffix}'")
     levels = config.data.max_category_levels if max_category_levels is None else max_category_levels
     frame = _read(file)
-    inference = infer_declaration(frame, label, positive, protected, levels)
+    inference = infer_declaration(
+        frame,
+        label,
+        positive,
+        protected,
+        levels,
+        task=task,
+        max_classes=config.data.max_classes,
+        test_size=config.data.test_size,
+    )
     declaration = inference.declaration
     # Read again as the `file` source will (categories as their text in the file, e.g. "01"),
     # and check the result against the declaration before anything is written.
     # (Types, ranges and categories are the observed ones, so the data meet the declaration;
     # the validate stage checks that on every run.)
     declaration = _with_file_categories(declaration, read_data_file(file, declaration))
-    inference = Inference(
-        declaration, inference.summaries, inference.label_counts, inference.warnings, inference.rule
-    )
+    inference = replace(inference, declaration=declaration)
     relative = f"{DATA_DIR}/{file.name}"
     previous = config.data.path if config.data.source == "file" else None
     with _Transaction(config.root) as transaction:
@@ -103,7 +115,8 @@ def _read(file: Path) -> pd.DataFrame:
 
 
 def _with_file_categories(declaration: Declaration, typed: pd.DataFrame) -> Declaration:
-    """Categories as the file source reads them (a CSV's "01" stays "01")."""
+    """Categories, and a multi-class label's classes, as the file source reads them (a CSV's
+    "01" stays "01")."""
 
     def observed(spec: ColumnSpec) -> ColumnSpec:
         if spec.kind != "category":
@@ -116,9 +129,13 @@ def _with_file_categories(declaration: Declaration, typed: pd.DataFrame) -> Decl
         )
 
     protected = declaration.protected_attribute
+    label = declaration.label
+    if label.task == "multiclass":
+        classes = observed(label.as_column()).categories
+        label = LabelSpec(label.name, label.description, classes, None, "multiclass")
     return Declaration(
         tuple(observed(spec) for spec in declaration.features),
-        declaration.label,
+        label,
         None if protected is None else observed(protected),
         declaration.ignored,
     )

@@ -337,13 +337,10 @@ def _label(entry: Any, where: str) -> LabelSpec:
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise ConfigError(f"{where} ('{name}'): '{key}' must be a number, got {value!r}")
-        if None not in bounds.values() and bounds["min"] > bounds["max"]:
-            raise ConfigError(
-                f"{where} ('{name}'): 'min' {bounds['min']} is above 'max' {bounds['max']}"
-            )
-        return LabelSpec(
-            name, description, (), None, "regression", bounds["min"], bounds["max"]
-        )
+        low, high = bounds["min"], bounds["max"]
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"{where} ('{name}'): 'min' {low} is above 'max' {high}")
+        return LabelSpec(name, description, (), None, "regression", low, high)
     if None in values or len(set(values)) != len(values):
         raise ConfigError(f"{where} ('{name}'): 'values' must be distinct, non-empty values")
     if task == "multiclass":

@@ -4,7 +4,8 @@ pandera's schema inference gives each column's dtype, nullability and value rang
 column becomes a category when it holds text or true/false, or whole numbers with at most
 `max_category_levels` distinct values (integer codes such as 1..4). Columns that cannot be useful
 features are left out, each with its reason: constant columns, identifiers (a distinct value in
-every row) and near-unique text. The label must have exactly two values.
+every row) and near-unique text. The label's task (binary, multi-class, regression) follows its
+values or TASK= (infer_label.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import pandera.pandas as pa
 
 from ..errors import DataSourceError
 from .columns import ColumnKind, ColumnSpec, Declaration, LabelSpec, as_category
+from .infer_label import infer_label, natural
 
 # A text column with more distinct values than this share of its rows is free text or an id.
 NEAR_UNIQUE_SHARE = 0.9
 # A text category with more values than this is refused as a category (free text, ids).
 MAX_TEXT_LEVELS = 200
-# Values conventionally meaning the positive class, when POSITIVE is not given.
-CONVENTIONAL_POSITIVE = ({"0", "1"}, "1"), ({"false", "true"}, "true")
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,13 @@ class ColumnSummary:
 class Inference:
     declaration: Declaration
     summaries: tuple[ColumnSummary, ...]
+    # Rows of each class (classification); empty for regression.
     label_counts: dict[str, int]
     warnings: tuple[str, ...] = field(default_factory=tuple)
     rule: str = ""
+    # How the label's task was chosen, in words.
+    task_rule: str = ""
+    labelled_rows: int = 0
 
 
 def category_rule(max_levels: int) -> str:
@@ -62,11 +66,17 @@ def infer_declaration(
     positive: str | None = None,
     protected: str | None = None,
     max_category_levels: int = 10,
+    task: str | None = None,
+    max_classes: int = 50,
+    test_size: float = 0.2,
 ) -> Inference:
-    """The declaration of `frame`; DataSourceError naming the column when the label or the
-    protected attribute cannot be used."""
+    """The declaration of `frame`; DataSourceError naming the column when the label (for the
+    task given, if one is) or the protected attribute cannot be used."""
     _require_column(frame, label, "label (LABEL)")
-    label_spec, label_counts = _label(frame[label], label, positive)
+    inferred = infer_label(
+        frame[label], label, positive, task, max_classes, max_category_levels, test_size
+    )
+    label_spec = inferred.spec
     if protected is not None:
         _require_column(frame, protected, "protected attribute (PROTECTED)")
         if protected == label:
@@ -78,7 +88,7 @@ def infer_declaration(
     ignored: dict[str, str] = {}
     summaries: list[ColumnSummary] = []
     protected_spec: ColumnSpec | None = None
-    positives = frame[label].pipe(as_category) == label_spec.positive
+    target = _target(frame[label], label_spec)
     labelled = frame[label].notna()
     for name in frame.columns:
         if name == label:
@@ -88,7 +98,7 @@ def infer_declaration(
         text = as_category(series) if _is_text(series) else None
         column_schema = schema.columns[name]
         spec, reason = _column(series, text, str(name), column_schema, max_category_levels)
-        notes = _notes(series, text, spec, positives, labelled)
+        notes = _notes(series, text, spec, target, labelled, label_spec.task)
         if name == protected:
             if spec is None or (spec.kind != "category" and series.nunique() > MAX_TEXT_LEVELS):
                 raise DataSourceError(
@@ -113,20 +123,17 @@ def infer_declaration(
         )
     declaration = Declaration(tuple(features), label_spec, protected_spec, ignored)
     label_summary = ColumnSummary(
-        label,
-        "label",
-        "binary",
-        _missing(frame[label]),
-        ", ".join(f"{value}: {count}" for value, count in label_counts.items())
-        + f" (positive {label_spec.positive})",
+        label, "label", label_spec.task, _missing(frame[label]), inferred.detail
     )
     warnings = tuple(f"{summary.name}: {note}" for summary in summaries for note in summary.notes)
     return Inference(
         declaration=declaration,
         summaries=(label_summary, *summaries),
-        label_counts=label_counts,
+        label_counts=inferred.counts,
         warnings=warnings,
         rule=category_rule(max_category_levels),
+        task_rule=f"{label_spec.task}: {inferred.rule}",
+        labelled_rows=inferred.labelled_rows,
     )
 
 
@@ -134,35 +141,6 @@ def _require_column(frame: pd.DataFrame, name: str, role: str) -> None:
     if name not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:30]))
         raise DataSourceError(f"{role} '{name}' is not a column of the file (columns: {shown})")
-
-
-def _label(series: pd.Series, name: str, positive: str | None) -> tuple[LabelSpec, dict[str, int]]:
-    values = as_category(series)
-    counts = {str(k): int(v) for k, v in values.value_counts(dropna=True).sort_index().items()}
-    if len(counts) != 2:
-        shown = ", ".join(f"{value} ({count} rows)" for value, count in list(counts.items())[:10])
-        more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
-        raise DataSourceError(
-            f"label '{name}' must have exactly two distinct values, it has {len(counts)}: "
-            f"{shown or 'none'}{more}"
-        )
-    found = tuple(counts)
-    if positive is None:
-        chosen = next((p for values_, p in CONVENTIONAL_POSITIVE if set(found) == values_), None)
-        if chosen is None:
-            raise DataSourceError(
-                f"label '{name}' has the values {found[0]} and {found[1]}: say which is the "
-                "positive class with POSITIVE=<value>"
-            )
-    else:
-        chosen = as_category(pd.Series([positive])).iloc[0]
-        if chosen not in found:
-            raise DataSourceError(
-                f"POSITIVE={positive} is not a value of label '{name}' ({found[0]}, {found[1]})"
-            )
-    negative = next(value for value in found if value != chosen)
-    description = f"{chosen} (positive) or {negative}"
-    return LabelSpec(name, description, (negative, chosen), chosen), counts
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -215,7 +193,7 @@ def _column(
 
 
 def _category(text: pd.Series, name: str, nullable: bool) -> ColumnSpec:
-    categories = sorted(text.dropna().unique(), key=_natural)
+    categories = sorted(text.dropna().unique(), key=natural)
     return ColumnSpec(name, "category", name, nullable, categories=tuple(categories))
 
 
@@ -234,16 +212,8 @@ def _as_protected(series: pd.Series, spec: ColumnSpec | None) -> ColumnSpec:
         "category",
         "Protected attribute (not a model input)",
         bool(series.isna().any()),
-        categories=tuple(sorted(as_category(series).dropna().unique(), key=_natural)),
+        categories=tuple(sorted(as_category(series).dropna().unique(), key=natural)),
     )
-
-
-def _natural(value: str) -> tuple[int, float, str]:
-    """Numbers in numeric order before text: "2" before "10"."""
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
 
 
 def _range(column_schema: Any) -> tuple[float | None, float | None]:
@@ -290,33 +260,78 @@ def _roc_auc(positive: np.ndarray, scores: pd.Series) -> float:
     return float(u / (n_positive * n_negative))
 
 
+def _target(series: pd.Series, label: LabelSpec) -> pd.Series:
+    """The label as the leakage notes compare it: binary 1/0 (positive or not), multi-class the
+    class text, regression the number."""
+    if label.task == "binary":
+        return (as_category(series) == label.positive).astype(np.int64)
+    if label.task == "multiclass":
+        return as_category(series)
+    return pd.to_numeric(series, errors="coerce")
+
+
 def _notes(
     series: pd.Series,
     text: pd.Series | None,
     spec: ColumnSpec | None,
-    positives: pd.Series,
+    target: pd.Series,
     labelled: pd.Series,
+    task: str,
 ) -> tuple[str, ...]:
-    """What deserves a second look: a column that separates the label perfectly may leak it."""
+    """What deserves a second look: a column that gives the label away may leak it.
+
+    A category whose every value has a single label value (any task); a number that separates
+    a binary label almost perfectly (ROC AUC), that puts each class of a multi-class label in a
+    range of its own, or that moves with a regression label almost exactly (correlation).
+    """
     if spec is None or not labelled.any():
         return ()
-    notes: list[str] = []
     present = series.notna() & labelled
     if present.sum() < 10:
         return ()
     if spec.kind == "category":
         values = text[present] if text is not None else as_category(series[present])
-        groups = pd.DataFrame({"v": values, "y": positives[present]})
-        purity = groups.groupby("v")["y"].agg(lambda y: max(y.mean(), 1 - y.mean()))
-        if bool((purity == 1.0).all()) and groups["v"].nunique() < present.sum():
-            notes.append("each value has a single label value: it may leak the label")
-    else:
-        y = positives[present].to_numpy()
-        if 0 < y.sum() < len(y):
-            auc = _roc_auc(y, series[present])
-            if auc >= 0.99 or auc <= 0.01:
-                notes.append(
-                    f"separates the label almost perfectly (ROC AUC {max(auc, 1 - auc):.3f}): "
-                    "it may leak the label"
-                )
-    return tuple(notes)
+        groups = pd.DataFrame({"v": values, "y": target[present]})
+        single = groups.groupby("v")["y"].nunique() == 1
+        if bool(single.all()) and groups["v"].nunique() < present.sum():
+            return ("each value has a single label value: it may leak the label",)
+        return ()
+    if task == "binary":
+        return _separates_binary(series[present], target[present].to_numpy())
+    if task == "multiclass":
+        return _separates_classes(series[present], target[present])
+    return _moves_with_label(series[present], target[present])
+
+
+def _separates_binary(values: pd.Series, y: np.ndarray) -> tuple[str, ...]:
+    if not 0 < y.sum() < len(y):
+        return ()
+    auc = _roc_auc(y, values)
+    if auc >= 0.99 or auc <= 0.01:
+        return (
+            f"separates the label almost perfectly (ROC AUC {max(auc, 1 - auc):.3f}): "
+            "it may leak the label",
+        )
+    return ()
+
+
+def _separates_classes(values: pd.Series, classes: pd.Series) -> tuple[str, ...]:
+    ranges = values.groupby(classes).agg(["min", "max"]).sort_values("min")
+    if len(ranges) < 2:
+        return ()
+    if bool((ranges["max"].to_numpy()[:-1] < ranges["min"].to_numpy()[1:]).all()):
+        return ("puts each class in a range of its own: it may leak the label",)
+    return ()
+
+
+def _moves_with_label(values: pd.Series, y: pd.Series) -> tuple[str, ...]:
+    # Pearson for a linear tie, Spearman (on ranks) for any monotonic one.
+    numbers = values.astype(float)
+    correlations = [numbers.corr(y), numbers.rank().corr(y.rank())]
+    strongest = max((abs(c) for c in correlations if not np.isnan(c)), default=0.0)
+    if strongest >= 0.99:
+        return (
+            f"moves with the label almost exactly (correlation {strongest:.3f}): "
+            "it may leak the label",
+        )
+    return ()

@@ -8,6 +8,10 @@ if TYPE_CHECKING:
     from .adopt import Adoption
 
 
+# Classes whose share of the rows the first line shows.
+SHOWN_SHARES = 10
+
+
 def format_adoption(adoption: Adoption) -> str:
     inference = adoption.inference
     declaration = inference.declaration
@@ -23,14 +27,21 @@ def format_adoption(adoption: Adoption) -> str:
         + row[4]
         for row in rows
     )
-    total = sum(inference.label_counts.values())
-    balance = ", ".join(
-        f"{value} {count / total:.1%}" for value, count in inference.label_counts.items()
-    )
+    label = declaration.label
+    total = inference.labelled_rows or sum(inference.label_counts.values())
+    shares = [f"{value} {count / total:.1%}" for value, count in inference.label_counts.items()]
+    balance = ", ".join(shares[:SHOWN_SHARES]) + (" ..." if len(shares) > SHOWN_SHARES else "")
+    about_label = {
+        "binary": f"positive {label.positive}; balance {balance}",
+        "multiclass": f"multi-class, {len(label.classes)} classes; balance {balance}",
+        "regression": f"regression, {label.min_value:g} .. {label.max_value:g}"
+        if label.min_value is not None and label.max_value is not None
+        else "regression",
+    }[label.task]
     lines = [
         f"adopted {adoption.data_path} ({total} labelled rows): "
-        f"{len(declaration.features)} features, label '{declaration.label.name}' "
-        f"(positive {declaration.label.positive}; balance {balance})",
+        f"{len(declaration.features)} features, label '{label.name}' ({about_label})",
+        f"task {inference.task_rule}" if inference.task_rule else f"task {label.task}",
         f"rule: {inference.rule}",
         table,
     ]

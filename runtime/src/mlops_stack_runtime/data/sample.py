@@ -3,6 +3,11 @@
 Any declaration gets a dataset that passes its schema, with a label that depends on the features
 (so a model learns something) and, with `shift` > 0, a changed population for drift checks. The
 tests use it, so they follow columns.yaml whatever data the team adopted.
+
+The label follows its task: binary, the positive value with a probability logistic in the
+features' effect; multi-class, the effect plus logistic noise cut into as many equal shares as
+there are classes (every class present, in order); regression, the same noisy effect mapped
+into the label's declared range (0 to 100 without one).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .columns import DECLARATION, ColumnSpec, Declaration
+from .columns import DECLARATION, ColumnSpec, Declaration, LabelSpec
 
 MISSING_SHARE = 0.05
 # Scale of the label's dependence on the features: high enough for a clear signal (ROC AUC well
@@ -35,11 +40,8 @@ def generate_sample(
         columns[spec.name] = values
         logit += effect
     logit *= SIGNAL / np.sqrt(max(len(declaration.features), 1))
-    positive = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
     label = declaration.label
-    columns[label.name] = pd.Series(
-        np.where(positive, label.positive, label.negative), dtype=object
-    )
+    columns[label.name] = _label(label, logit, rng)
     if declaration.protected_attribute is not None:
         # Drawn independently of the features and the label: a model should pass a fairness gate.
         values, _ = _feature(declaration.protected_attribute, n_rows, rng, 0.0, missing=False)
@@ -49,6 +51,28 @@ def generate_sample(
         () if declaration.protected_attribute is None else (declaration.protected_attribute.name,)
     )
     return frame[[*declaration.feature_names, *protected, label.name]]
+
+
+def _label(label: LabelSpec, logit: np.ndarray, rng: np.random.Generator) -> pd.Series:
+    """The label's values from the features' effect on it (`logit`), per task."""
+    if label.task == "binary":
+        positive = rng.random(len(logit)) < 1 / (1 + np.exp(-logit))
+        negative, positive_value = label.classes
+        return pd.Series(np.where(positive, positive_value, negative), dtype=object)
+    # The effect plus logistic noise: what the binary label thresholds at 0.
+    noisy = logit + rng.logistic(0.0, 1.0, len(logit))
+    if label.task == "multiclass":
+        classes = np.asarray(label.classes, dtype=object)
+        # Equal shares in the order of the noisy effect: each class as common as the others.
+        ranks = np.argsort(np.argsort(noisy, kind="stable"), kind="stable")
+        return pd.Series(classes[ranks * len(classes) // len(logit)], dtype=object)
+    low, high = label.min_value, label.max_value
+    if low is None:
+        low = 0.0 if high is None else high - 100.0
+    if high is None:
+        high = low + 100.0
+    position = 1 / (1 + np.exp(-noisy / 2))
+    return pd.Series((low + position * (high - low)).astype(np.float64))
 
 
 def _feature(

@@ -1,8 +1,10 @@
 """Data contracts as pandera schemas, derived from the column specs of columns.py.
 
 `raw_schema` checks a whole dataset (features, protected attribute, label); `features_schema`
-checks model inputs only (what the model server receives). `validate_frame` collects every
-failure at once into a report that names the column, the check and offending values.
+checks model inputs only (what the model server receives). The label follows its task: a class
+label is one of its classes, a regression label a finite number (within its declared range).
+`validate_frame` collects every failure at once into a report that names the column, the check
+and offending values.
 """
 
 from __future__ import annotations
@@ -11,18 +13,35 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from .columns import DECLARATION, FEATURES, LABEL, ColumnSpec, Declaration, apply_declared_types
+from .columns import (
+    DECLARATION,
+    FEATURES,
+    LABEL,
+    ColumnSpec,
+    Declaration,
+    LabelSpec,
+    apply_declared_types,
+)
 
-LABEL_CHECK_NAME = "label_has_both_classes"
+# The dataset-level check that the label can be learnt from: two values or more, per task.
+LABEL_CHECK_NAMES = {
+    "binary": "label_has_both_classes",
+    "multiclass": "label_has_two_classes_or_more",
+    "regression": "label_is_not_constant",
+}
+LABEL_CHECK_NAME = LABEL_CHECK_NAMES["binary"]
+FINITE_CHECK_NAME = "finite"
 MAX_EXAMPLES = 5
 
 
-def column_schema(spec: ColumnSpec) -> pa.Column:
-    """A pandera column with the dtype, range, nullability and categories of the spec."""
-    checks: list[pa.Check] = []
+def column_schema(spec: ColumnSpec, extra: tuple[pa.Check, ...] = ()) -> pa.Column:
+    """A pandera column with the dtype, range, nullability and categories of the spec (and the
+    `extra` checks)."""
+    checks: list[pa.Check] = list(extra)
     if spec.categories:
         checks.append(pa.Check.isin(list(spec.categories)))
     if spec.min_value is not None and spec.max_value is not None:
@@ -48,22 +67,36 @@ def features_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema({spec.name: column_schema(spec) for spec in FEATURES})
 
 
+def label_schema(label: LabelSpec) -> pa.Column:
+    """The label's column: one of its classes, or (regression) a finite number in its range."""
+    if label.task != "regression":
+        return column_schema(label.as_column())
+    finite = pa.Check(lambda values: np.isfinite(values), name=FINITE_CHECK_NAME)
+    return column_schema(label.as_column(), (finite,))
+
+
 def raw_schema(declaration: Declaration = DECLARATION) -> pa.DataFrameSchema:
-    """A full dataset: features, protected attribute (if declared) and a label with both values."""
+    """A full dataset: features, protected attribute (if declared) and a label that can be
+    learnt from (binary: both values; multi-class: two classes or more; regression: not
+    constant)."""
+    label = declaration.label
+    columns = {spec.name: column_schema(spec) for spec in declaration.all_columns}
+    columns[label.name] = label_schema(label)
     return pa.DataFrameSchema(
-        {spec.name: column_schema(spec) for spec in declaration.all_columns},
+        columns,
         checks=[
             pa.Check(
-                lambda frame: _label_has_both_classes(frame, declaration.label.name),
-                name=LABEL_CHECK_NAME,
+                lambda frame: _label_varies(frame, label.name),
+                name=LABEL_CHECK_NAMES[label.task],
+                statistics={"label": label.name},
             )
         ],
     )
 
 
-def _label_has_both_classes(frame: pd.DataFrame, label: str) -> bool:
+def _label_varies(frame: pd.DataFrame, label: str) -> bool:
     # A missing label is reported by its own column check; this one covers a constant label,
-    # on which no classifier can be trained or evaluated.
+    # on which no model can be trained or evaluated.
     return label not in frame or frame[label].nunique(dropna=True) >= 2
 
 
@@ -115,21 +148,33 @@ class ValidationReport:
 
 
 def validate_frame(
-    frame: pd.DataFrame, schema: pa.DataFrameSchema | None = None
+    frame: pd.DataFrame,
+    schema: pa.DataFrameSchema | None = None,
+    declaration: Declaration | None = None,
 ) -> ValidationReport:
-    """Check `frame` against `schema` (default: raw_schema) and report every failure."""
-    schema = schema if schema is not None else raw_schema()
+    """Check `frame` against `schema` (default: raw_schema of `declaration`, default
+    columns.yaml's) and report every failure."""
+    declaration = declaration or DECLARATION
+    schema = schema if schema is not None else raw_schema(declaration)
     try:
         # Categories are compared as text (columns.py), so `1` and "1" are the same value.
-        schema.validate(apply_declared_types(frame), lazy=True)
+        schema.validate(apply_declared_types(frame, declaration), lazy=True)
     except pa.errors.SchemaErrors as errors:
-        failures = _summarise(errors.failure_cases)
+        failures = _summarise(errors.failure_cases, _label_name(schema))
     else:
         failures = ()
     return ValidationReport(n_rows=len(frame), n_columns=frame.shape[1], failures=failures)
 
 
-def _summarise(failure_cases: pd.DataFrame) -> tuple[CheckFailure, ...]:
+def _label_name(schema: pa.DataFrameSchema) -> str:
+    """The label the schema's label check is about (raw_schema's declaration)."""
+    for check in schema.checks:
+        if check.name in LABEL_CHECK_NAMES.values() and check.statistics:
+            return str(check.statistics["label"])
+    return LABEL.name
+
+
+def _summarise(failure_cases: pd.DataFrame, label: str) -> tuple[CheckFailure, ...]:
     """One entry per (column, check), with a count and a few distinct offending values."""
     cases = failure_cases.copy()
     is_missing_column = cases["check"] == "column_in_dataframe"
@@ -138,7 +183,7 @@ def _summarise(failure_cases: pd.DataFrame) -> tuple[CheckFailure, ...]:
     cases["column"] = (
         cases["column"]
         .where(~is_missing_column, cases["failure_case"])
-        .where(cases["check"] != LABEL_CHECK_NAME, LABEL.name)
+        .where(~cases["check"].isin(list(LABEL_CHECK_NAMES.values())), label)
         .fillna("<dataframe>")
     )
     # A range or category check cannot run on a column of the wrong type; pandera reports the

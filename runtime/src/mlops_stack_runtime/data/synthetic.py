@@ -75,8 +75,9 @@ def generate(n_rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
         raise ValueError(f"n_rows must be positive, got {n_rows}")
     if not declares_example():
         raise DataSourceError(
-            "data.source 'synthetic' generates the credit example's columns, but columns.yaml "
-            "declares others: set data.source to 'file' (`make use-data`), 'sample' or your own"
+            "data.source 'synthetic' generates the credit example's columns and binary label, "
+            "but columns.yaml declares others: set data.source to 'file' (`make use-data`), "
+            "'sample' or your own"
         )
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
@@ -147,14 +148,15 @@ def generate(n_rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 
 def declares_example() -> bool:
-    """Whether columns.yaml still declares the example's columns (before `make use-data`)."""
+    """Whether columns.yaml still declares the example's columns and its binary label (before
+    `make use-data`)."""
     protected = DECLARATION.protected_attribute
     declared = (
         *DECLARATION.feature_names,
         *(() if protected is None else (protected.name,)),
         DECLARATION.label.name,
     )
-    return declared == COLUMNS
+    return declared == COLUMNS and DECLARATION.label.task == "binary"
 
 
 def _employment_status(rng: np.random.Generator, age: np.ndarray) -> np.ndarray:

@@ -4,9 +4,12 @@ The server writes one JSON object per line (serving/logs.py). A line of a succes
 (`event` "request", `endpoint` v1_predict or v2_infer, `status` 200) that carries the request's
 inputs in a `features` field becomes rows of the batch; `features` holds either one object per
 row (`[{"<feature>": 41, ...}, ...]`) or one list per input (`{"<feature>": [41, 35], ...}`).
-The batch keeps the line's `time` and `model_version` beside the inputs. Lines without
-`features` are counted: a server that does not log its inputs cannot be monitored from its logs,
-and `collect` says so.
+The batch keeps the line's `time` and `model_version` beside the inputs, and what the server
+answered when the line holds it (`outputs`, one list per output of the label's task: binary
+`<label>_probability` and `predicted_class`; multi-class `predicted_<label>` and
+`<label>_probability_<class>`; regression `predicted_<label>`; serving/outputs.py), as columns
+of those names. Lines without `features` are counted: a server that does not log its inputs
+cannot be monitored from its logs, and `collect` says so.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..data.columns import FEATURE_NAMES
+from ..data.columns import DECLARATION, Declaration
 from ..data.csv_files import check_table_suffix, write_table
 from ..errors import BatchError
+from ..serving.outputs import Outputs
 
 FEATURES_FIELD = "features"
+OUTPUTS_FIELD = "outputs"
 PREDICTION_ENDPOINTS = frozenset({"v1_predict", "v2_infer"})
 CONTEXT_FIELDS = ("time", "model_version")
 
@@ -37,8 +42,15 @@ class Collected:
     without_features: int
 
 
-def collect(logs: Iterable[Path], output: Path) -> Collected:
-    """Write the inputs logged by successful predictions in `logs` to `output` (CSV or Parquet)."""
+def collect(
+    logs: Iterable[Path], output: Path, declaration: Declaration | None = None
+) -> Collected:
+    """Write the inputs (and answers) logged by successful predictions in `logs` to `output`
+    (CSV or Parquet); the columns are `declaration`'s (data/columns.yaml by default)."""
+    declaration = declaration or DECLARATION
+    features = list(declaration.feature_names)
+    # The label's outputs, in the order the batch's columns give them.
+    output_names = Outputs(declaration.label).names
     check_table_suffix(output)
     lines = predictions = without_features = 0
     frames: list[pd.DataFrame] = []
@@ -50,7 +62,13 @@ def collect(logs: Iterable[Path], output: Path) -> Collected:
         if FEATURES_FIELD not in entry:
             without_features += 1
             continue
-        frame = _rows(entry[FEATURES_FIELD], entry)
+        frame = _rows(entry[FEATURES_FIELD], entry, features)
+        answered = entry.get(OUTPUTS_FIELD)
+        if isinstance(answered, dict):
+            for name in output_names:
+                values = answered.get(name)
+                if isinstance(values, list) and len(values) == len(frame):
+                    frame[name] = values
         for name in CONTEXT_FIELDS:
             frame[name] = entry.get(name)
         frames.append(frame)
@@ -63,7 +81,8 @@ def collect(logs: Iterable[Path], output: Path) -> Collected:
         )
         raise BatchError(f"nothing to collect: {detail}")
     batch = pd.concat(frames, ignore_index=True)
-    write_table(batch[[*FEATURE_NAMES, *CONTEXT_FIELDS]], output)
+    outputs = [name for name in output_names if name in batch.columns]
+    write_table(batch[[*features, *outputs, *CONTEXT_FIELDS]], output)
     return Collected(output, len(batch), lines, predictions, without_features)
 
 
@@ -90,7 +109,7 @@ def _is_prediction(entry: Mapping[str, Any]) -> bool:
     )
 
 
-def _rows(features: Any, entry: Mapping[str, Any]) -> pd.DataFrame:
+def _rows(features: Any, entry: Mapping[str, Any], names: list[str]) -> pd.DataFrame:
     try:
         if isinstance(features, list):
             frame = pd.DataFrame.from_records(features)
@@ -103,4 +122,4 @@ def _rows(features: Any, entry: Mapping[str, Any]) -> pd.DataFrame:
             f"log line of {entry.get('time', 'unknown time')}: '{FEATURES_FIELD}' is neither a "
             f"list of rows nor a mapping of equal-length columns ({error})"
         ) from error
-    return frame.reindex(columns=list(FEATURE_NAMES))
+    return frame.reindex(columns=names)

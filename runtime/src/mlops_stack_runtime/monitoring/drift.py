@@ -1,23 +1,26 @@
 """`drift`: compare a batch of current data with the champion's training data.
 
 Per feature (data/columns.py) a PSI and a chi-square test (statistics.py); the same for the
-model's scores on the batch against its scores on its held-out test data (prediction drift); and
+model's predictions on the batch against its predictions on its held-out test data (prediction
+drift), per task: binary, the positive class's probability; regression, the predicted value
+(with the Kolmogorov-Smirnov statistic); multi-class, the shares of the predicted classes; and
 the schema's value checks on the batch (data quality). The batch has drifted when more than
-params `drift.max_drifted_share` of the features drifted, or the scores drifted, or the batch has
-data-quality problems. The result is written to reports/drift.json and drawn in
+params `drift.max_drifted_share` of the features drifted, or the predictions drifted, or the
+batch has data-quality problems. The result is written to reports/drift.json and drawn in
 reports/drift.html. Nothing here writes to the model registry.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..data.columns import FEATURE_NAMES, FEATURES, PREDICTION_MEANING
+from ..data.columns import DECLARATION, Declaration, LabelSpec, class_names
 from ..errors import ConfigError
+from ..tasks import decide, model_scores
 from .batch import QualityProblem, quality_problems, read_batch, usable_features
 from .reference import Reference, find_reference
 from .report import DIGITS, ColumnResult, DriftReport, Shares
@@ -59,11 +62,15 @@ def compare(
     problems: list[QualityProblem],
     settings: DriftSettings,
     batch: str,
+    declaration: Declaration | None = None,
 ) -> DriftReport:
-    """The drift of every feature and of the scores, judged by `settings`."""
-    baseline = reference.training_data[list(FEATURE_NAMES)]
+    """The drift of every feature and of the predictions, judged by `settings`; the columns
+    and the task are `declaration`'s (data/columns.yaml by default)."""
+    declaration = declaration or DECLARATION
+    names = list(declaration.feature_names)
+    baseline = reference.training_data[names]
     features = []
-    for spec in FEATURES:
+    for spec in declaration.features:
         if spec.kind == "category":
             drift = categorical_drift(baseline[spec.name], current[spec.name])
             change = _largest_share_change(drift)
@@ -73,17 +80,9 @@ def compare(
         features.append(
             _result(spec.name, spec.kind, drift, change, settings.psi_threshold, settings.p_value)
         )
-    holdout = reference.test_data[list(FEATURE_NAMES)]
-    reference_scores = pd.Series(reference.model.predict_proba(holdout)[:, 1])
-    current_scores = pd.Series(reference.model.predict_proba(current)[:, 1])
-    scores = numeric_drift(reference_scores, current_scores, settings.bins)
-    prediction = _result(
-        f"predicted {PREDICTION_MEANING}",
-        "score",
-        scores,
-        f"mean {reference_scores.mean():.4f} -> {current_scores.mean():.4f}",
-        settings.prediction_psi_threshold,
-        settings.p_value,
+    holdout = reference.test_data[names]
+    prediction = prediction_drift(
+        reference.model, holdout, current[names], declaration.label, settings
     )
     return DriftReport(
         batch=batch,
@@ -97,7 +96,43 @@ def compare(
         features=features,
         prediction=prediction,
         quality_problems=problems,
+        task=declaration.label.task,
     )
+
+
+def prediction_drift(
+    model: Any,
+    holdout: pd.DataFrame,
+    current: pd.DataFrame,
+    label: LabelSpec,
+    settings: DriftSettings,
+) -> ColumnResult:
+    """The model's predictions on `current` against its predictions on `holdout`: binary, the
+    positive class's probability; regression, the value; multi-class, the class shares."""
+    if label.task == "binary":
+        reference_scores = pd.Series(model.predict_proba(holdout)[:, 1])
+        current_scores = pd.Series(model.predict_proba(current)[:, 1])
+        drift = numeric_drift(reference_scores, current_scores, settings.bins)
+        change = f"mean {reference_scores.mean():.4f} -> {current_scores.mean():.4f}"
+        name, kind = f"predicted probability that {label.name} is {label.positive}", "score"
+    elif label.task == "regression":
+        reference_values = pd.Series(model_scores(model, holdout, label))
+        current_values = pd.Series(model_scores(model, current, label))
+        drift = numeric_drift(reference_values, current_values, settings.bins)
+        change = f"mean {reference_values.mean():.6g} -> {current_values.mean():.6g}"
+        name, kind = f"predicted value of {label.name}", "prediction"
+    else:
+        reference_classes = _predicted_classes(model, holdout, label)
+        current_classes = _predicted_classes(model, current, label)
+        drift = categorical_drift(reference_classes, current_classes)
+        change = _largest_share_change(drift)
+        name, kind = f"predicted class of {label.name}", "prediction"
+    return _result(name, kind, drift, change, settings.prediction_psi_threshold, settings.p_value)
+
+
+def _predicted_classes(model: Any, frame: pd.DataFrame, label: LabelSpec) -> pd.Series:
+    """The class (as text) the model predicts for each row of `frame`."""
+    return pd.Series(class_names(decide(model_scores(model, frame, label), label), label))
 
 
 def write_json_report(report: DriftReport, path: Path) -> Path:

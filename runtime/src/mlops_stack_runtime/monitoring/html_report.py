@@ -1,4 +1,5 @@
-"""reports/drift.html: the drift check as one page, with a plot per feature and for the scores.
+"""reports/drift.html: the drift check as one page, with a plot per feature and for the
+predictions (binary: scores; regression: predicted values; multi-class: predicted classes).
 
 Each plot shows the share of rows per bin, reference against batch: the very bins whose PSI the
 table gives (reference deciles for numbers, values for categories), so the picture and the
@@ -74,7 +75,8 @@ def render(report: DriftReport) -> str:
 {f"<ul>{problems}</ul>" if problems else "<p>No value breaks the schema (data/columns.py).</p>"}
 <h2>Distributions</h2>
 <p>Share of rows per bin: training data in grey, the batch in blue, or red where it drifted.
-The scores of the batch are compared with the model's scores on its held-out test data.</p>
+The model's {e(report.predictions_word)} on the batch are compared with its
+{e(report.predictions_word)} on its held-out test data.</p>
 <div class="plots">{"".join(_figure(column) for column in columns)}</div>
 </body></html>
 """
@@ -117,7 +119,8 @@ def _plot(column: ColumnResult) -> str:
     axes.set_xticks(list(positions), shares.bins, rotation=35, ha="right", fontsize=7)
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_title(f"{column.name}: {column.change}", fontsize=9)
-    baseline = "held-out test data" if column.kind == "score" else "training data"
+    predicted = column.kind in ("score", "prediction")
+    baseline = "held-out test data" if predicted else "training data"
     axes.legend([baseline, "batch"], fontsize=7, frameon=False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

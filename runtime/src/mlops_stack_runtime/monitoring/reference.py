@@ -5,9 +5,10 @@ give the sha256 of its training and held-out test data and the git commit it was
 Without a champion (the startup tier does not promote; a new project has none yet) the model of
 models/model.json and that audit record stand in, and the report says so.
 
-Features are compared with the training data. Scores are compared with the model's scores on its
-held-out test data: on the rows it was fitted to, a model scores more confidently than on any new
-rows, which would look like prediction drift where there is none.
+Features are compared with the training data. Predictions (scores, values or classes, per task)
+are compared with the model's predictions on its held-out test data: on the rows it was fitted
+to, a model predicts more confidently than on any new rows, which would look like prediction
+drift where there is none.
 
 Each file (data/validated/train.csv, test.csv) is looked for, in this order,
 1. in this checkout;
@@ -58,7 +59,7 @@ class Reference:
     training_data_sha256: str
     # Where the verified training data was read from.
     data_location: str
-    # The held-out test data the model's reference scores come from.
+    # The held-out test data the model's reference predictions come from.
     test_data: pd.DataFrame
 
 

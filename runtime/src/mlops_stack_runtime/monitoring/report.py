@@ -13,6 +13,11 @@ from typing import Any
 from .batch import QualityProblem
 
 DIGITS = 6
+PREDICTIONS_WORDS = {
+    "binary": "scores",
+    "regression": "predicted values",
+    "multiclass": "predicted class shares",
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,15 @@ class DriftReport:
     features: list[ColumnResult]
     prediction: ColumnResult
     quality_problems: list[QualityProblem]
+    # The label's task: binary reports scores, regression values, multi-class class shares.
+    task: str = "binary"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def predictions_word(self) -> str:
+        """What the model's predictions are, in words: "scores", "predicted values" or
+        "predicted class shares"."""
+        return PREDICTIONS_WORDS.get(self.task, "predictions")
 
     @property
     def drifted_features(self) -> list[ColumnResult]:
@@ -77,7 +90,7 @@ class DriftReport:
                 f"({self.drifted_share:.0%} > drift.max_drifted_share {limit:.0%}): {names}"
             )
         if self.prediction.drifted:
-            reasons.append(f"the model's scores drifted: {self.prediction.change}")
+            reasons.append(f"the model's {self.predictions_word} drifted: {self.prediction.change}")
         if self.quality_problems:
             columns = sorted({problem.column for problem in self.quality_problems})
             reasons.append(f"data-quality problems in {', '.join(columns)}")
@@ -108,7 +121,8 @@ class DriftReport:
         lines += [f"  {_describe(column)}" for column in drifted]
         state = "drifted" if self.prediction.drifted else "stable"
         lines.append(
-            f"predictions (vs. held-out test scores): {state}, {_describe(self.prediction)}"
+            f"predictions (vs. held-out test {self.predictions_word}): {state}, "
+            f"{_describe(self.prediction)}"
         )
         lines.append(f"data-quality problems: {len(self.quality_problems) or 'none'}")
         lines += [f"  {problem.describe()}" for problem in self.quality_problems]

@@ -104,6 +104,7 @@ OUTPUTS: dict[str, dict[str, tuple[str, ...]]] = {
             "reports/fairness.json",
             "reports/plots/roc.csv",
             "reports/plots/confusion.csv",
+            "reports/plots/predicted.csv",
         )
     },
     "promote": {"promotion": ("reports/promotion.json",)},

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         "--log-features",
         action="store_true",
         default=None,
-        help="log each prediction's inputs, for drift monitoring (default: $LOG_FEATURES)",
+        help="log each prediction's inputs and answers, for drift monitoring "
+        "(default: $LOG_FEATURES)",
     )
     parser.add_argument(
         "--metrics-port",

@@ -35,7 +35,7 @@ from .http import error_response
 from .metrics import Metrics
 from .routes import operations, v1, v2
 from .routes.common import Serving
-from .validation import OUTPUTS, shown
+from .validation import shown
 
 if TYPE_CHECKING:
     from .model import ServedModel
@@ -111,7 +111,8 @@ def create_app(
     """The server's ASGI application for one verified model.
 
     ``log_features`` adds each prediction's inputs to its log line (``features``: one list per
-    feature), the data that drift monitoring collects from the logs. Off by default: the inputs
+    feature) and the model's answers (``outputs``: one list per output of the task), the data
+    that drift monitoring collects from the logs. Off by default: the inputs
     may be personal data, so log them only where the logs may hold them.
     ``auth_token``: the bearer token every route but the health checks requires (auth.py);
     None serves without one. ``metrics``: where the app counts (the metrics port shows them);
@@ -127,7 +128,7 @@ def create_app(
         log_features=log_features,
         server_version=current_project().version,
         inputs_metadata=model.schema.v2_metadata(),
-        outputs_metadata=[{"name": n, "datatype": t, "shape": [-1]} for n, t in OUTPUTS.items()],
+        outputs_metadata=model.outputs.metadata(),
     )
     # Starlette tries routes in order: inference first, the rest of the traffic.
     routes = [

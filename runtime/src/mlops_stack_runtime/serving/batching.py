@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Columns = dict[str, np.ndarray]
-Prediction = tuple[np.ndarray, np.ndarray]  # (probability of the positive class, class)
+# (scores, decision) per row, as serving/model.py `predict_checked` gives them for the task:
+# scores [rows] or [rows, classes] (multi-class), decision [rows]; both split by rows.
+Prediction = tuple[np.ndarray, np.ndarray]
 PredictFn = Callable[[Columns], Prediction]
 
 log = logging.getLogger(__name__)
@@ -98,11 +100,11 @@ class MicroBatcher:
         columns = concat_columns([i.columns for i in live])
         try:
             if sum(item.n_rows for item in live) < self._offload_rows:
-                probability, predicted = self._predict(columns)
+                scores, decision = self._predict(columns)
             else:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-                probability, predicted = await asyncio.get_running_loop().run_in_executor(
+                scores, decision = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self._predict, columns
                 )
         except Exception:
@@ -119,5 +121,5 @@ class MicroBatcher:
         for item in live:
             end = start + item.n_rows
             if not item.future.done():  # its client may have gone while the batch ran
-                item.future.set_result((probability[start:end], predicted[start:end]))
+                item.future.set_result((scores[start:end], decision[start:end]))
             start = end

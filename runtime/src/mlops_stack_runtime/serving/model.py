@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,13 @@ from ..audit import (
     read_record,
     verify_artifact,
 )
+from ..data.columns import LABEL, ColumnSpec, LabelSpec
 from ..errors import ArtifactIntegrityError, ServerSettingError
 from ..project import current_project
+from ..tasks import align_probabilities
 from .batching import Columns, Prediction
 from .onnx_model import OnnxModel
+from .outputs import Outputs
 from .validation import InputSchema
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,8 @@ class ServedModel:
     record: ModelRecord
     schema: InputSchema
     runtime: str = "sklearn"  # onnx | sklearn
+    # The declared label: the task the model must fit, the names of its outputs.
+    label: LabelSpec = LABEL
 
     @classmethod
     def load(
@@ -99,6 +105,7 @@ class ServedModel:
         expected_sha256: str | None = None,
         runtime: str | None = None,
         expected_onnx_sha256: str | None = None,
+        label: LabelSpec | None = None,
     ) -> ServedModel:
         """Verify models/model.joblib (and models/model.onnx when it serves) against
         models/model.json, then load the model of the runtime chosen (``choose_runtime``).
@@ -107,9 +114,11 @@ class ServedModel:
         to ONNX_SHA256. ``expected_sha256`` (the deployment's MODEL_SHA256) must match the
         file too. Raises ArtifactIntegrityError (a clear message, no traceback needed) when the
         artifact is missing, differs from its record or the expected sha256, cannot be loaded,
-        or does not take the inputs the schema declares.
+        or does not take the inputs the schema declares, or does not fit ``label``'s task (the
+        declared label by default).
         """
         schema = schema or InputSchema()
+        label = label or LABEL
         if runtime is None:
             runtime = requested_runtime()
         if expected_onnx_sha256 is None:
@@ -140,11 +149,7 @@ class ServedModel:
                 f"the model in {model_dir} was trained on features {list(expected)}, but "
                 f"data/columns.py declares {list(schema.names)}: retrain the model"
             )
-        classes = list(getattr(pipeline, "classes_", []))
-        if len(classes) != 2 or not hasattr(pipeline, "predict_proba"):
-            raise ArtifactIntegrityError(
-                f"the model in {model_dir} is not a binary classifier with predict_proba"
-            )
+        check_task(pipeline, label, model_dir)
         model = cls(
             name=model_name(record),
             version=model_version(record),
@@ -152,6 +157,7 @@ class ServedModel:
             record=record,
             schema=schema,
             runtime=chosen,
+            label=label,
         )
         # One prediction before serving: a model that cannot score a valid row fails here, not
         # on the first request, and the first request does not pay for lazy initialisation.
@@ -164,9 +170,20 @@ class ServedModel:
         return model
 
     def predict(self, columns: Columns) -> Prediction:
-        """Probability of the positive class and the predicted class, one of each per row."""
-        # 1 means the label's positive value (columns.yaml), at the training threshold.
-        return predict_checked(self.pipeline, columns, self.schema.names, self.threshold)
+        """The scores and the decision per row, as `predict_checked` gives them."""
+        return predict_checked(
+            self.pipeline, columns, self.schema.names, self.threshold, self.label
+        )
+
+    @property
+    def features(self) -> tuple[ColumnSpec, ...]:
+        """The declared inputs the server checks requests against."""
+        return self.schema.features
+
+    @cached_property
+    def outputs(self) -> Outputs:
+        """The names and types of what the server answers for this model's task."""
+        return Outputs(self.label)
 
     @property
     def feature_order(self) -> tuple[str, ...]:
@@ -181,16 +198,65 @@ class ServedModel:
         return float(value) if isinstance(value, int | float) else 0.5
 
 
+def check_task(pipeline: Any, label: LabelSpec, model_dir: str | Path) -> None:
+    """ArtifactIntegrityError unless `pipeline` predicts what `label`'s task needs: binary, a
+    classifier of two classes with predict_proba; multi-class, a classifier with predict_proba
+    whose classes are indices of the label's classes; regression, a model that predicts values
+    (not a classifier)."""
+    exported = getattr(pipeline, "task", None)  # an ONNX graph says the task it was written for
+    if exported is not None and exported != label.task:
+        raise ArtifactIntegrityError(
+            f"the ONNX model in {model_dir} was exported for a {exported} label, but "
+            f"data/columns.yaml declares '{label.name}' {label.task}: retrain the model"
+        )
+    classifier = hasattr(pipeline, "predict_proba") and exported != "regression"
+    if label.task == "regression":
+        if classifier or not hasattr(pipeline, "predict"):
+            raise ArtifactIntegrityError(
+                f"the model in {model_dir} is not a regressor with predict, but "
+                f"data/columns.yaml declares '{label.name}' a regression label: retrain the model"
+            )
+        return
+    classes = list(getattr(pipeline, "classes_", []))
+    if label.task == "binary":
+        if len(classes) != 2 or not classifier:
+            raise ArtifactIntegrityError(
+                f"the model in {model_dir} is not a binary classifier with predict_proba"
+            )
+        return
+    indices = range(len(label.classes))
+    fits = (
+        len(classes) >= 2
+        and all(isinstance(c, int | np.integer) and int(c) in indices for c in classes)
+        and len(set(classes)) == len(classes)
+    )
+    if not classifier or not fits:
+        raise ArtifactIntegrityError(
+            f"the model in {model_dir} is not a classifier with predict_proba over class indices "
+            f"of '{label.name}' ({len(label.classes)} classes: {', '.join(label.classes)}); "
+            f"its classes are {', '.join(map(str, classes[:10])) or 'none'}: retrain the model"
+        )
+
+
 def predict_checked(
-    pipeline: Any, columns: Columns, declared: Sequence[str], threshold: float
+    pipeline: Any,
+    columns: Columns,
+    declared: Sequence[str],
+    threshold: float,
+    label: LabelSpec | None = None,
 ) -> Prediction:
-    """`pipeline`'s probability of the positive class, and the class at `threshold`, per row.
+    """(scores, decision) per row for `label`'s task (the declared label by default): binary,
+    the positive class's probability and the class at `threshold`; multi-class, the [rows,
+    classes] probabilities in `label.classes` order and the most probable class's index;
+    regression, the value twice.
 
     `columns` were checked (finite, in range) by the validation module. The frame has the
     columns the pipeline was fitted on, in that order (`declared` when it does not record them).
     """
+    label = label or LABEL
+    method = "predict" if label.task == "regression" else "predict_proba"
     if isinstance(pipeline, OnnxModel):
-        proba = pipeline.predict_proba(columns)
+        result = getattr(pipeline, method)(columns)
     else:
         import pandas as pd
         import sklearn
@@ -198,9 +264,19 @@ def predict_checked(
         order = fitted_feature_order(pipeline, declared)
         frame = pd.DataFrame({name: columns[name] for name in order}, copy=False)
         with sklearn.config_context(assume_finite=True):
-            proba = pipeline.predict_proba(frame)
-    positive = proba[:, 1].astype(np.float64)
-    return positive, (positive >= threshold).astype(np.int64)
+            result = getattr(pipeline, method)(frame)
+    if label.task == "binary":
+        positive = result[:, 1].astype(np.float64)
+        return positive, (positive >= threshold).astype(np.int64)
+    if label.task == "regression":
+        values = np.asarray(result, dtype=np.float64).reshape(-1)
+        return values, values
+    proba = np.asarray(result, dtype=np.float64)
+    classes = getattr(pipeline, "classes_", None)
+    if classes is None or not np.array_equal(classes, np.arange(len(label.classes))):
+        # A class missing from the training data has no column: it scores 0.
+        proba = align_probabilities(proba, classes, label)
+    return proba, np.argmax(proba, axis=1).astype(np.int64)
 
 
 def fitted_feature_order(pipeline: Any, declared: Sequence[str]) -> tuple[str, ...]:

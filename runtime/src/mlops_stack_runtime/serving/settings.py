@@ -14,8 +14,8 @@ stops the server before it listens, with a message that starts with the variable
   of piling up, each logged and counted (`inference_requests_rejected_total{reason=
   "connection_limit"}`) (default 256);
 - LOG_LEVEL: debug, info (default), warning or error;
-- LOG_FEATURES: 1 (or true) adds each prediction's inputs to its log line, for drift monitoring
-  (off by default: inputs may be personal data);
+- LOG_FEATURES: 1 (or true) adds each prediction's inputs and answers to its log line, for drift
+  monitoring (off by default: inputs may be personal data);
 - MODEL_SHA256: the sha256 the model file must have, from outside the model folder (the deploy
   step sets it from the registry's record); checked before anything is unpickled;
 - REQUIRE_MODEL_SHA256: 1 (the KServe manifest) refuses to start without MODEL_SHA256;

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from ..data.columns import FEATURES, PROBABILITY_NAME, ColumnSpec, canonical_text
+from .outputs import CLASS_OUTPUT as CLASS_OUTPUT
+from .outputs import OUTPUTS as OUTPUTS
 
-# Names of the model's outputs in both protocols: `<label>_probability` is the probability of the
-# label's positive value (columns.yaml), `predicted_class` 1 where it is at least the threshold.
+# The binary label's outputs (outputs.py names every task's): `<label>_probability` is the
+# probability of the label's positive value (columns.yaml), `predicted_class` 1 where it is at
+# least the threshold.
 PROBABILITY_OUTPUT = PROBABILITY_NAME
-CLASS_OUTPUT = "predicted_class"
-OUTPUTS: dict[str, str] = {PROBABILITY_OUTPUT: "FP64", CLASS_OUTPUT: "INT64"}
 
 # v2 datatypes declared for each kind of column, and the ones accepted from clients.
 _INT_DATATYPES = frozenset(
@@ -66,7 +67,8 @@ class ParsedRequest:
     columns: dict[str, np.ndarray]
     n_rows: int
     request_id: str | None = None
-    outputs: tuple[str, ...] = tuple(OUTPUTS)
+    # The v2 outputs asked for; empty: all of them.
+    outputs: tuple[str, ...] = ()
 
 
 Where = Callable[[int], str]
@@ -319,7 +321,13 @@ class InputSchema:
         return ParsedRequest(columns, len(instances), _request_id(body))
 
     # --- KServe v2 (Open Inference Protocol) ----------------------------------------------------
-    def parse_v2(self, payload: Any, max_rows: int | None = None) -> ParsedRequest:
+    def parse_v2(
+        self,
+        payload: Any,
+        max_rows: int | None = None,
+        outputs: Sequence[str] = tuple(OUTPUTS),
+    ) -> ParsedRequest:
+        """The checked inputs of a v2 request; `outputs` are the names it may ask for."""
         body = _object(payload, '{"inputs": [{"name", "datatype", "shape", "data"}, ...]}')
         inputs = body.get("inputs")
         if inputs is None:
@@ -380,7 +388,7 @@ class InputSchema:
                     f"but input '{self.names[0]}' has {n_rows}"
                 )
             columns[name] = check_column(spec, data, _in_input(name))
-        requested = self._requested_outputs(body.get("outputs"))
+        requested = self._requested_outputs(body.get("outputs"), outputs)
         assert n_rows is not None
         return ParsedRequest(columns, n_rows, _request_id(body), requested)
 
@@ -418,17 +426,17 @@ class InputSchema:
         return data
 
     @staticmethod
-    def _requested_outputs(outputs: Any) -> tuple[str, ...]:
+    def _requested_outputs(outputs: Any, available: Sequence[str]) -> tuple[str, ...]:
         if outputs is None:
-            return tuple(OUTPUTS)
+            return ()
         if type(outputs) is not list or not all(
             type(item) is dict and type(item.get("name")) is str for item in outputs
         ):
             raise RequestError("'outputs' must be a list of objects with a 'name'")
         names = tuple(item["name"] for item in outputs)
         for name in names:
-            if name not in OUTPUTS:
+            if name not in available:
                 raise RequestError(
-                    f"unknown output {shown(name)} (the model's outputs: {', '.join(OUTPUTS)})"
+                    f"unknown output {shown(name)} (the model's outputs: {', '.join(available)})"
                 )
-        return names or tuple(OUTPUTS)
+        return names

@@ -18,15 +18,22 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..audit import read_record
 from ..config import Config, load_config
-from ..data.columns import FEATURE_NAMES, LABEL, load_declaration
+from ..data.columns import FEATURE_NAMES, LABEL, PROBABILITY_NAME, TASKS, load_declaration
 from ..data.schema import validate_frame
 from ..serving.app import create_app
 from ..serving.model import ServedModel
-from ..serving.validation import OUTPUTS
+from ..serving.outputs import (
+    CLASS_OUTPUT,
+    OUTPUTS,
+    class_probability_name,
+    prediction_name,
+    probabilities_name,
+)
 from .fixtures import SEED, repository_params
 
 __all__ = [
@@ -90,14 +97,31 @@ def test_params_yaml_loads() -> None:
 def test_the_declaration_loads_and_declares_features_and_a_label() -> None:
     declaration = load_declaration()
     assert declaration.features, "columns.yaml declares no feature"
-    assert declaration.label.positive in declaration.label.values
+    label = declaration.label
+    assert label.task in TASKS
+    if label.task == "binary":
+        assert len(label.values) == 2 and label.positive in label.values
+    elif label.task == "multiclass":
+        assert len(label.values) >= 3 and label.positive is None
+    else:
+        assert label.values == () and label.positive is None
     assert [spec.name for spec in declaration.features] == list(FEATURE_NAMES)
 
 
 def test_rows_generated_from_the_declaration_pass_its_validation(raw_frame: pd.DataFrame) -> None:
     report = validate_frame(raw_frame)
     assert report.passed, report.to_text()
-    assert set(raw_frame[LABEL.name].dropna().astype(str)) == set(LABEL.values)
+    labels = raw_frame[LABEL.name]
+    assert labels.notna().all(), "every generated row has a label"
+    if LABEL.is_classification:
+        # Every class, so that a model trained on them learns each one.
+        assert set(labels.astype(str)) == set(LABEL.values)
+    else:
+        values = pd.to_numeric(labels, errors="raise").to_numpy(dtype=float)
+        assert np.isfinite(values).all() and values.std() > 0
+        low, high = LABEL.min_value, LABEL.max_value
+        assert low is None or values.min() >= low
+        assert high is None or values.max() <= high
 
 
 def test_the_model_definition_trains_and_compiles_or_says_why_not(
@@ -133,11 +157,42 @@ def test_the_server_answers_a_declared_row_over_v1_and_v2(
     status, body = v1
     assert status == 200, body
     (prediction,) = body["predictions"]
-    assert set(prediction) == set(OUTPUTS), prediction
+    answer = as_outputs(prediction)
+    assert set(answer) == set(OUTPUTS), prediction
+    assert_an_answer_of_the_task(answer)
 
     status, body = v2
     assert status == 200, body
     assert body["model_name"] == served.name
     assert {output["name"]: output["data"] for output in body["outputs"]} == {
-        name: [value] for name, value in prediction.items()
+        name: [value] for name, value in answer.items()
     }, "v1 and v2 give the same answer for the same row"
+
+
+def as_outputs(prediction: dict[str, Any]) -> dict[str, Any]:
+    """A v1 prediction by the v2 outputs' names: a multi-class row's mapping {class:
+    probability} becomes one output per class (serving/outputs.py)."""
+    if LABEL.task != "multiclass":
+        return dict(prediction)
+    probabilities = prediction[probabilities_name(LABEL)]
+    assert list(probabilities) == list(LABEL.classes), probabilities
+    return {
+        prediction_name(LABEL): prediction[prediction_name(LABEL)],
+        **{class_probability_name(LABEL, value): p for value, p in probabilities.items()},
+    }
+
+
+def assert_an_answer_of_the_task(answer: dict[str, Any]) -> None:
+    """Binary: a probability and a 0/1 class; multi-class: one of the classes and probabilities
+    summing to 1; regression: a finite number."""
+    if LABEL.task == "binary":
+        assert 0.0 <= answer[PROBABILITY_NAME] <= 1.0 and answer[CLASS_OUTPUT] in (0, 1), answer
+    elif LABEL.task == "multiclass":
+        assert answer[prediction_name(LABEL)] in LABEL.classes, answer
+        probabilities = [answer[class_probability_name(LABEL, c)] for c in LABEL.classes]
+        assert all(0.0 <= p <= 1.0 for p in probabilities) and math.isclose(
+            sum(probabilities), 1.0, abs_tol=1e-4
+        ), answer
+    else:
+        value = answer[prediction_name(LABEL)]
+        assert isinstance(value, float) and math.isfinite(value), answer

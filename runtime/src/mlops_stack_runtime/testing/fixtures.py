@@ -51,7 +51,7 @@ from mlops_stack_runtime.train import (
 # The repository whose params.yaml the projects copy: this variable, else pytest's rootdir.
 REPOSITORY_ENV_VAR = "MLOPS_STACK_REPOSITORY"
 _rootdir: list[Path] = []
-# Small enough for a fast suite, large enough for a stratified split and a meaningful AUC.
+# Small enough for a fast suite, large enough for a stratified split and a meaningful metric.
 SMALL_N_ROWS = 600
 SEED = 7
 SMALL_DATA_FAIRNESS_LIMIT = 1.0

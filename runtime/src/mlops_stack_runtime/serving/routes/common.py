@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -49,6 +50,15 @@ class Serving:
         fields["rows"] = parsed.n_rows
         if self.log_features:
             fields["features"] = {name: column.tolist() for name, column in parsed.columns.items()}
+
+    def note_outputs(self, request: Request, scores: np.ndarray, decision: np.ndarray) -> None:
+        """With LOG_FEATURES on, the line also holds what the model answered (`outputs`: one
+        list per output of the task, as v2 names them), beside its inputs."""
+        if self.log_features:
+            columns = self.model.outputs.columns(scores, decision)
+            request.scope["log_fields"]["outputs"] = {
+                name: values.tolist() for name, values in columns.items()
+            }
 
 
 Handler = Callable[[Serving, Request], Awaitable[Response]]

@@ -7,7 +7,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..http import json_response
-from ..validation import CLASS_OUTPUT, PROBABILITY_OUTPUT
 from .common import Serving, route
 
 
@@ -15,15 +14,9 @@ async def v1_predict(serving: Serving, request: Request) -> Response:
     payload = await serving.read_json(request)
     parsed = serving.model.schema.parse_v1(payload, serving.max_rows)
     serving.note(request, parsed)
-    probability, predicted = await serving.batcher.predict(parsed.columns, parsed.n_rows)
-    return json_response(
-        {
-            "predictions": [
-                {PROBABILITY_OUTPUT: p, CLASS_OUTPUT: c}
-                for p, c in zip(probability.tolist(), predicted.tolist(), strict=True)
-            ]
-        }
-    )
+    scores, decision = await serving.batcher.predict(parsed.columns, parsed.n_rows)
+    serving.note_outputs(request, scores, decision)
+    return json_response({"predictions": serving.model.outputs.v1_predictions(scores, decision)})
 
 
 async def v1_models(serving: Serving, request: Request) -> Response:

@@ -10,31 +10,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..http import json_response
-from ..validation import CLASS_OUTPUT, OUTPUTS, PROBABILITY_OUTPUT
 from .common import Serving, route
 
 
 async def v2_infer(serving: Serving, request: Request) -> Response:
     model = serving.model
     payload = await serving.read_json(request)
-    parsed = model.schema.parse_v2(payload, serving.max_rows)
+    parsed = model.schema.parse_v2(payload, serving.max_rows, model.outputs.names)
     serving.note(request, parsed)
-    probability, predicted = await serving.batcher.predict(parsed.columns, parsed.n_rows)
-    values = {PROBABILITY_OUTPUT: probability, CLASS_OUTPUT: predicted}
+    scores, decision = await serving.batcher.predict(parsed.columns, parsed.n_rows)
+    serving.note_outputs(request, scores, decision)
     return json_response(
         {
             "model_name": model.name,
             "model_version": model.version,
             "id": parsed.request_id or str(uuid.uuid4()),
-            "outputs": [
-                {
-                    "name": name,
-                    "datatype": OUTPUTS[name],
-                    "shape": [parsed.n_rows],
-                    "data": values[name],
-                }
-                for name in parsed.outputs
-            ],
+            "outputs": model.outputs.v2_outputs(scores, decision, parsed.outputs),
         }
     )
 
