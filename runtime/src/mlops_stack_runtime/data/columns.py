@@ -213,7 +213,9 @@ def encode_label(series: pd.Series, label: LabelSpec | None = None) -> pd.Series
     if label.task == "multiclass":
         index = {value: i for i, value in enumerate(label.classes)}
         codes = as_category(series).map(index)
-        return pd.Series(codes.fillna(-1).to_numpy(dtype=np.int64), index=series.index)
+        return pd.Series(
+            codes.fillna(-1).to_numpy(dtype=np.int64), index=series.index, name=series.name
+        )
     return pd.to_numeric(series, errors="coerce").astype(np.float64)
 
 
