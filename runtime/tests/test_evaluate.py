@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_stack_runtime import evaluate as evaluate_module
 from mlops_stack_runtime.config import (
     Config,
 )
+from mlops_stack_runtime.data.columns import LabelSpec
 from mlops_stack_runtime.errors import (
     ArtifactIntegrityError,
     GateFailedError,
@@ -22,6 +24,8 @@ from mlops_stack_runtime.evaluate import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlops_stack_runtime.testing.fixtures import MakeProject
 
 METRICS = {"roc_auc", "pr_auc", "brier", "accuracy", "precision", "recall", "f1"}
@@ -116,15 +120,31 @@ def test_gate_failure_prints_the_metrics_table(copy_trained_project: MakeProject
     assert table.splitlines() == [f"  {name:<16} {value:.4f}" for name, value in metrics.items()]
 
 
-def test_a_record_without_the_baseline_is_refused(copy_trained_project: MakeProject) -> None:
+def test_a_binary_record_from_before_the_baseline_gate_is_judged_against_0_5(
+    copy_trained_project: MakeProject,
+) -> None:
+    """A constant score has ROC AUC 0.5 on any data: an older binary record needs no retrain."""
     config = copy_trained_project()
     record_file = config.paths.models_dir / "model.json"
     record = json.loads(record_file.read_text())
     del record["metrics"]["baseline_roc_auc"]
     record_file.write_text(json.dumps(record))
-    with pytest.raises(ArtifactIntegrityError, match=r"records no baseline_roc_auc .*re-train"):
-        evaluate(config)
-    assert not config.paths.metrics.exists()
+    _, results = evaluate(config)
+    baseline = next(result for result in results if result.name == "baseline")
+    assert baseline.threshold == 0.5 and baseline.passed
+    assert json.loads(config.paths.metrics.read_text())["baseline_roc_auc"] == 0.5
+
+
+def test_a_record_of_another_task_without_the_baseline_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    regression = LabelSpec("y", "a number", (), None, "regression")
+    monkeypatch.setattr(evaluate_module, "LABEL", regression)
+    with pytest.raises(ArtifactIntegrityError, match=r"records no baseline_rmse .*re-train"):
+        evaluate_module.recorded_baseline({"rmse": 1.0}, tmp_path)
+    assert evaluate_module.recorded_baseline({"baseline_rmse": 2.0}, tmp_path) == {
+        "baseline_rmse": 2.0
+    }
 
 
 def test_evaluate_refuses_a_tampered_model(copy_trained_project: MakeProject) -> None:

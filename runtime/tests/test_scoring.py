@@ -46,6 +46,7 @@ from mlops_stack_runtime.scoring import (
     VERSION_COLUMN,
     file_sha256,
     load_scorer,
+    read_chunks,
     score_file,
 )
 from mlops_stack_runtime.serving.model import (
@@ -148,6 +149,27 @@ def test_good_rows_are_scored_as_the_server_scores_them_and_bad_rows_rejected(
     assert rejected[ID].tolist() == ["00002", "00006"]
     assert rejected["reason"][0].startswith(f"{FEATURES[0].name}: ")
     assert rejected["reason"][1].startswith(f"{FEATURES[-1].name}: ")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_integer_coded_categories_written_as_floats_are_read_as_training_reads_them(
+    suffix: str, tmp_path: Path
+) -> None:
+    """pandas writes the integer codes of a column with gaps as 15000.0: the category "15000",
+    as data/columns.py `as_category` reads it in training, not a value to reject."""
+    income = ColumnSpec("income", "category", "coded", True, categories=("2500", "15000"))
+    age = ColumnSpec("age", "float", "years", True)
+    frame = pd.DataFrame({"income": [15000.0, None, 2500.0], "age": [30.0, 41.5, None]})
+    source = tmp_path / f"coded{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(source, index=False)
+        assert "15000.0" in source.read_text()
+    else:
+        frame.to_parquet(source, index=False)
+    (chunk,) = read_chunks(source, 100, (income, age))
+    assert chunk["income"].tolist()[::2] == ["15000", "2500"]
+    assert pd.isna(chunk["income"][1])
+    assert chunk["age"].tolist()[:2] == [30.0, 41.5]
 
 
 def test_parquet_in_small_chunks_gives_the_same_rows_as_one_chunk(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .data.columns import FEATURES, LABEL, ColumnSpec, LabelSpec
+from .data.columns import FEATURES, LABEL, ColumnSpec, LabelSpec, as_category
 from .data.csv_files import TABLE_SUFFIXES
 from .errors import BatchError, PipelineError
 from .serving.outputs import Outputs
@@ -110,23 +110,34 @@ def read_chunks(
     path: Path, chunk_rows: int, features: Sequence[ColumnSpec] = FEATURES
 ) -> Iterator[pd.DataFrame]:
     """The file's rows, `chunk_rows` at a time. CSV: columns that are not numeric model inputs
-    are read as text (an ID "007" stays "007"); an empty field is missing."""
+    are read as text (an ID "007" stays "007"); an empty field is missing. Category features are
+    compared as training compares them (data/columns.py `as_category`): "15000.0", as pandas
+    writes an integer code of a column with gaps, is the category "15000"."""
+    categories = [spec.name for spec in features if spec.kind == "category"]
     try:
         if is_parquet(path):
             import pyarrow.parquet as pq
 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
+                yield _canonical_categories(batch.to_pandas(), categories)
             return
         header = pd.read_csv(path, nrows=0).columns
         numeric = {spec.name for spec in features if spec.kind != "category"}
         text = {name: str for name in header if name not in numeric}
-        yield from pd.read_csv(
+        for chunk in pd.read_csv(
             path, chunksize=chunk_rows, dtype=text, keep_default_na=False, na_values=[""]
-        )
+        ):
+            yield _canonical_categories(chunk, categories)
     # pandas' and pyarrow's parse errors are ValueErrors; a file that is not text fails to decode.
     except (ValueError, OSError) as error:
         raise BatchError(f"{path} cannot be read: {error}") from error
+
+
+def _canonical_categories(chunk: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
+    for name in categories:
+        if name in chunk.columns:
+            chunk[name] = as_category(chunk[name])
+    return chunk
 
 
 class ChunkWriter:
