@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -166,3 +167,27 @@ def expand_runtime(requirements: list) -> list[str]:
                 seen.add(extra)
                 pending += project["optional-dependencies"][extra]
     return expanded
+
+
+@pytest.fixture(scope="session")
+def kserve_python(tmp_path_factory) -> Path:
+    """A throwaway venv with KServe's SDK (large: kept out of the template's own environment)."""
+    venv = tmp_path_factory.mktemp("kserve") / "venv"
+    from .test_serving import KSERVE_VERSION, uv_executable
+
+    uv = uv_executable()
+    env = project_env()
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env
+    )
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), f"kserve=={KSERVE_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+        env=env,
+    )
+    assert install.returncode == 0, install.stderr
+    return python

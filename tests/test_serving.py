@@ -565,28 +565,6 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture(scope="session")
-def kserve_python(tmp_path_factory) -> Path:
-    """A throwaway venv with KServe's SDK (large: kept out of the template's own environment)."""
-    venv = tmp_path_factory.mktemp("kserve") / "venv"
-    uv = uv_executable()
-    env = project_env()
-    subprocess.run(
-        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env
-    )
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), f"kserve=={KSERVE_VERSION}"],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-        env=env,
-    )
-    assert install.returncode == 0, install.stderr
-    return python
-
-
 @pytest.fixture(scope="module")
 def rows_file(default_project, tmp_path_factory) -> Path:
     """Held-out rows, their v1 and v2 request forms and the model's in-process predictions."""
