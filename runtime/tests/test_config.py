@@ -111,7 +111,7 @@ def assign(section: str, key: str, value: Any) -> Any:
         (assign("data", "n_rows", True), "'data.n_rows' must be an integer"),
         (assign("data", "test_size", 1.5), "'data.test_size' must be a number with 0 < x < 1"),
         (assign("gates", "min_roc_auc", 0), "'gates.min_roc_auc' must be a number with 0 < x <= 1"),
-        (assign("model", "classifier", ""), "'model.estimator' must be a non-empty string"),
+        (assign("model", "estimator", ""), "'model.estimator' must be a non-empty string"),
         (assign("model", "hyperparameters", [1]), "'model.hyperparameters' must be a mapping"),
         (lambda params: params.__setitem__("data", 3), "'data' must be a mapping"),
         # An optional section written with nothing under it is refused, not switched off.
@@ -126,7 +126,7 @@ def test_a_bad_value_is_named(tmp_path: Path, change: Any, message: str) -> None
 
 
 def test_missing_hyperparameters_of_the_chosen_classifier_are_named(tmp_path: Path) -> None:
-    config = load_config(write_params(tmp_path, assign("model", "classifier", "svm")))
+    config = load_config(write_params(tmp_path, assign("model", "estimator", "svm")))
     with pytest.raises(ConfigError, match=r"'model\.hyperparameters\.svm' is missing"):
         config.model.classifier_hyperparameters()
 

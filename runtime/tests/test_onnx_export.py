@@ -84,7 +84,7 @@ def test_a_classifier_skl2onnx_cannot_convert_falls_back_to_sklearn(
     dummy = Family("dummy", "sklearn.dummy:DummyClassifier", "sklearn.dummy:DummyRegressor")
     monkeypatch.setattr(estimators, "FAMILIES", MappingProxyType({**FAMILIES, "dummy": dummy}))
     config = make_project(
-        {"model.classifier": "dummy", "model.hyperparameters.dummy": {"strategy": "prior"}}
+        {"model.estimator": "dummy", "model.hyperparameters.dummy": {"strategy": "prior"}}
     )
     prepare(config)
     validate(config)

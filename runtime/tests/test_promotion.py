@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 # A model that barely learns: one depth-1 tree.
 CRIPPLED = {
-    "model.classifier": "gradient_boosting",
+    "model.estimator": "gradient_boosting",
     "model.hyperparameters.gradient_boosting": {"n_estimators": 1, "max_depth": 1},
 }
 # Low enough for the crippled model to pass the metric gate, so it loses on roc_auc alone: one

@@ -36,7 +36,7 @@ DIGEST = "sha256:" + "ab" * 32
 # chance), so it is refused for losing to the champion, not for the gate.
 LENIENT_MIN_ROC_AUC = 0.5
 CRIPPLED = {
-    "model.classifier": "gradient_boosting",
+    "model.estimator": "gradient_boosting",
     "model.hyperparameters.gradient_boosting": {"n_estimators": 1, "max_depth": 1},
     "gates.min_roc_auc": LENIENT_MIN_ROC_AUC,
 }

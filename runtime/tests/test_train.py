@@ -117,7 +117,7 @@ def test_train_logs_the_run_and_registers_a_version(
     record = read_record(trained_project.paths.models_dir)
     run = mlflow_client.get_run(record.mlflow_run_id)
     assert run.data.metrics["roc_auc"] == pytest.approx(record.metrics["roc_auc"])
-    assert run.data.params["model.classifier"] == trained_project.model.classifier
+    assert run.data.params["model.estimator"] == trained_project.model.classifier
     version = mlflow_client.get_model_version(
         record.registered_model_name, str(record.registered_model_version)
     )
