@@ -205,7 +205,8 @@ def served_row(project: Path) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tier", ["startup", "scale-up", "enterprise"])
+# The two ends of the tiers: scale-up's targets are enterprise's, which runs them all here.
+@pytest.mark.parametrize("tier", ["startup", "enterprise"])
 def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
     tier: str, tmp_path: Path
 ) -> None:

@@ -213,6 +213,11 @@ def adopted(request: pytest.FixtureRequest, copie_session, tmp_path_factory) -> 
         assert "Traceback" not in message
         assert git_state(project) == before
         assert (project / DECLARATION).read_bytes() == declared
+        missing = make(project, "use-data", f"FILE={file}", "LABEL=no_such_column", check=False)
+        assert missing.returncode != 0
+        assert "label (LABEL) 'no_such_column' is not a column of the file" in missing.stderr
+        assert "Traceback" not in missing.stdout + missing.stderr
+        assert git_state(project) == before
     output = make(project, "use-data", *use_data_args(dataset, file)).stdout
     make(project, "ci")
     return Adopted(name, dataset, project, file, held_out, output)
