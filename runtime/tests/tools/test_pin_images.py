@@ -21,10 +21,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.example_project import TEMPLATE_CHECKOUT
+
 PINNED = re.compile(r"([a-z0-9][a-z0-9._/-]*):([A-Za-z0-9_][A-Za-z0-9_.-]*)@(sha256:[0-9a-f]{64})")
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 # The base images the template pins (its includes/images.jinja): what repositories start with.
-TEMPLATE_IMAGES = Path(__file__).resolve().parents[3] / "includes" / "images.jinja"
+TEMPLATE_IMAGES = TEMPLATE_CHECKOUT / "includes" / "images.jinja"
 
 
 def new_digest(ref: str) -> str:
