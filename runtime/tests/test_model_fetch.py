@@ -182,3 +182,32 @@ def test_a_version_whose_run_lacks_the_files_is_refused_with_the_reason(
         fetch_model(target, version="1")
     assert not target.paths.models_dir.exists()
     assert sorted(path.name for path in target.root.iterdir()) == ["params.yaml"]
+
+
+def test_a_version_whose_run_describes_another_version_is_refused(
+    copy_trained_project: MakeProject, mlflow_client: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    # Version 1 of `name` is trained; version 2 of it, and version 1 of `other`, are registered
+    # on the same run with the same sha256 tags: the files match, but the record is version 1's.
+    name, other = "fetch-renumbered", "fetch-renamed"
+    train(copy_trained_project({"mlflow.registered_model": name}))
+    trained = mlflow_client.get_model_version(name, "1")
+    mlflow_client.create_registered_model(other)
+    for registered in (name, other):
+        copy = mlflow_client.create_model_version(
+            registered, source=str(trained.source), run_id=trained.run_id
+        )
+        for key in ("model_sha256", "onnx_sha256"):
+            mlflow_client.set_model_version_tag(registered, copy.version, key, trained.tags[key])
+    cases = [(name, "2", f"version 2 of '{name}'"), (other, "1", f"version 1 of '{other}'")]
+    for registered, version, where in cases:
+        target = write_project(tmp_path / registered, {"mlflow.registered_model": registered})
+
+        with pytest.raises(FetchError) as refused:
+            fetch_model(target, version=version)
+
+        assert str(refused.value) == (
+            f"{where}: its run's model.json describes version 1 of '{name}'"
+        )
+        assert not target.paths.models_dir.exists()
+        assert not target.paths.promotion_report.exists()

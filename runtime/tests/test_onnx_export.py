@@ -185,3 +185,48 @@ def test_columns_whose_names_are_not_identifiers_feed_the_graph(
     assert result.accepted, result.inference["reason"]
     assert result.content is not None
     assert list(OnnxModel(result.content).feature_names_in_) == [s.name for s in specs]
+
+
+class ScoredPipeline:
+    """A fitted binary pipeline reduced to what the parity gate reads: its probabilities."""
+
+    def __init__(self, positive: list[float]) -> None:
+        self.positive = np.asarray(positive)
+
+    def predict_proba(self, _features: Any) -> np.ndarray:
+        return np.column_stack([1 - self.positive, self.positive])
+
+
+def gate(
+    monkeypatch: pytest.MonkeyPatch, sklearn_positive: list[float], onnx_positive: list[float]
+) -> onnx_export.Export:
+    """The gate's verdict when scikit-learn and the compiled graph give these probabilities."""
+    monkeypatch.setattr(onnx_export, "convert", lambda *_args: b"graph")
+    compiled = ScoredPipeline(onnx_positive)
+    monkeypatch.setattr(onnx_export, "onnx_scores", lambda *_a: compiled.predict_proba(None))
+    rows = np.zeros((len(sklearn_positive), 1))
+    return onnx_export.export(ScoredPipeline(sklearn_positive), rows, 0.5, 0.05)
+
+
+def test_a_row_that_changes_class_away_from_the_threshold_refuses_the_onnx_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Row 0: scikit-learn says 0.90 (clearly positive), ONNX 0.30 (negative).
+    result = gate(monkeypatch, [0.90, 0.10, 0.70], [0.30, 0.10, 0.70])
+    assert not result.accepted
+    assert result.inference["runtime"] == "sklearn"
+    assert result.inference["classes_differing"] == 1
+    assert result.inference["rows_compared"] == 3
+    assert result.content == b"graph"
+
+
+def test_a_row_within_the_tolerance_of_the_threshold_may_change_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Row 0 sits 0.02 above the threshold in scikit-learn, 0.01 below it in ONNX: within 0.05.
+    result = gate(monkeypatch, [0.52, 0.10, 0.80], [0.49, 0.10, 0.80])
+    assert result.accepted, result.inference["reason"]
+    assert result.inference["classes_differing"] == 0
+    assert result.inference["max_abs_diff"] == pytest.approx(0.03)
+    reason = result.inference["reason"]
+    assert reason.startswith("matches scikit-learn on 3 held-out rows within 0.05")

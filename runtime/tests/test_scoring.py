@@ -376,6 +376,30 @@ def test_every_task_writes_its_own_prediction_columns(
     assert rejected["reason"][0].startswith(f"{broken}: ")
 
 
+def test_rejected_rows_are_numbered_as_in_the_file_whatever_the_chunk(tmp_path: Path) -> None:
+    data = task_models.diabetes()
+    folder = task_models.write_model_dir(tmp_path / "model", task_models.fit(data), data)
+    model = ServedModel.load(
+        folder, InputSchema(data.declaration.features), runtime="sklearn", label=data.label
+    )
+    frame = data.test.head(ROWS).reset_index(drop=True)
+    frame.insert(0, ID, [f"{i:05d}" for i in range(len(frame))])
+    broken = data.feature_names[0]
+    frame = frame.astype({broken: object})
+    bad = [1, 9, 10, 22, 39]  # in chunks 1, 3, 3, 6 and 10 of 4 rows; 10 starts its chunk
+    frame.loc[bad, broken] = "not-a-number"
+    source = write_csv(frame, tmp_path / "batch.csv")
+
+    summary = score_file(model, source, tmp_path / "scored.csv", chunk_rows=4)
+
+    assert (summary.rows, summary.scored, summary.rejected) == (ROWS, ROWS - len(bad), len(bad))
+    rejected = pd.read_csv(summary.rejects, dtype={ID: str})
+    assert rejected["row"].tolist() == [i + 1 for i in bad]  # the file's data rows, from 1
+    assert rejected[ID].tolist() == [f"{i:05d}" for i in bad]
+    scored = pd.read_csv(summary.output, dtype={ID: str})
+    assert scored[ID].tolist() == [f"{i:05d}" for i in range(ROWS) if i not in bad]
+
+
 def test_an_input_holding_a_column_scoring_writes_is_refused_for_every_task(
     tmp_path: Path,
 ) -> None:

@@ -109,6 +109,11 @@ def test_zero_padded_class_codes_keep_their_text(project: Config, tmp_path: Path
 
 REFUSALS = {
     "ambiguous": ({}, "label 'target' holds whole numbers with 3 distinct values"),
+    # Given a positive class, three values would otherwise be read as two.
+    "three-values-for-binary": (
+        {"task": "binary", "positive": "1"},
+        "TASK=binary needs a label with exactly two distinct values; label 'target' has 3",
+    ),
     "positive-with-classes": (
         {"task": "multiclass", "positive": "1"},
         "POSITIVE=1 names the positive class of a binary label, but label 'target' is multiclass",

@@ -209,6 +209,12 @@ def test_task_binary_needs_two_values() -> None:
     assert "TASK=binary needs a label with exactly two distinct values; label 'y' has 3" in message
 
 
+def test_task_binary_with_a_positive_class_still_needs_exactly_two_values() -> None:
+    message = refusal(frame_with(["a", "b", "c"] * 10), task="binary", positive="a")
+    assert message.startswith("TASK=binary needs a label with exactly two distinct values")
+    assert "label 'y' has 3: a (10 rows), b (10 rows), c (10 rows)" in message
+
+
 def test_task_multiclass_needs_three_values() -> None:
     message = refusal(frame_with(["a", "b"] * 10), task="multiclass")
     assert "TASK=multiclass needs a label with 3 to 50 distinct values; label 'y' has 2" in message

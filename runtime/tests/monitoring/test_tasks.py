@@ -1,17 +1,21 @@
 """Prediction drift for every task on real data: a multi-class model (iris) is judged on the shares
 of the classes it predicts, a regression model (diabetes) on the values it predicts. A held-out
 batch of the same population is quiet; a batch whose label-driving feature moved drifts, and the
-report says so in the task's words. The binary case is test_drift.py's."""
+report says so in the task's words. The binary case is test_drift.py's; here, a binary model whose
+scores drift while no feature does."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from mlops_stack_runtime.config import Config
+from mlops_stack_runtime.data.columns import ColumnSpec, Declaration, LabelSpec
 from mlops_stack_runtime.monitoring.drift import compare, drift_settings
 from mlops_stack_runtime.monitoring.html_report import render
 from mlops_stack_runtime.monitoring.reference import Reference
@@ -96,3 +100,40 @@ def test_a_regression_batch_drifts_on_the_predicted_values(config: Config, tmp_p
     for text in (report.to_text(), render(report)):
         assert "probabilit" not in text
         assert "scores" not in text
+
+
+def correlated(rows: int, sign: float, seed: int) -> pd.DataFrame:
+    """Two standard normal features, y = sign * x plus a little noise: the same x and the same y
+    column by column, whichever the sign."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    return pd.DataFrame({"x": x, "y": sign * x + 0.1 * rng.normal(size=rows)})
+
+
+def test_scores_that_drift_while_no_feature_does_count_as_drift(config: Config) -> None:
+    # The model scores x + y. In the batch y follows -x instead of x: each feature keeps its
+    # distribution, but x + y collapses to about 0 and every score to about one half.
+    declaration = Declaration(
+        (ColumnSpec("x", "float", "x"), ColumnSpec("y", "float", "y")),
+        LabelSpec("default", "yes (positive) or no", ("no", "yes"), "yes"),
+    )
+    training = correlated(2000, 1.0, seed=1)
+    model = LogisticRegression().fit(training, (training["x"] + training["y"] > 0).astype(int))
+    reference = Reference(
+        model=model,
+        model_description="a model of the test",
+        model_version=None,
+        training_data=training,
+        training_data_sha256="0" * 64,
+        data_location="memory",
+        test_data=correlated(1000, 1.0, seed=2),
+    )
+    batch = correlated(1000, -1.0, seed=3)
+
+    report = compare(reference, batch, [], drift_settings(config), "batch", declaration)
+
+    assert report.drifted_features == []
+    assert report.prediction.drifted
+    assert report.prediction.name == "predicted probability that default is yes"
+    assert report.drifted
+    assert report.reasons == [f"the model's scores drifted: {report.prediction.change}"]

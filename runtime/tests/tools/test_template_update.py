@@ -277,3 +277,82 @@ def test_relock_writes_a_missing_lock_and_reports_a_failure(
     monkeypatch.setenv("UV", str(tmp_path / "no-such-uv"))
     note = tu.relock(repo)
     assert note is not None and "run `uv lock`" in note
+
+
+RELEASES = {
+    "0.1.0": {"params.yaml": "model:\n  n_estimators: 150\n", "train.py": "ROWS = 50\n"},
+    "0.2.0": {"params.yaml": "model:\n  n_estimators: 200\n", "train.py": "ROWS = 60\n"},
+}
+CONFLICTED = "<<<<<<< before updating\nROWS = 40\n=======\nROWS = 60\n>>>>>>> after updating\n"
+
+
+def fake_copier(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_py: str
+) -> list[tuple[str, ...]]:
+    """Copier as `update` drives it: 0.2.0 is waiting; the update writes `train_py` (exiting 0
+    whether it conflicts or not, as Copier does) and moves the answers to 0.2.0; `copy` renders
+    a release. The calls are recorded."""
+    calls: list[tuple[str, ...]] = []
+
+    def copier(project: Path, *args: str, **_options: object) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        stdout = ""
+        if args[0] == "check-update":
+            found = {"current_version": "0.1.0", "latest_version": "0.2.0"}
+            stdout = json.dumps({**found, "update_available": True})
+        elif args[0] == "update":
+            answers = project / tu.ANSWERS_FILE
+            answers.write_text(answers.read_text().replace("_commit: 0.1.0", "_commit: 0.2.0"))
+            (project / "params.yaml").write_text(RELEASES["0.2.0"]["params.yaml"])
+            (project / "train.py").write_text(train_py)
+        else:  # copy --vcs-ref <release> ... <destination>
+            destination = Path(args[-1])
+            destination.mkdir(parents=True)
+            for name, text in RELEASES[args[args.index("--vcs-ref") + 1]].items():
+                (destination / name).write_text(text)
+        return subprocess.CompletedProcess(args, 0, stdout, "")
+
+    monkeypatch.setattr(tu, "copier", copier)
+    monkeypatch.setattr(tu, "check_copier", lambda: None)
+    monkeypatch.setenv("UV", str(fake_uv(tmp_path)))
+    return calls
+
+
+def test_update_that_leaves_conflicts_exits_4_and_lists_them(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = fake_copier(monkeypatch, tmp_path, CONFLICTED)
+    head = git(repo, "rev-parse", "HEAD")
+
+    assert tu.main(["--project", str(repo), "update"]) == tu.CONFLICTS_EXIT == 4
+
+    output = capsys.readouterr()
+    assert "Template update left 1 file(s) to resolve:" in output.err
+    assert "train.py  conflict markers" in output.err
+    assert "Nothing was committed" in output.err
+    assert output.out.startswith("Template update 0.1.0 -> 0.2.0 left conflicts")
+    assert "Modified:\n  .copier-answers.yml\n  params.yaml\n  train.py\n" in output.out
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert calls[1] == ("update", "--trust", "--defaults", "--conflict", "inline")
+    assert not (tmp_path / "uv-calls").exists()  # no relock over conflict markers
+
+    git(repo, "checkout", "--quiet", "--", ".")
+    assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 4
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == 4
+    assert report["conflicts"] == [{"path": "train.py", "reason": "conflict markers"}]
+    assert (report["from_version"], report["to_version"]) == ("0.1.0", "0.2.0")
+
+
+def test_update_without_conflicts_exits_0_and_says_what_it_changed(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_copier(monkeypatch, tmp_path, RELEASES["0.2.0"]["train.py"])
+
+    assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == 0
+    assert report["conflicts"] == []
+    assert report["modified"] == [".copier-answers.yml", "params.yaml", "train.py"]
+    assert report["notes"] == ["uv.lock written (there was none): commit it with the update."]
