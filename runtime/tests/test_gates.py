@@ -406,3 +406,35 @@ def test_binary_group_size_message_names_the_positives(
         "insufficient data for group b (n=12, positives=2) (gates.fairness.min_group_size 30, "
         "min_group_positives 5; block_on_insufficient_data is false)"
     )
+
+
+def test_a_single_gap_gate_judges_its_own_gap_and_skips_a_task_without_it(
+    make_project: MakeProject, declared: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared("binary")
+    config = fairness_config(make_project())
+    gaps = {"demographic_parity_difference": 0.05, "equalized_odds_difference": 0.25}
+    monkeypatch.setattr(gates_module, "fairness_report", report_of("binary", **gaps))
+    parity = demographic_parity_gate(evaluation_with(0.9), config)
+    odds = equalized_odds_gate(evaluation_with(0.9), config)
+    assert parity is not None and (parity.name, parity.passed) == (
+        "demographic_parity_difference",
+        True,
+    )
+    assert odds is not None and (odds.name, odds.passed, odds.value) == (
+        "equalized_odds_difference",
+        False,
+        0.25,
+    )
+    # Unmeasured: the message names the protected attribute the report is about.
+    monkeypatch.setattr(gates_module, "fairness_report", report_of("binary"))
+    unmeasured = demographic_parity_gate(evaluation_with(0.9), config)
+    assert unmeasured is not None and unmeasured.message == (
+        "demographic_parity_difference: not measured, fewer than two groups of group have "
+        "enough data"
+    )
+    # A regression report has no demographic parity gap: that gate does not count.
+    declared("regression")
+    monkeypatch.setattr(gates_module, "fairness_report", report_of("regression", mae_gap=0.1))
+    assert demographic_parity_gate(evaluation_with(), config) is None
+    assert equalized_odds_gate(evaluation_with(), config) is None
