@@ -150,8 +150,15 @@ def test_kfp_score_local_reports_the_task_error_as_make_score_does(
     # `make score` on the same file with the same registered version: its status and line.
     direct = CliRunner().invoke(
         app,
-        ["--params", str(params), "score", str(source), str(tmp_path / "out.csv")]
-        + ["--version", version],
+        [
+            "--params",
+            str(params),
+            "score",
+            str(source),
+            str(tmp_path / "out.csv"),
+            "--version",
+            version,
+        ],
     )
     assert direct.exit_code == status, direct.output
 
@@ -221,9 +228,11 @@ def compile_in(config: Config, tmp_path: Path, *image: str) -> tuple[Any, list[P
     build = tmp_path / "build"
     result = CliRunner().invoke(
         app,
-        ["--params", str(config.params_file), "kfp", "compile", *image]
-        + ["--output", str(build / "pipeline.yaml")]
-        + ["--scoring-output", str(build / "scoring-pipeline.yaml")],
+        [
+            *("--params", str(config.params_file), "kfp", "compile", *image),
+            *("--output", str(build / "pipeline.yaml")),
+            *("--scoring-output", str(build / "scoring-pipeline.yaml")),
+        ],
         env={"TRAINER_IMAGE": None},
     )
     written = sorted(build.rglob("*")) if build.exists() else []
