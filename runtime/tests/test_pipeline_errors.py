@@ -39,9 +39,21 @@ from mlops_stack_runtime.data.columns import (
 from mlops_stack_runtime.data.csv_files import (
     read_frame,
 )
+from mlops_stack_runtime.errors import (
+    BatchError,
+    DataSourceError,
+    GateFailedError,
+    RowsRejectedError,
+)
 from mlops_stack_runtime.pipelines.commands import (
     LOCAL_LOG_NAME,
     check_image,
+)
+from mlops_stack_runtime.pipelines.task_errors import (
+    TASK_ERROR_FILE_ENV_VAR,
+    TaskFailure,
+    read_task_failure,
+    reported_task_errors,
 )
 from mlops_stack_runtime.testing.declared import (
     is_category,
@@ -319,3 +331,45 @@ def test_kfp_run_against_an_unreachable_host_says_so_in_one_line(
     line = one_error_line(result)
     assert line.startswith(f"error: cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}")
     assert "Warning" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "scoring", "status"),
+    [
+        (RowsRejectedError("3 of 9 rows were rejected"), True, exit_codes.ROWS_REJECTED),
+        (BatchError("batch.txt: not '.txt'"), True, exit_codes.BATCH_ERROR),
+        (DataSourceError("no data"), True, exit_codes.FAILED),
+        (BatchError("a batch error in a training stage"), False, exit_codes.FAILED),
+        (GateFailedError("quality gate failed: x\nheld-out metrics:\n  x 0.5"), False, 1),
+    ],
+    ids=["rejected", "unusable-file", "scoring-other", "training-batch", "gate"],
+)
+def test_a_task_ends_with_one_line_and_its_command_status(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    scoring: bool,
+    status: int,
+) -> None:
+    record = tmp_path / "failure.json"
+    monkeypatch.setenv(TASK_ERROR_FILE_ENV_VAR, str(record))
+    with pytest.raises(SystemExit) as ended, reported_task_errors(scoring=scoring):
+        raise error
+    assert ended.value.code == status
+    assert capsys.readouterr().err == f"error: {error}\n"  # the pod's log: the whole message
+    # What the local command prints: the first line, which names the failure.
+    first = str(error).splitlines()[0]
+    assert read_task_failure(record) == TaskFailure(first, status)
+
+
+def test_a_task_failure_without_a_record_is_none_and_a_bug_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert read_task_failure(tmp_path / "absent.json") is None
+    (tmp_path / "torn.json").write_text('{"message": "x"', encoding="utf-8")
+    assert read_task_failure(tmp_path / "torn.json") is None
+    monkeypatch.setenv(TASK_ERROR_FILE_ENV_VAR, str(tmp_path / "failure.json"))
+    with pytest.raises(KeyError), reported_task_errors(scoring=True):
+        raise KeyError("a bug")
+    assert not (tmp_path / "failure.json").exists()
