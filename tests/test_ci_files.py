@@ -995,6 +995,75 @@ def test_readme_explains_the_approval_only_on_enterprise(rendered):
         assert where in section
 
 
+def monitor_retraining(project: Path) -> list[str] | None:
+    """The make targets `make monitor` runs on drift (the Makefile's RETRAIN), None where it runs
+    no make target (the startup tier reloads the data and runs `dvc repro` itself)."""
+    makefile = (project / "Makefile").read_text()
+    match = re.search(r"^RETRAIN := (.*)$", makefile, re.MULTILINE)
+    assert match, "the Makefile has no RETRAIN"
+    words = match.group(1).split()
+    if words[0] != "$(MAKE)":
+        assert "dvc repro" in match.group(1), match.group(1)
+        return None
+    return [word for word in words[1:] if not word.startswith("-")]
+
+
+def test_readme_says_what_make_monitor_runs_on_drift(rendered):
+    """The monitor row, the Retraining paragraph and the `make retrain` lines name what the
+    Makefile's monitor target runs on drift, per tier, orchestrator and data remote."""
+    _, project = rendered
+    readme = (project / "README.md").read_text()
+    runs = monitor_retraining(project)
+    row = re.search(r"^\| `make monitor` \|.*?, and on drift (.*) \|$", readme, re.MULTILINE)
+    assert row, "README.md has no `make monitor` row saying what runs on drift"
+    assert re.findall(r"`make ([a-z][a-z-]*)`", row.group(1)) == (runs or []), row.group(1)
+    assert ("`dvc repro`" in row.group(1)) == (runs is None), row.group(1)
+
+    paragraph = re.search(
+        r"^\*\*Retraining\.\*\* `make monitor` runs the check and, on exit code 3 only, (.*?)"
+        r"(?=^\*\*|\Z)",
+        readme,
+        re.MULTILINE | re.DOTALL,
+    )
+    assert paragraph, "README.md has no Retraining paragraph"
+    first = re.match(r"`make ([a-z][a-z-]*)`", paragraph.group(1))
+    assert (first and first.group(1)) == (runs and runs[0]), paragraph.group(1)[:200]
+    assert ("`make push`" in paragraph.group(1)) == ("push" in (runs or [])), paragraph.group(1)
+    # `make retrain` is said to be what monitor runs only where it is.
+    retrains = "retrain" in (runs or [])
+    assert ("(what `make monitor` runs on drift)" in readme) == retrains
+    assert ("`make monitor` runs it on drift" in readme) == retrains
+
+
+def test_readme_scores_with_the_champion_only_where_the_tier_promotes_one(rendered):
+    _, project = rendered
+    readme = (project / "README.md").read_text()
+    promotes = "promote" in make_targets(project / "Makefile")
+    assert ("MODEL_VERSION=champion" in readme) == promotes
+    example = re.search(r"^make score .* MODEL_VERSION=(\S+)", readme, re.MULTILINE)
+    assert example, "README.md has no `make score` example with MODEL_VERSION"
+    assert example.group(1) == ("champion" if promotes else "1")
+
+
+def template_readme_gitlab_stages() -> list[str]:
+    """The GitLab stages the template's own README.md lists (CI providers)."""
+    text = (TEMPLATE_ROOT / "README.md").read_text()
+    match = re.search(r"`\.gitlab-ci\.yml`: stages ([a-z-]+(?:,\s+[a-z-]+)*)", text)
+    assert match, "README.md no longer lists the GitLab stages"
+    return re.split(r",\s+", match.group(1))  # the list may wrap
+
+
+def test_template_readme_lists_the_gitlab_stages_of_the_renders(gitlab):
+    """Every render's stages, in order, among README.md's list; all of them with Kubeflow on a
+    cluster tier (the widest pipeline: the trainer image's stage too)."""
+    answers, project = gitlab
+    listed = template_readme_gitlab_stages()
+    stages = gitlab_jobs(project / ".gitlab-ci.yml")[0]["stages"]
+    assert [stage for stage in listed if stage in stages] == stages, (listed, stages)
+    if cluster(answers) and answer(answers, "orchestrator") == "kubeflow":
+        assert stages == listed
+
+
 # --------------------------------------------------------------------------------------------
 # Least privilege: which job holds which credential, on which ref (security review)
 # --------------------------------------------------------------------------------------------

@@ -37,3 +37,7 @@ class StageInputError(PipelineError):
 
 class BatchError(PipelineError):
     """A batch of current data (drift, collect) is unreadable, empty or lacks model inputs."""
+
+
+class RowsRejectedError(BatchError):
+    """Batch scoring rejected rows (the batch scoring task, unless allowed): `score` exits 5."""

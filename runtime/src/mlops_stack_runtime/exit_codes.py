@@ -12,7 +12,9 @@ FAILED = 1
 DRIFT = 3
 # `release-check`: models/ holds a challenger that `promote` kept out: nothing to deploy.
 RELEASE_SKIPPED = 3
-# `drift`, `collect`: the batch cannot be judged (unreadable, empty, too few rows).
+# `drift`, `collect`: the batch cannot be judged (unreadable, empty, too few rows); `score` and
+# `kfp local-score`: the file cannot be scored.
 BATCH_ERROR = 4
-# `score`: rows were rejected (written beside the output; ALLOW_REJECTS=1 accepts them).
+# `score`, `kfp local-score`: rows were rejected (written beside the output, or in the task's
+# output; ALLOW_REJECTS=1 accepts them).
 ROWS_REJECTED = 5

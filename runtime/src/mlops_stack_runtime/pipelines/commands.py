@@ -4,7 +4,9 @@ schedule training.
 `make kfp-compile`, `kfp-local`, `kfp-run`, `kfp-schedule`, `kfp-score` and `kfp-score-local`
 call these. kfp is imported inside
 the commands: the CLI (and the serving image, which has no kfp) imports this module.
-Exit codes: 0 success, 1 an expected failure (message on stderr, no traceback).
+Exit codes: 0 success, 1 an expected failure (message on stderr, no traceback); a local run
+whose task failed exits with the task's status, that of the same command run without Kubeflow
+(`make score`: 4 an unusable file, 5 rejected rows; task_errors.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +42,8 @@ DEFAULT_SCORING_PACKAGE = Path("build/scoring-pipeline.yaml")
 DEFAULT_RUN_ID_FILE = Path("build/kfp-run-id")
 # KFP's cron has a seconds field: Mondays 03:17 UTC, like the CI's scheduled retraining.
 WEEKLY_CRON = "0 17 3 * * 1"
+# A local run's output (the runner's log and every task's), in its pipeline root.
+LOCAL_LOG_NAME = "local-run.log"
 
 app = typer.Typer(
     help="Kubeflow Pipelines v2: the training pipeline (compile, local, run, schedule) and the "
@@ -47,6 +54,24 @@ app = typer.Typer(
 
 class KfpError(PipelineError):
     """A pipeline that cannot be compiled, reached, or that failed."""
+
+
+class TaskFailedError(KfpError):
+    """A task of a local run failed as expected: its own message, and its exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@contextmanager
+def task_failures() -> Iterator[None]:
+    """A local run's failed task: its one line on stderr, and its status (not always 1)."""
+    try:
+        yield
+    except TaskFailedError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=error.status) from None
 
 
 def template_release(root: Path) -> str:
@@ -74,10 +99,41 @@ def pipeline_project(config: Config) -> PipelineProject:
     )
 
 
+def check_image(image: str) -> str:
+    """An OCI image reference, as the tasks' pods pull it: registry/name[:tag][@sha256:digest]
+    (the grammar tools/pin_images.py reads the pinned images with)."""
+    from ..tools.pin_images import IMAGE_REFERENCE
+
+    if not image.strip():
+        raise KfpError(
+            "TRAINER_IMAGE (--image) is empty: it names the image the tasks run in, e.g. "
+            "registry.example.com/team/model-trainer:1.0"
+        )
+    if not IMAGE_REFERENCE.fullmatch(image):
+        raise KfpError(
+            f"TRAINER_IMAGE (--image) {image!r} is not an image reference: "
+            "registry/name[:tag][@sha256:<64 hex digits>], the name in lower case"
+        )
+    return image
+
+
+def check_estimator(config: Config) -> None:
+    """params.yaml model.estimator names a family for the declared label's task, with its
+    hyperparameters (estimators.py): refused here, before a pipeline is written or runs."""
+    from ..data.columns import LABEL
+    from ..estimators import family_of
+
+    family_of(config.model.estimator, LABEL.task)
+    config.model.estimator_hyperparameters()
+
+
 def pipeline_function(
     config: Config, image: str, *, on_cluster: bool = True, scoring: bool = False
 ) -> Any:
-    """The training pipeline (or, with `scoring`, the batch-scoring one) for this commit."""
+    """The training pipeline (or, with `scoring`, the batch-scoring one) for this commit;
+    KfpError or ConfigError first when the image or the estimator cannot work."""
+    check_image(image)
+    check_estimator(config)
     if scoring:
         from .scoring import build_scoring_pipeline as build
     else:
@@ -103,38 +159,75 @@ def pipeline_function(
 
 
 def compile_pipeline(config: Config, image: str, output: Path, *, scoring: bool = False) -> Path:
-    """Write the pipeline's IR YAML to `output`."""
+    """Write the pipeline's IR YAML to `output` (nothing when the pipeline is refused)."""
     from kfp import compiler
 
+    pipeline = pipeline_function(config, image, scoring=scoring)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_function(config, image, scoring=scoring), str(output))
+    compiler.Compiler().compile(pipeline, str(output))
     return output
+
+
+def local_log(pipeline_root: Path) -> Path:
+    """Where a local run's output goes: the runner's log and every task's own output."""
+    return pipeline_root / LOCAL_LOG_NAME
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _run_locally(
     config: Config, image: str, pipeline_root: Path, *, scoring: bool = False, **arguments: Any
 ) -> Any:
     """Run the training (or scoring) pipeline with kfp.local's SubprocessRunner in this
-    environment, MLflow at the repository's store; the finished run."""
+    environment, MLflow at the repository's store; the finished run.
+
+    The runner's log and the tasks' output go to local_log(pipeline_root), not the terminal. A
+    task that failed as expected wrote its message and status (task_errors.py): TaskFailedError
+    carries them; any other failure is a KfpError naming the log.
+    """
     from kfp import local
 
     from ..tracking import TRACKING_URI_ENV_VAR, resolve_tracking_uri
+    from .task_errors import TASK_ERROR_FILE_ENV_VAR, read_task_failure
 
+    pipeline = pipeline_function(config, image, on_cluster=False, scoring=scoring)
     os.environ[TRACKING_URI_ENV_VAR] = resolve_tracking_uri(config.mlflow.tracking_uri, config.root)
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    log = local_log(pipeline_root)
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve())
     )
-    try:
-        with warnings.catch_warnings():
-            # The runner warns that a task's image is not plain Python: here every task runs in
-            # this environment on purpose, the image is for the cluster.
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
-            pipeline = pipeline_function(config, image, on_cluster=False, scoring=scoring)
-            return pipeline(**arguments)
-    except RuntimeError as error:
-        what = "scoring" if scoring else "pipeline"
-        raise KfpError(f"the local {what} run failed: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="kfp-task-") as scratch:
+        failure_file = Path(scratch) / "failure.json"
+        try:
+            with (
+                _environment(TASK_ERROR_FILE_ENV_VAR, str(failure_file)),
+                log.open("w", encoding="utf-8") as stream,
+                redirect_stdout(stream),
+                redirect_stderr(stream),
+                warnings.catch_warnings(),
+            ):
+                # The runner warns that a task's image is not plain Python: here every task
+                # runs in this environment on purpose, the image is for the cluster.
+                warnings.filterwarnings("ignore", category=RuntimeWarning, module="kfp.local")
+                return pipeline(**arguments)
+        except RuntimeError as error:
+            failure = read_task_failure(failure_file)
+            if failure is not None:
+                raise TaskFailedError(failure.message, failure.status) from None
+            what = "scoring" if scoring else "pipeline"
+            raise KfpError(f"the local {what} run failed: {error} (its log: {log})") from None
 
 
 def score_local(
@@ -198,7 +291,14 @@ def _client(host: str | None) -> Any:
     for name in ("kfp", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        return kfp.Client(host=host)
+        with warnings.catch_warnings():
+            # Said on every connection, whatever the server: the commands need KFP v2 anyway.
+            warnings.filterwarnings(
+                "ignore",
+                message="This client only works with Kubeflow Pipeline",
+                category=FutureWarning,
+            )
+            return kfp.Client(host=host)
     except Exception as error:
         raise KfpError(f"cannot reach Kubeflow Pipelines at {host}: {_reason(error)}") from None
 
@@ -300,15 +400,19 @@ def _config(ctx: typer.Context) -> Config:
 @app.command("compile")
 def compile_command(
     ctx: typer.Context,
-    image: ImageOption,
+    # No image at all is refused by check_image, in one line.
+    image: ImageOption = "",
     output: PackageOption = DEFAULT_PACKAGE,
     scoring_output: Annotated[
         Path, typer.Option(help="The compiled batch-scoring pipeline.")
     ] = DEFAULT_SCORING_PACKAGE,
 ) -> None:
-    """Write both pipelines (IR YAML) with their commit and template release."""
+    """Write both pipelines (IR YAML) with their commit and template release; nothing when
+    TRAINER_IMAGE or params.yaml model.estimator cannot work."""
     with reported_errors():
         config = _config(ctx)
+        check_image(image)
+        check_estimator(config)
         path = compile_pipeline(config, image, output)
         scoring_path = compile_pipeline(config, image, scoring_output, scoring=True)
     typer.echo(f"pipeline written to {path}")
@@ -323,8 +427,10 @@ def local_command(
         Path, typer.Option(help="Where the local run keeps its artifacts.")
     ] = Path("build/kfp-local"),
 ) -> None:
-    """Run the pipeline here, each task a subprocess (no Docker), and print its metrics."""
-    with reported_errors():
+    """Run the pipeline here, each task a subprocess (no Docker), and print its metrics; a
+    failed task's own error and status (the tasks' output: <pipeline-root>/local-run.log)."""
+    typer.echo(f"running the pipeline's tasks here; their output: {local_log(pipeline_root)}")
+    with reported_errors(), task_failures():
         metrics = run_local(_config(ctx), image, pipeline_root)
     typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
     typer.echo(f"metrics written to {pipeline_root / 'metrics.json'}")
@@ -408,8 +514,10 @@ def local_score_command(
         Path, typer.Option(help="Where the local run keeps its artifacts.")
     ] = Path("build/kfp-local-score"),
 ) -> None:
-    """Run the scoring pipeline here, its task a subprocess (no Docker); print the output."""
-    with reported_errors():
+    """Run the scoring pipeline here, its task a subprocess (no Docker); print the output, or
+    the task's own error with the status of `make score` (4 an unusable file, 5 rejected rows)."""
+    typer.echo(f"running the scoring task here; its output: {local_log(pipeline_root)}")
+    with reported_errors(), task_failures():
         folder = score_local(
             _config(ctx), image, pipeline_root, input_path, model_version, allow_rejects
         )

@@ -30,9 +30,12 @@ def score(
 ) -> None:
     """Score the file at `input_uri` with `model_version`; fails when rows were rejected
     unless `allow_rejects` (the rejects file is in the output either way)."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_scoring
 
-    run_scoring(params_yaml, input_uri, model_version, allow_rejects, scored.path, output_uri)
+    # The statuses of `make score`: 4 an unusable file, 5 rejected rows.
+    with reported_task_errors(scoring=True):
+        run_scoring(params_yaml, input_uri, model_version, allow_rejects, scored.path, output_uri)
 
 
 def build_scoring_pipeline(

@@ -6,7 +6,9 @@ Each component is a lightweight `@dsl.component` whose body only imports the pro
 task runs in the trainer image (the Dockerfile's `trainer` stage: the package, its training set
 and kfp), so `install_kfp_package=False`; `kfp.local`'s SubprocessRunner runs the same
 functions in the current environment. Data moves between tasks as artifacts (Dataset, Model,
-Metrics): workspace.py says why each one is a folder laid out like the repository.
+Metrics): workspace.py says why each one is a folder laid out like the repository. An expected
+failure ends a task with one line and the status of the same stage run by `make pipeline`
+(task_errors.py), not a traceback.
 
 MLflow logging (train, model card) and the registry (promote) read
 MLFLOW_TRACKING_URI; on a cluster it comes from the Kubernetes secret MLFLOW_SECRET (key
@@ -52,9 +54,11 @@ def prepare(params_yaml: str, data_uri: str, data_md5: str, raw: Output[Dataset]
     """Load the raw data from params `data.source` (data/raw/credit.csv); an adopted file
     (`data.source: file`) is read from `data_uri` and checked against `data_md5` first."""
     from mlops_stack_runtime.pipelines.data_file import DataFile
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_stage
 
-    run_stage("prepare", params_yaml, [], {"raw": raw.path}, data=DataFile(data_uri, data_md5))
+    with reported_task_errors():
+        run_stage("prepare", params_yaml, [], {"raw": raw.path}, data=DataFile(data_uri, data_md5))
 
 
 def validate(
@@ -65,14 +69,16 @@ def validate(
     validation: Output[Artifact],
 ) -> None:
     """Check the raw data against the schema and split it (data/validated/)."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_stage
 
-    run_stage(
-        "validate",
-        params_yaml,
-        [raw.path],
-        {"train_set": train_set.path, "test_set": test_set.path, "validation": validation.path},
-    )
+    with reported_task_errors():
+        run_stage(
+            "validate",
+            params_yaml,
+            [raw.path],
+            {"train_set": train_set.path, "test_set": test_set.path, "validation": validation.path},
+        )
 
 
 def train(
@@ -85,16 +91,18 @@ def train(
 ) -> None:
     """Fit the model, log and register it in MLflow (models/); its record names `git_commit`,
     the registry version is tagged with the run's id (`make fetch-model KFP_RUN=` finds it)."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_stage
 
-    run_stage(
-        "train",
-        params_yaml,
-        [train_set.path, test_set.path],
-        {"model": model.path},
-        source_commit=git_commit,
-        kfp_run_id=kfp_run_id,
-    )
+    with reported_task_errors():
+        run_stage(
+            "train",
+            params_yaml,
+            [train_set.path, test_set.path],
+            {"model": model.path},
+            source_commit=git_commit,
+            kfp_run_id=kfp_run_id,
+        )
 
 
 def evaluate(
@@ -106,9 +114,11 @@ def evaluate(
 ) -> None:
     """Held-out metrics, plots, the fairness report (enterprise) and the quality gates
     (reports/)."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import read_metrics, run_stage
 
-    run_stage("evaluate", params_yaml, [test_set.path, model.path], {"reports": reports.path})
+    with reported_task_errors():
+        run_stage("evaluate", params_yaml, [test_set.path, model.path], {"reports": reports.path})
     for name, value in read_metrics(reports.path).items():
         if isinstance(value, int | float):
             metrics.log_metric(name, value)
@@ -122,14 +132,16 @@ def promote(
     promotion: Output[Artifact],
 ) -> None:
     """Alias the new version `challenger`; `champion` only if it beats the current one."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_stage
 
-    run_stage(
-        "promote",
-        params_yaml,
-        [test_set.path, model.path, reports.path],
-        {"promotion": promotion.path},
-    )
+    with reported_task_errors():
+        run_stage(
+            "promote",
+            params_yaml,
+            [test_set.path, model.path, reports.path],
+            {"promotion": promotion.path},
+        )
 
 
 def model_card(
@@ -141,11 +153,16 @@ def model_card(
 ) -> None:
     """docs/model_card.md from the audit record, metrics, fairness and promotion reports; also
     logged with the version's MLflow run, where `fetch-model` finds it."""
+    from mlops_stack_runtime.pipelines.task_errors import reported_task_errors
     from mlops_stack_runtime.pipelines.workspace import run_stage
 
-    run_stage(
-        "model-card", params_yaml, [model.path, reports.path, promotion.path], {"card": card.path}
-    )
+    with reported_task_errors():
+        run_stage(
+            "model-card",
+            params_yaml,
+            [model.path, reports.path, promotion.path],
+            {"card": card.path},
+        )
 
 
 def build_pipeline(

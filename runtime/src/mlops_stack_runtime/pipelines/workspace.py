@@ -177,9 +177,9 @@ def run_scoring(
 ) -> None:
     """Score the file at `input_uri` with a registered `model_version` (scoring.py), writing
     predictions<suffix> (and predictions.rejects<suffix>) into `output_dir`, and copying them
-    under `output_uri` when given. Raises BatchError when rows were rejected, unless
+    under `output_uri` when given. Raises RowsRejectedError when rows were rejected, unless
     `allow_rejects`: the files are written first, so the rejects can be read."""
-    from ..errors import BatchError
+    from ..errors import RowsRejectedError
     from ..scoring import load_scorer, score_file
 
     if not model_version:
@@ -197,7 +197,7 @@ def run_scoring(
     if output_uri:
         copy_out(written, output_uri)
     if summary.rejected and not allow_rejects:
-        raise BatchError(
+        raise RowsRejectedError(
             f"{summary.rejected} of {summary.rows} rows of {input_uri} were rejected (see "
             f"{written[-1].name} in the task's output); allow_rejects=True scores the rest"
         )

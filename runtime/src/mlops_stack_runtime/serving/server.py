@@ -14,14 +14,16 @@ every worker's, added up through PROMETHEUS_MULTIPROC_DIR (metrics.py).
 Settings: serving/settings.py (`ServerSettings`, from the environment; the keyword arguments of
 ``run_server`` take precedence), plus INFERENCE_RUNTIME and ONNX_SHA256, which pick and check the
 model runtime (serving/model.py). A setting that is not a valid value stops the server before it
-listens, naming the variable.
+listens, naming the variable; so does a port another process holds, naming the port.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,26 @@ def serving_app(model: Any, settings: ServerSettings, metrics: Metrics | None = 
     )
 
 
+def check_port(host: str, port: int) -> None:
+    """ServerSettingError naming the port when uvicorn could not listen on host:port: the port
+    is bound the way uvicorn binds it (IPv6 for an IPv6 address, SO_REUSEADDR), then released.
+    Without it uvicorn would log the reason inside a JSON line and end with "Application
+    shutdown complete."."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except (OSError, OverflowError) as error:
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            raise ServerSettingError(
+                f"port {port} on {host} is already in use: another process holds it (stop it, "
+                "or choose another port: PORT, --port)"
+            ) from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ServerSettingError(f"port {port} on {host} cannot be listened on: {reason}") from None
+
+
 def start_metrics_port(
     host: str, port: int, settings: ServerSettings, metrics: Metrics | None
 ) -> MetricsServer:
@@ -113,6 +135,8 @@ def run_server(
     configure_logging(settings.log_level)
     # A sha256 check first (cheap): a bad artifact stops the server before any heavy import.
     verify_artifact(Path(model_dir), settings.model_sha256)
+    # A port another process holds stops the server before the model loads.
+    check_port(host, port)
 
     if settings.workers == 1:
         from .model import ServedModel  # scikit-learn and pandas: imported only where needed

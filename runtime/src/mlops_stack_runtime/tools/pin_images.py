@@ -31,12 +31,14 @@ STALE_EXIT = 1
 FAILED_EXIT = 2
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "https://registry-1.docker.io"
+# The parts of an image reference: name[:port]/path, tag, digest.
+NAME = r"[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*"
+TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+DIGEST = r"sha256:[0-9a-f]{64}"
 # A pinned reference: name[:port]/path:tag@sha256:hex. The tag is required (it is what moves).
-PINNED = re.compile(
-    r"(?P<name>[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*)"
-    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
-    r"@(?P<digest>sha256:[0-9a-f]{64})"
-)
+PINNED = re.compile(rf"(?P<name>{NAME}):(?P<tag>{TAG})@(?P<digest>{DIGEST})")
+# Any image reference (the whole string must match): name[:tag][@digest].
+IMAGE_REFERENCE = re.compile(rf"{NAME}(?::{TAG})?(?:@{DIGEST})?")
 DEFAULT_GLOBS = (
     "Dockerfile",
     ".gitlab-ci.yml",
