@@ -413,8 +413,10 @@ def test_a_single_gap_gate_judges_its_own_gap_and_skips_a_task_without_it(
 ) -> None:
     declared("binary")
     config = fairness_config(make_project())
-    gaps = {"demographic_parity_difference": 0.05, "equalized_odds_difference": 0.25}
-    monkeypatch.setattr(gates_module, "fairness_report", report_of("binary", **gaps))
+    measured = report_of(
+        "binary", demographic_parity_difference=0.05, equalized_odds_difference=0.25
+    )
+    monkeypatch.setattr(gates_module, "fairness_report", measured)
     parity = demographic_parity_gate(evaluation_with(0.9), config)
     odds = equalized_odds_gate(evaluation_with(0.9), config)
     assert parity is not None and (parity.name, parity.passed) == (

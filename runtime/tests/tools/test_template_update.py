@@ -279,80 +279,245 @@ def test_relock_writes_a_missing_lock_and_reports_a_failure(
     assert note is not None and "run `uv lock`" in note
 
 
-RELEASES = {
-    "0.1.0": {"params.yaml": "model:\n  n_estimators: 150\n", "train.py": "ROWS = 50\n"},
-    "0.2.0": {"params.yaml": "model:\n  n_estimators: 200\n", "train.py": "ROWS = 60\n"},
+RELEASE_1 = {
+    "params.yaml": "model:\n  n_estimators: 150\n",
+    "train.py": '"""Training."""\n\nROWS = 50\n',
+    "same.txt": "same\n",
+    "team.mk": "# {project_slug}\nteam: 1\n",
+    "old.py": "OLD = 1\n",
+    "plain.py": "PLAIN = 1\n",
+    "gone.py": "GONE = 1\n",
+    "skipped.py": "SKIP = 1\n",
 }
-CONFLICTED = "<<<<<<< before updating\nROWS = 40\n=======\nROWS = 60\n>>>>>>> after updating\n"
+RELEASE_2 = {
+    "params.yaml": "model:\n  n_estimators: 200\n",
+    "train.py": '"""Training."""\n\nROWS = 60\n',
+    "same.txt": "same\n",
+    "team.mk": "# {project_slug}\nteam: 2\n",
+    "gone.py": "GONE = 2\n",
+    "skipped.py": "SKIP = 2\n",
+    "new.py": "NEW = 1\n",
+}
 
 
-def fake_copier(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_py: str
-) -> list[tuple[str, ...]]:
-    """Copier as `update` drives it: 0.2.0 is waiting; the update writes `train_py` (exiting 0
-    whether it conflicts or not, as Copier does) and moves the answers to 0.2.0; `copy` renders
-    a release. The calls are recorded."""
-    calls: list[tuple[str, ...]] = []
+class FakeCopier:
+    """Copier's command line as tests/tools/copier_stand_in.py plays it, for `repo`: releases
+    0.1.0 (what the repository was rendered from) and 0.2.0. Since then the team edited team.mk
+    (which updates leave as it is) and old.py, and deleted gone.py and skipped.py."""
 
-    def copier(project: Path, *args: str, **_options: object) -> subprocess.CompletedProcess[str]:
-        calls.append(args)
-        stdout = ""
-        if args[0] == "check-update":
-            found = {"current_version": "0.1.0", "latest_version": "0.2.0"}
-            stdout = json.dumps({**found, "update_available": True})
-        elif args[0] == "update":
-            answers = project / tu.ANSWERS_FILE
-            answers.write_text(answers.read_text().replace("_commit: 0.1.0", "_commit: 0.2.0"))
-            (project / "params.yaml").write_text(RELEASES["0.2.0"]["params.yaml"])
-            (project / "train.py").write_text(train_py)
-        else:  # copy --vcs-ref <release> ... <destination>
-            destination = Path(args[-1])
-            destination.mkdir(parents=True)
-            for name, text in RELEASES[args[args.index("--vcs-ref") + 1]].items():
-                (destination / name).write_text(text)
-        return subprocess.CompletedProcess(args, 0, stdout, "")
+    def __init__(self, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        package = tmp_path / "fake" / "copier"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        stand_in = Path(__file__).with_name("copier_stand_in.py")
+        (package / "__main__.py").write_text(stand_in.read_text())
+        monkeypatch.setenv("PYTHONPATH", str(package.parent))
+        monkeypatch.syspath_prepend(str(package.parent))
+        monkeypatch.setenv("UV", str(fake_uv(tmp_path)))
+        self.file = tmp_path / "scenario.json"
+        monkeypatch.setenv("FAKE_COPIER_SCENARIO", str(self.file))
+        self.log = tmp_path / "copier-calls"
+        self.scenario: dict[str, object] = {
+            "template": str(tmp_path / "template"),
+            "releases": {"0.1.0": RELEASE_1, "0.2.0": RELEASE_2},
+            "latest": "0.2.0",
+            "kept": ["team.mk", "skipped.py"],
+            "log": str(self.log),
+        }
+        self.set()
+        for path, text in RELEASE_1.items():
+            (repo / path).write_text(text.replace("{project_slug}", "demo-model"))
+        (repo / "team.mk").write_text("# demo-model\nteam: 1\nmine: 1\n")
+        (repo / "old.py").write_text("OLD = 2\n")
+        for path in ("gone.py", "skipped.py"):
+            (repo / path).unlink()
+        git(repo, "add", "--all")
+        git(repo, "commit", "--quiet", "-m", "rendered from 0.1.0, then edited")
 
-    monkeypatch.setattr(tu, "copier", copier)
-    monkeypatch.setattr(tu, "check_copier", lambda: None)
-    monkeypatch.setenv("UV", str(fake_uv(tmp_path)))
-    return calls
+    def set(self, **changes: object) -> None:
+        self.scenario.update(changes)
+        self.file.write_text(json.dumps(self.scenario))
+
+    def calls(self) -> list[list[str]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def copier(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCopier:
+    return FakeCopier(repo, tmp_path, monkeypatch)
 
 
 def test_update_that_leaves_conflicts_exits_4_and_lists_them(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    repo: Path, copier: FakeCopier, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    calls = fake_copier(monkeypatch, tmp_path, CONFLICTED)
+    copier.set(conflict=True)
     head = git(repo, "rev-parse", "HEAD")
 
     assert tu.main(["--project", str(repo), "update"]) == tu.CONFLICTS_EXIT == 4
 
-    output = capsys.readouterr()
+    output = capfd.readouterr()
     assert "Template update left 1 file(s) to resolve:" in output.err
     assert "train.py  conflict markers" in output.err
     assert "Nothing was committed" in output.err
     assert output.out.startswith("Template update 0.1.0 -> 0.2.0 left conflicts")
     assert "Modified:\n  .copier-answers.yml\n  params.yaml\n  train.py\n" in output.out
     assert git(repo, "rev-parse", "HEAD") == head
-    assert calls[1] == ("update", "--trust", "--defaults", "--conflict", "inline")
+    assert copier.calls()[1] == ["update", "--trust", "--defaults", "--conflict", "inline"]
     assert not (tmp_path / "uv-calls").exists()  # no relock over conflict markers
 
-    git(repo, "checkout", "--quiet", "--", ".")
+    git(repo, "reset", "--quiet", "--hard")
+    git(repo, "clean", "--quiet", "-fd")
     assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 4
-    report = json.loads(capsys.readouterr().out)
+    output = capfd.readouterr()
+    report = json.loads(output.out)
     assert report["status"] == 4
     assert report["conflicts"] == [{"path": "train.py", "reason": "conflict markers"}]
     assert (report["from_version"], report["to_version"]) == ("0.1.0", "0.2.0")
+    assert "train.py  conflict markers" in output.err
 
 
-def test_update_without_conflicts_exits_0_and_says_what_it_changed(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_update_without_conflicts_exits_0_and_reports_every_kind_of_change(
+    repo: Path, copier: FakeCopier, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    fake_copier(monkeypatch, tmp_path, RELEASES["0.2.0"]["train.py"])
+    base = git(repo, "rev-parse", "HEAD").strip()
 
     assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 0
 
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(capfd.readouterr().out)
     assert report["status"] == 0
+    assert (report["project"], report["template"]) == ("demo-model", str(tmp_path / "template"))
+    assert (report["from_version"], report["to_version"]) == ("0.1.0", "0.2.0")
+    assert report["base_commit"] == base
     assert report["conflicts"] == []
+    assert report["added"] == ["new.py", "uv.lock"]  # uv.lock: the relock's
     assert report["modified"] == [".copier-answers.yml", "params.yaml", "train.py"]
+    assert report["recreated"] == ["gone.py"]
+    assert report["removed"] == [
+        {"path": "old.py", "edited_here": True, "last_version": f"git show {base[:12]}:old.py"},
+        {
+            "path": "plain.py",
+            "edited_here": False,
+            "last_version": f"git show {base[:12]}:plain.py",
+        },
+    ]
+    assert report["upstream_changes"] == [
+        {"path": "skipped.py", "here": "deleted here", "diff": ".template-update/skipped.py.diff"},
+        {"path": "team.mk", "here": "kept as you have it", "diff": ".template-update/team.mk.diff"},
+    ]
     assert report["notes"] == ["uv.lock written (there was none): commit it with the update."]
+    diff = (repo / ".template-update" / "team.mk.diff").read_text().splitlines()
+    assert diff[:2] == ["--- a/team.mk (0.1.0)", "+++ b/team.mk (0.2.0)"]
+    assert "-team: 1" in diff and "+team: 2" in diff and " # demo-model" in diff
+    # Both releases rendered with the repository's answers, from the template it records.
+    copies = [call for call in copier.calls() if call[0] == "copy"]
+    assert [call[call.index("--vcs-ref") + 1] for call in copies] == ["0.1.0", "0.2.0"]
+
+
+def test_update_in_text_lists_what_changed_and_where_the_upstream_diffs_are(
+    repo: Path, copier: FakeCopier, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert tu.main(["--project", str(repo), "update"]) == 0
+    lines = capfd.readouterr().out.splitlines()
+    assert lines[0] == (
+        "Template update applied (0.1.0 -> 0.2.0): 8 file(s) changed. Review `git diff`,"
+    )
+    assert "  team.mk  (kept as you have it)  ->  .template-update/team.mk.diff" in lines
+    assert "  gone.py" in lines
+    assert lines[-1] == "uv.lock written (there was none): commit it with the update."
+
+
+def test_update_on_the_latest_release_changes_nothing_unless_answers_change(
+    repo: Path, copier: FakeCopier, capfd: pytest.CaptureFixture[str]
+) -> None:
+    copier.set(latest="0.1.0")
+    assert tu.main(["--project", str(repo), "update"]) == 0
+    assert capfd.readouterr().out == (
+        "Already on the template's latest release (0.1.0): nothing to update.\n"
+    )
+    assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 0
+    assert json.loads(capfd.readouterr().out) == {
+        "status": 0,
+        "project": "demo-model",
+        "template": copier.scenario["template"],
+        "from_version": "0.1.0",
+        "to_version": "0.1.0",
+        "note": "Already on the template's latest release (0.1.0): nothing to update.",
+    }
+    assert git(repo, "status", "--porcelain") == ""
+    assert [call[0] for call in copier.calls()] == ["check-update", "check-update"]
+
+    # A changed answer re-renders the release the repository is on.
+    code = tu.main(["--project", str(repo), "update", "--data", "project_slug=other"])
+    assert code == 0
+    update = next(call for call in copier.calls() if call[0] == "update")
+    assert update[-4:] == ["--data", "project_slug=other", "--vcs-ref", "0.1.0"]
+    assert "project_slug: other" in (repo / ".copier-answers.yml").read_text()
+    assert (repo / "team.mk").read_text() == "# demo-model\nteam: 1\nmine: 1\n"
+
+
+def test_update_names_what_failed_in_copier(
+    repo: Path, copier: FakeCopier, capfd: pytest.CaptureFixture[str]
+) -> None:
+    copier.set(update_exit=1)
+    assert tu.main(["--project", str(repo), "update"]) == 1
+    err = capfd.readouterr().err
+    assert "template-update: copier update exited 1 (its message is above)" in err
+    assert "git reset --hard HEAD && git clean -fd" in err
+
+    copier.set(update_exit=0, check_update_fails=True)
+    assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 1
+    output = capfd.readouterr()
+    assert json.loads(output.out) == {
+        "status": 1,
+        "error": "copier check-update failed: the template's tags cannot be read",
+    }
+
+    copier.set(check_update_fails=False, unrenderable=["0.1.0"])
+    assert tu.main(["--project", str(repo), "update", "--vcs-ref", "0.2.0"]) == 1
+    assert (
+        "could not render release 0.1.0 to compare with: no release 0.1.0 in"
+        in capfd.readouterr().err
+    )
+
+
+def test_check_says_whether_a_release_is_waiting(
+    repo: Path, copier: FakeCopier, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert tu.main(["--project", str(repo), "check"]) == 0
+    assert capfd.readouterr().out.startswith(
+        "demo-model: template release 0.2.0 is available (this repository is on 0.1.0)."
+    )
+    assert tu.main(["--project", str(repo), "check", "--fail-if-available"]) == 3
+    assert tu.main(["--project", str(repo), "check", "--format", "json"]) == 0
+    capfd.readouterr()
+    assert (
+        tu.main(["--project", str(repo), "check", "--format", "json", "--fail-if-available"]) == 3
+    )
+    assert json.loads(capfd.readouterr().out) == {
+        "project": "demo-model",
+        "template": copier.scenario["template"],
+        "current_version": "0.1.0",
+        "latest_version": "0.2.0",
+        "update_available": True,
+        "status": 3,
+    }
+    copier.set(latest="0.1.0")
+    assert tu.main(["--project", str(repo), "check", "--fail-if-available"]) == 0
+    assert capfd.readouterr().out == "demo-model: on the template's latest release (0.1.0).\n"
+    copier.set(check_update_fails=True)
+    assert tu.main(["--project", str(repo), "check"]) == 1
+    assert (
+        capfd.readouterr().err
+        == "template-check: copier check-update failed: the template's tags cannot be read\n"
+    )
+
+
+def test_update_and_check_need_copier(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tu.importlib.util, "find_spec", lambda name: None)
+    for command in ("update", "check"):
+        assert tu.main(["--project", str(repo), command]) == 1
+        err = capfd.readouterr().err
+        assert f"template-{command}: Copier is not installed for" in err
+        assert "they run this script with the pinned Copier" in err
