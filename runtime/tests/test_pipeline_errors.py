@@ -133,6 +133,10 @@ def empty_file(frame: pd.DataFrame, folder: Path) -> Path:
     return path
 
 
+def absent_file(frame: pd.DataFrame, folder: Path) -> Path:
+    return folder / "absent.csv"
+
+
 def rejected_row(frame: pd.DataFrame, folder: Path) -> Path:
     path = folder / "rejected.csv"
     broken = frame.astype({name: object for name in FEATURE_NAMES})
@@ -147,9 +151,10 @@ def rejected_row(frame: pd.DataFrame, folder: Path) -> Path:
         (text_input, exit_codes.BATCH_ERROR),
         (missing_column, exit_codes.BATCH_ERROR),
         (empty_file, exit_codes.BATCH_ERROR),
+        (absent_file, exit_codes.BATCH_ERROR),
         (rejected_row, exit_codes.ROWS_REJECTED),
     ],
-    ids=["txt-input", "missing-column", "empty-file", "rejected-rows"],
+    ids=["txt-input", "missing-column", "empty-file", "absent-file", "rejected-rows"],
 )
 def test_kfp_score_local_reports_the_task_error_as_make_score_does(
     trained_project: Config, held_out: pd.DataFrame, tmp_path: Path, write_input, status: int
@@ -192,6 +197,9 @@ def test_kfp_score_local_reports_the_task_error_as_make_score_does(
         assert line.startswith(f"error: 1 of {ROWS} rows of {source} were rejected"), line
     else:
         assert line == direct.stderr.strip(), (line, direct.stderr)
+    if not source.exists():  # refused before the run: no pipeline root, no log
+        assert not pipeline_root.exists()
+        return
     # The runner's own report and the task's output are in the run's log, which the task
     # ended without a traceback too.
     log = (pipeline_root / LOCAL_LOG_NAME).read_text(encoding="utf-8")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
+from .. import exit_codes
 from ..command_errors import reported_errors
 from ..config import PARAMS_FILE_NAME, Config, load_config
 from ..errors import PipelineError
@@ -240,8 +241,8 @@ def score_local(
 ) -> Path:
     """Run the scoring pipeline with kfp.local on a local file; the folder holding its output
     (predictions and, when rows were rejected, the rejects file)."""
-    if not input_path.is_file():
-        raise KfpError(f"{input_path} is not a file: INPUT is the .csv or .parquet file to score")
+    if not input_path.is_file():  # as `make score` says it, with its status
+        raise TaskFailedError(f"{input_path}: no such file", exit_codes.BATCH_ERROR)
     check_model_version(model_version)
     run = _run_locally(
         config,
