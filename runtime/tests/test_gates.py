@@ -398,13 +398,20 @@ def test_binary_group_size_message_names_the_positives(
     make_project: MakeProject, declared: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     declared("binary")
-    small = [InsufficientGroup("b", 12, 2)]
+    small = [InsufficientGroup("b", 12, 2), InsufficientGroup("c", 40, 1)]
     monkeypatch.setattr(gates_module, "fairness_report", report_of("binary", small))
     size = fairness_group_size_gate(evaluation_with(0.9), fairness_config(make_project()))
     assert size is not None
+    assert (size.name, size.passed, size.value, size.threshold) == (
+        "fairness_group_size",
+        True,
+        2.0,
+        0.0,
+    )
     assert size.message == (
-        "insufficient data for group b (n=12, positives=2) (gates.fairness.min_group_size 30, "
-        "min_group_positives 5; block_on_insufficient_data is false)"
+        "insufficient data for group b (n=12, positives=2); insufficient data for group c "
+        "(n=40, positives=1) (gates.fairness.min_group_size 30, min_group_positives 5; "
+        "block_on_insufficient_data is false)"
     )
 
 
