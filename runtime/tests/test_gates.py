@@ -385,6 +385,12 @@ def test_an_unmeasured_gap_fails_only_when_blocking(
     assert results[0].message == (
         "mean_prediction_gap: not measured, fewer than two groups of group have enough data"
     )
+    # Nothing measured: no value, against the configured limit.
+    assert np.isnan(results[0].value)
+    assert [r.threshold for r in results] == [
+        LIMITS["max_mean_prediction_gap"],
+        LIMITS["max_mae_gap"],
+    ]
     size = fairness_group_size_gate(evaluation_with(), config)
     assert size is not None and size.passed is not block
     # A regression group is judged by its rows alone: no positives in the message.
@@ -447,3 +453,18 @@ def test_a_single_gap_gate_judges_its_own_gap_and_skips_a_task_without_it(
     monkeypatch.setattr(gates_module, "fairness_report", report_of("regression", mae_gap=0.1))
     assert demographic_parity_gate(evaluation_with(), config) is None
     assert equalized_odds_gate(evaluation_with(), config) is None
+
+
+def test_a_gap_equal_to_its_limit_passes(
+    make_project: MakeProject, declared: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared("binary")
+    limit = LIMITS["max_demographic_parity_difference"]
+    at_limit = report_of("binary", demographic_parity_difference=limit)
+    monkeypatch.setattr(gates_module, "fairness_report", at_limit)
+    parity = demographic_parity_gate(evaluation_with(0.9), fairness_config(make_project()))
+    assert parity is not None and parity.passed
+    assert parity.message == (
+        f"demographic_parity_difference {limit:.4f} <= "
+        f"gates.fairness.max_demographic_parity_difference {limit}"
+    )
