@@ -27,6 +27,7 @@ from mlops_stack_runtime.evaluation import (
 from mlops_stack_runtime.fairness import (
     FairnessReport,
     InsufficientGroup,
+    not_applicable_report,
 )
 from mlops_stack_runtime.gates import (
     GATES,
@@ -468,3 +469,15 @@ def test_a_gap_equal_to_its_limit_passes(
         f"demographic_parity_difference {limit:.4f} <= "
         f"gates.fairness.max_demographic_parity_difference {limit}"
     )
+
+
+def test_without_a_protected_attribute_the_fairness_gates_do_not_run(
+    make_project: MakeProject, declared: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared("binary")
+    report = not_applicable_report("binary")
+    monkeypatch.setattr(gates_module, "fairness_report", lambda evaluation, settings: report)
+    config = fairness_config(make_project())
+    assert fairness_gaps_gate(evaluation_with(0.9), config) is None
+    assert fairness_group_size_gate(evaluation_with(0.9), config) is None
+    assert demographic_parity_gate(evaluation_with(0.9), config) is None
