@@ -521,3 +521,29 @@ def test_update_and_check_need_copier(
         err = capfd.readouterr().err
         assert f"template-{command}: Copier is not installed for" in err
         assert "they run this script with the pinned Copier" in err
+
+
+def test_the_help_names_every_command_and_option(capsys: pytest.CaptureFixture[str]) -> None:
+    def help_of(*args: str) -> str:
+        with pytest.raises(SystemExit) as done:
+            tu.main([*args, "--help"])
+        assert done.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    top = help_of()
+    assert "Keep this repository on the template's latest release" in top
+    assert "--project PROJECT repository root" in top
+    assert "update update from the template's newest release" in top
+    assert "check is a newer template release out?" in top
+    assert "conflicts list conflicts an update left unresolved" in top
+    update = help_of("update")
+    assert "--data KEY=VALUE change an answer" in update
+    assert "--vcs-ref VCS_REF a template tag or commit instead of the newest" in update
+    assert "--format {text,json}" in update
+    check = help_of("check")
+    assert "--format {text,json}" in check
+    assert "--fail-if-available exit 3 when a newer release exists" in check
+    with pytest.raises(SystemExit) as missing:
+        tu.main([])
+    assert missing.value.code == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
