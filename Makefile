@@ -55,15 +55,19 @@ test-runtime: $(UV) ## Type-check the runtime and run its own tests (runtime/tes
 # Mutation testing of the runtime's critical modules (runtime/pyproject.toml, [tool.mutmut]): mutmut
 # changes one thing at a time and runs the tests that cover it; tools/mutation_report.py prints the
 # killed share per module and fails below MUTATION_FLOOR or on a survivor that
-# runtime/mutation-equivalents.toml does not explain. Tens of minutes: a release step, not `make
-# test`. A subset: MUTANTS='mlops_stack_runtime.gates*' (the report still reads every module's last
-# results). Both reach the commands as data, never shell.
+# runtime/mutation-equivalents.toml does not explain. About 5,500 mutants, hours on two cores: a
+# release step, not `make test`. A subset: MUTANTS='mlops_stack_runtime.gates*' (the report still reads every module's last
+# results). Both reach the commands as data, never shell. mutmut copies a file it does not mutate
+# (and the tests) into runtime/mutants/ only when no copy is there yet: the recipe drops those
+# copies first, so a run imports today's code and runs today's tests (the mutated modules, a .meta
+# beside each, mutmut renews itself when their source changed).
 MUTANTS ?=
 MUTATION_FLOOR ?= 0.85
 export MUTANTS MUTATION_FLOOR PYTEST_WORKERS
 .PHONY: mutation
 mutation: $(UV) ## Mutation-test the runtime's critical modules; print the killed share per module
 	cd runtime && $(UV) sync --locked --all-extras --group mutation --quiet
+	if [ -d runtime/mutants ]; then rm -rf runtime/mutants/tests; find runtime/mutants/src -type f ! -name '*.meta' -exec sh -c 'for f; do [ -e "$$f.meta" ] || rm -f -- "$$f"; done' sh {} +; fi
 	cd runtime && $(UV) run --no-sync mutmut run --max-children "$$PYTEST_WORKERS" $${MUTANTS:+"$$MUTANTS"}
 	$(UV) run --no-project --quiet python tools/mutation_report.py --runtime runtime --floor "$$MUTATION_FLOOR"
 
