@@ -127,6 +127,11 @@ def test_a_module_the_run_did_not_reach_is_reported_not_passed(tmp_path: Path) -
     )
     assert unfinished.returncode == 1
     assert "1 not run" in unfinished.stdout
+    # A module none of whose mutants ran has no share to show.
+    never = _report(_runtime(tmp_path / "c", {m: {"x__mutmut_1": None} for m in MODULES}))
+    assert never.returncode == 1
+    row = _row(never.stdout, "src/pkg/gates.py")
+    assert row[1:] == ["1", "0", "0", "0", "-", "1", "not", "run"]
 
 
 def test_the_runtime_configures_every_critical_module_and_its_equivalents_have_reasons() -> None:

@@ -115,7 +115,7 @@ def report(runtime: Path, floor: float) -> int:
             mark = f"  {f.unchecked} not run"
         print(
             f"{f.path:<52} {total:>7} {f.killed:>6} {f.equivalent:>6} {len(f.survivors):>8} "
-            f"{f.share:>6.1%}{mark}"
+            f"{f'{f.share:.1%}' if f.judged else '-':>6}{mark}"
         )
         if mark:
             failing.append(f.path)
