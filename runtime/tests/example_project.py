@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-import mlops_stack_runtime
-
 PACKAGE = "credit_risk_model"
 HERE = Path(__file__).resolve().parent
 TEMPLATE_SOURCE = Path("template") / "src" / "{{package_name}}"
@@ -30,9 +28,6 @@ TEMPLATE_CHECKOUT = next(
     (folder for folder in HERE.parents if (folder / TEMPLATE_SOURCE).is_dir()), HERE.parents[1]
 )
 TEMPLATE_PACKAGE = TEMPLATE_CHECKOUT / TEMPLATE_SOURCE
-# The processes the tests start import the runtime these tests import (the checkout's src/, or
-# the mutated copy under mutation testing), whatever the environment installed.
-RUNTIME_SOURCE = Path(mlops_stack_runtime.__file__).resolve().parents[1]
 TEAM_FILES = ("features.py", "data/__init__.py", "data/source.py", "data/columns.yaml")
 INIT = '''"""The example repository's own package (the template's default answers)."""
 
@@ -58,7 +53,7 @@ def build_example(root: Path) -> Path:
 root = build_example(Path(tempfile.mkdtemp(prefix="mlops-stack-example-")))
 sys.path.insert(0, str(root / "src"))
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(root / "src"), str(RUNTIME_SOURCE), os.environ.get("PYTHONPATH")])
+    filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")])
 )
 os.environ["MLOPS_STACK_PROJECT"] = PACKAGE
 os.environ["MLOPS_STACK_REPOSITORY"] = str(root)
