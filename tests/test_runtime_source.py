@@ -205,17 +205,13 @@ def served_row(project: Path) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.slow
-# The two ends of the tiers: scale-up's targets are enterprise's, which runs them all here.
-@pytest.mark.parametrize("tier", ["startup", "enterprise"])
-def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
-    tier: str, tmp_path: Path
-) -> None:
+def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path: Path) -> None:
     """The way teams render: the template's git URL at a release tag. uv fetches the runtime
-    from the same repository at the same tag; in every tier the repository's pipeline, batch
-    scoring, drift check and server (v1 and v2) run on it, and promotion and the Kubeflow run on
-    the cluster tiers,
-    and the server image builds from it (emulated, once). The next release reaches it as a
-    version bump: `make template-update` moves the pin and re-locks."""
+    from the same repository at the same tag, with every extra a tier can ask for (enterprise
+    asks for them all: the other tiers' sets are subsets of the same locked source); the
+    repository's pipeline, promotion, Kubeflow run, batch scoring, drift check and server (v1
+    and v2) run on it, and the server image builds from it (emulated). The next release reaches
+    it as a version bump: `make template-update` moves the pin and re-locks."""
     from .test_serving import emulated_image
     from .test_update import commit_all, git, snapshot_working_tree
 
@@ -227,8 +223,8 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
     git(repo, "tag", "-a", release, "-m", release)
     url = f"file://{repo}"
     project = tmp_path / "project"
-    slug = f"git-source-{tier}"
-    answers = ["--data", f"stack_tier={tier}", "--data", f"project_name=Git Source {tier}"]
+    slug = "git-source"
+    answers = ["--data", "stack_tier=enterprise", "--data", "project_name=Git Source"]
     copier = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet"]
     run([*copier, "--vcs-ref", release, *answers, url, str(project)], tmp_path)
 
@@ -237,8 +233,7 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ git = "{url}?subdirectory=runtime&tag={release}#' in lock
 
-    cluster = ["promote", "kfp-local"] if tier != "startup" else []  # startup: no champion
-    make(project, "setup", "ci", *cluster)
+    make(project, "setup", "ci", "promote", "kfp-local")
     make(project, "score", "INPUT=data/validated/test.csv", "OUTPUT=build/scored.csv")
     test_rows = (project / "data/validated/test.csv").read_text().count("\n")
     assert (project / "build/scored.csv").read_text().count("\n") == test_rows  # header + rows
@@ -250,15 +245,14 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(
     with running(serve, project, port, tmp_path / "serve.log") as base:
         answered = answers_over_v1_and_v2(base, slug, row, output)
 
-    if tier == "enterprise":  # the image's build does not depend on the tier's extras
-        image = emulated_image(project, tmp_path / "image")
-        port = free_port()
-        env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
-        with running(
-            image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
-        ) as base:
-            from_image = answers_over_v1_and_v2(base, slug, row, output)
-            assert from_image == pytest.approx(answered, rel=1e-6)
+    image = emulated_image(project, tmp_path / "image")
+    port = free_port()
+    env = {**image.env, "HOST": "127.0.0.1", "PORT": str(port)}
+    with running(
+        image.command(image.stage.cmd), image.workdir, port, tmp_path / "log", **env
+    ) as base:
+        from_image = answers_over_v1_and_v2(base, slug, row, output)
+        assert from_image == pytest.approx(answered, rel=1e-6)
 
     # The next release: a runtime fix, tagged.
     fixed = repo / "runtime" / "src" / "mlops_stack_runtime" / "__init__.py"

