@@ -36,6 +36,7 @@ from mlops_stack_runtime.fairness import (
 from mlops_stack_runtime.model_card import (
     CardInputs,
     load_inputs,
+    metric_meanings,
     render,
     write_model_card,
 )
@@ -345,3 +346,24 @@ def test_every_task_s_card_fails_on_a_fairness_gap(make_project: MakeProject) ->
     card = card_of(config, REGRESSION, "ridge", {"rmse": 30.0, "mae": 25.0, "r2": 0.5}, report)
     assert "- Quality gates: FAILED (max_mean_prediction_gap): this model must not" in card
     assert "(`gates.fairness.max_mean_prediction_gap`): FAILED |" in card
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_metric_meaning_is_a_complete_phrase_in_the_label_s_words(task: str) -> None:
+    values = {"binary": ("no", "yes"), "multiclass": ("a", "b", "c"), "regression": ()}[task]
+    label = LabelSpec(
+        name="received_callback",
+        description="",
+        values=values,
+        positive="yes" if task == "binary" else None,
+        task=task,  # type: ignore[arg-type]
+    )
+    meanings = metric_meanings(label)
+    dangling = ("that are", "that is", " of", " the", " a", " and", " or", " with", " for")
+    for metric, meaning in meanings.items():
+        assert not meaning.rstrip().endswith(dangling), (metric, meaning)
+    if task == "binary":
+        assert meanings["precision"] == (
+            "share of rows predicted received_callback = yes that have received_callback = yes"
+        )
+        assert meanings["recall"].startswith("share of rows with received_callback = yes")

@@ -68,7 +68,7 @@ def metric_meanings(label: LabelSpec) -> dict[str, str]:
         "pr_auc": f"ranking among the highest scores (average precision for {positive})",
         "brier": "calibration: mean squared error of the probability (lower is better)",
         "accuracy": "share of correct decisions at the threshold",
-        "precision": f"share of rows predicted {positive} that are",
+        "precision": f"share of rows predicted {positive} that have {positive}",
         "recall": f"share of rows with {positive} that were predicted so",
         "f1": "harmonic mean of precision and recall",
     }
