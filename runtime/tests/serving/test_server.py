@@ -364,6 +364,44 @@ def test_v1_bad_instance_is_400_naming_the_field(
     assert_healthy(server)
 
 
+def test_v1_a_row_as_exported_is_one_400_naming_every_extra_and_missing_column(
+    server: RunningServer,
+) -> None:
+    """An id, the label and the protected attribute beside the features, one feature renamed:
+    every name in the one answer, so the caller fixes the row in one round trip."""
+    instance = valid_instance(server)
+    renamed = FEATURE_NAMES[-1]
+    instance["row_id"] = 7
+    instance["outcome"] = 1
+    instance["group"] = "a"
+    instance[f"{renamed}_v2"] = instance.pop(renamed)
+    reply = server.post_json(v1_path(server), {"instances": [instance]})
+    assert reply.status == 400, reply.body
+    message = reply.json()["error"]
+    assert message.startswith(
+        f'instances[0]: unknown features "row_id", "outcome", "group", "{renamed}_v2"; '
+        f"missing feature '{renamed}' (the model's features: "
+    ), message
+
+    many = {**valid_instance(server), **{f"extra_{i:02d}": i for i in range(25)}}
+    reply = server.post_json(v1_path(server), {"instances": [many]})
+    assert reply.status == 400, reply.body
+    message = reply.json()["error"]
+    assert '"extra_00"' in message and '"extra_19"' in message and "extra_20" not in message
+    assert "and 5 more" in message
+    assert_healthy(server)
+
+
+def test_v2_every_unknown_input_is_named_in_one_400(server: RunningServer) -> None:
+    payload = v2_payload(server)
+    first = payload["inputs"][0]
+    payload["inputs"] += [{**first, "name": "row_id"}, {**first, "name": "outcome"}]
+    reply = server.post_json(v2_path(server), payload)
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"].startswith('unknown inputs "row_id", "outcome" (the model')
+    assert_healthy(server)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [

@@ -45,6 +45,8 @@ _ACCEPTED_DATATYPES: dict[str, frozenset[str]] = {
 }
 # Longest client text quoted back in an error message, and longest v2 request id echoed.
 _SHOWN_CHARS = 60
+# Names listed in one message (unknown columns of a row): the rest are counted.
+_LISTED_NAMES = 20
 MAX_ID_CHARS = 256
 # Integers beyond this lose precision as floats; no real feature gets near it.
 _MAX_EXACT_INT = 2**53
@@ -88,6 +90,17 @@ def shown(text: str) -> str:
     """Client text as it is safe to put in a message or a log: quoted, escaped, cut short."""
     quoted = json.dumps(text[:_SHOWN_CHARS], ensure_ascii=False)
     return quoted if len(text) <= _SHOWN_CHARS else f"{quoted}... ({len(text)} characters)"
+
+
+def shown_names(names: Sequence[str]) -> str:
+    """Client names in one message, each as shown(): at most _LISTED_NAMES, then how many more."""
+    listed = ", ".join(shown(name) for name in names[:_LISTED_NAMES])
+    more = len(names) - _LISTED_NAMES
+    return f"{listed} and {more} more" if more > 0 else listed
+
+
+def _plural(word: str, count: int) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 def _describe(value: Any) -> str:
@@ -302,14 +315,22 @@ class InputSchema:
                     f"({self._expected}), got {_describe(record)}"
                 )
             if record.keys() != name_set:
+                # Every column the row has that the model lacks, and every one it lacks, in one
+                # answer: a row as exported (an id, the label...) is fixed in one round trip.
                 unknown = [key for key in record if key not in name_set]
+                missing = [name for name in names if name not in record]
+                problems = []
                 if unknown:
-                    raise RequestError(
-                        f"instances[{index}]: unknown feature {shown(unknown[0])} "
-                        f"(the model's features: {self._expected})"
+                    problems.append(
+                        f"unknown {_plural('feature', len(unknown))} {shown_names(unknown)}"
                     )
-                missing = next(name for name in names if name not in record)
-                raise RequestError(f"instances[{index}]: missing feature '{missing}'")
+                if missing:
+                    listed = ", ".join(f"'{name}'" for name in missing)
+                    problems.append(f"missing {_plural('feature', len(missing))} {listed}")
+                raise RequestError(
+                    f"instances[{index}]: {'; '.join(problems)} "
+                    f"(the model's features: {self._expected})"
+                )
         columns = {
             spec.name: check_column(
                 spec,
@@ -334,6 +355,18 @@ class InputSchema:
             raise RequestError("missing field 'inputs': a list with one tensor per feature")
         if type(inputs) is not list or not inputs:
             raise RequestError("'inputs' must be a non-empty list with one tensor per feature")
+        unknown = [
+            tensor["name"]
+            for tensor in inputs
+            if type(tensor) is dict
+            and type(tensor.get("name")) is str
+            and tensor["name"] not in self._by_name
+        ]
+        if unknown:  # all of them in one answer
+            raise RequestError(
+                f"unknown {_plural('input', len(unknown))} {shown_names(unknown)} "
+                f"(the model's inputs: {self._expected})"
+            )
         tensors: dict[str, dict[str, Any]] = {}
         for index, tensor in enumerate(inputs):
             if type(tensor) is not dict:
@@ -343,10 +376,6 @@ class InputSchema:
             name = tensor.get("name")
             if type(name) is not str:
                 raise RequestError(f"inputs[{index}]: missing 'name'")
-            if name not in self._by_name:
-                raise RequestError(
-                    f"unknown input {shown(name)} (the model's inputs: {self._expected})"
-                )
             if name in tensors:
                 raise RequestError(f"input '{name}' is given twice")
             for key in ("datatype", "shape", "data"):
