@@ -134,6 +134,21 @@ def command_line(*args: str) -> list[str]:
     return [sys.executable, *args, "--host", "127.0.0.1"]
 
 
+def run_server_once(
+    command: list[str], port: int, model_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A server process that is to stop on its own (a refusal at start): its status and output.
+    `command` is what follows the interpreter (`-m <module> [serve]`); `env` extends server_env."""
+    return subprocess.run(
+        [*command_line(*command, "--port", str(port)), "--model-dir", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        env=server_env(**env),
+        check=False,
+    )
+
+
 def server_env(**extra: str) -> dict[str, str]:
     """The environment of a server process: a free metrics port unless `extra` names one (the
     default 8082 would collide between servers of parallel tests)."""

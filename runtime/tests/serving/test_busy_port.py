@@ -5,7 +5,6 @@ shutdown complete." with the reason inside a JSON log line."""
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +26,8 @@ from mlops_stack_runtime.serving.server import (
 from .conftest import (
     PACKAGE,
     SERVING_PACKAGE,
-    START_TIMEOUT,
-    command_line,
     model_dir_copy,
-    server_env,
+    run_server_once,
 )
 
 
@@ -56,14 +53,7 @@ def test_a_busy_port_stops_the_server_in_one_line(
     trained_project: Config, tmp_path: Path, busy_port: int, command: list[str], workers: str
 ) -> None:
     model_dir = model_dir_copy(trained_project.paths.models_dir, tmp_path / "models")
-    result = subprocess.run(
-        [*command_line(*command, "--port", str(busy_port)), "--model-dir", str(model_dir)],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        env=server_env(WEB_CONCURRENCY=workers),
-        check=False,
-    )
+    result = run_server_once(command, busy_port, model_dir, WEB_CONCURRENCY=workers)
     output = result.stdout + result.stderr
     assert result.returncode == FAILED, output
     assert result.stderr.splitlines() == [

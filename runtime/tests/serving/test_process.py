@@ -24,10 +24,10 @@ from mlops_stack_runtime.serving.model import (
 from .conftest import (
     PACKAGE,
     SERVING_PACKAGE,
-    START_TIMEOUT,
     command_line,
     free_port,
     model_dir_copy,
+    run_server_once,
     scrape,
     server_env,
     wait_ready,
@@ -68,15 +68,7 @@ def test_server_process_refuses_a_tampered_model(
     model_dir: Path, command: list[str], workers: str
 ) -> None:
     tamper(model_dir)
-    port = free_port()
-    result = subprocess.run(
-        [*command_line(*command, "--port", str(port)), "--model-dir", str(model_dir)],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        env=server_env(WEB_CONCURRENCY=workers),
-        check=False,
-    )
+    result = run_server_once(command, free_port(), model_dir, WEB_CONCURRENCY=workers)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "sha256" in result.stderr
     assert "refusing to load" in result.stderr
@@ -96,15 +88,7 @@ def test_server_process_refuses_a_bad_setting_naming_it(
     model_dir: Path, variable: str, value: str
 ) -> None:
     # As `make serve` starts it: exit 1 and one line naming the variable, never a traceback.
-    command = command_line("-m", PACKAGE, "serve", "--port", str(free_port()))
-    result = subprocess.run(
-        [*command, "--model-dir", str(model_dir)],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        env=server_env(**{variable: value}),
-        check=False,
-    )
+    result = run_server_once(["-m", PACKAGE, "serve"], free_port(), model_dir, **{variable: value})
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"error: {variable}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -112,17 +96,12 @@ def test_server_process_refuses_a_bad_setting_naming_it(
 
 def test_server_process_refuses_a_model_other_than_the_expected_sha256(model_dir: Path) -> None:
     # The settings' checks are in test_server_settings.py; this is the refusal as deployed.
-    result = subprocess.run(
-        [
-            *command_line("-m", SERVING_PACKAGE, "--port", str(free_port())),
-            "--model-dir",
-            str(model_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        env=server_env(MODEL_SHA256="ab" * 32, REQUIRE_MODEL_SHA256="1"),
-        check=False,
+    result = run_server_once(
+        ["-m", SERVING_PACKAGE],
+        free_port(),
+        model_dir,
+        MODEL_SHA256="ab" * 32,
+        REQUIRE_MODEL_SHA256="1",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the deployment expects" in result.stderr
