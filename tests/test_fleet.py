@@ -1,13 +1,13 @@
-"""`make fleet-check` and `make fleet-update` (tools/fleet.py) over a fleet of ten repositories.
+"""`make fleet-check` and `make fleet-update` (tools/fleet.py) over a fleet of seven repositories.
 
-The repositories come from the two releases of tests/test_update.py (0.1.0 and the working tree
-as 0.2.0), with varied answers, and are left the way a platform team finds them: most behind
-with committed edits, one with an edit that conflicts with the release, one with uncommitted
+The repositories come from the two releases of tests/test_update.py (0.1.0 and the working tree as
+0.2.0), and are left the way a platform team finds them: three behind with committed edits (one per
+tier and CI provider), one with an edit that conflicts with the release, one with uncommitted
 changes, one already on the latest release, one whose `template-update` branch holds a commit a
-person made. Every outcome is checked in the repositories themselves, then a second run must
-change nothing. The releases live in a temporary repository, not in this checkout, so every run
-names it (`--allow-template`, or FLEET_ALLOW_TEMPLATES through make): fleet.py refuses any other
-template, which the hostile-template tests at the end hold.
+person made. Every outcome is checked in the repositories themselves, then a second run must change
+nothing. The releases live in a temporary repository, not in this checkout, so every run names it
+(`--allow-template`, or FLEET_ALLOW_TEMPLATES through make): fleet.py refuses any other template,
+which the hostile-template tests at the end hold.
 """
 
 from __future__ import annotations
@@ -39,21 +39,18 @@ from .test_update import (
 
 FLEET = [sys.executable, str(TEMPLATE_DIR / "tools" / "fleet.py")]
 BRANCH = "template-update"
-BEHIND = {
+BEHIND = {  # one per tier and per CI provider: what varies the files an update touches
     "credit-startup": {},
-    "fraud-scale-up": {"project_name": "Fraud Scale", "stack_tier": "scale-up"},
+    "risk-scale-up": {
+        "project_name": "Risk Scale",
+        "stack_tier": "scale-up",
+        "ci_provider": "gitlab",
+        "data_remote": "gcs",
+    },
     "churn-enterprise": {
         "project_name": "Churn Enterprise",
         "stack_tier": "enterprise",
         "ci_provider": "jenkins",
-    },
-    "risk-gitlab": {"project_name": "Risk Gitlab", "ci_provider": "gitlab", "data_remote": "s3"},
-    "ltv-gcs": {"project_name": "Ltv Gcs", "stack_tier": "scale-up", "data_remote": "gcs"},
-    "wine-azure": {
-        "project_name": "Wine Azure",
-        "ci_provider": "gitlab",
-        "stack_tier": "enterprise",
-        "data_remote": "azure",
     },
 }
 
@@ -95,7 +92,7 @@ def fleet(releases: Path, tmp_path_factory: pytest.TempPathFactory) -> Fleet:  #
     git(foreign, "switch", "--quiet", "main")
 
     heads = {path.name: head(path) for path in root.iterdir()}
-    assert len(heads) == 10
+    assert len(heads) == 7
     return Fleet(root, heads, releases)
 
 
@@ -147,7 +144,7 @@ def test_check_reports_each_repository_and_changes_nothing(
     status, document = checked
     entries = by_repo(document)
     assert status == 3 == document["status"], "an update is waiting, nothing failed"
-    assert document["summary"] == {"update available": 9, "up to date": 1}
+    assert document["summary"] == {"update available": 6, "up to date": 1}
     assert entries["current"]["from_version"] == NEXT
     for name in set(entries) - {"current"}:
         assert entries[name]["from_version"] == PREVIOUS
@@ -161,7 +158,7 @@ def test_update_reports_every_outcome(updated: tuple[int, dict, str]) -> None:
     assert status == 2, "make's status for a failed recipe"
     assert document["status"] == 1, "conflicts, a dirty tree and a failure"
     assert document["summary"] == {
-        "updated": 6,
+        "updated": 3,
         "conflicts": 1,
         "dirty": 1,
         "up to date": 1,
@@ -228,7 +225,7 @@ def test_a_second_update_changes_nothing(fleet: Fleet, updated: tuple[int, dict,
     names = [str(fleet.repo(name)) for name in [*BEHIND, "current"]]
     status, document = fleet_json("update", *names, *allow(fleet), cwd=fleet.root)
     assert status == 0 == document["status"]
-    assert document["summary"] == {"updated": 6, "up to date": 1}
+    assert document["summary"] == {"updated": 3, "up to date": 1}
     for name, entry in by_repo(document).items():
         if name in BEHIND:
             assert "nothing changed" in entry["detail"]

@@ -209,9 +209,10 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path
     """The way teams render: the template's git URL at a release tag. uv fetches the runtime
     from the same repository at the same tag, with every extra a tier can ask for (enterprise
     asks for them all: the other tiers' sets are subsets of the same locked source); the
-    repository's pipeline, promotion, Kubeflow run, batch scoring, drift check and server (v1
-    and v2) run on it, and the server image builds from it (emulated). The next release reaches
-    it as a version bump: `make template-update` moves the pin and re-locks."""
+    repository's CI (its pipeline and the Kubeflow compile), promotion, batch scoring, drift
+    check and server (v1 and v2) run on it, and the server image builds from it (emulated). The
+    local Kubeflow run is tests/test_kfp.py's: its tasks run the same installed runtime. The next
+    release reaches it as a version bump: `make template-update` moves the pin and re-locks."""
     from .test_serving import emulated_image
     from .test_update import commit_all, git, snapshot_working_tree
 
@@ -233,7 +234,7 @@ def test_a_render_from_a_git_url_runs_on_the_runtime_of_its_release_tag(tmp_path
     lock = (project / "uv.lock").read_text()
     assert f'source = {{ git = "{url}?subdirectory=runtime&tag={release}#' in lock
 
-    make(project, "setup", "ci", "promote", "kfp-local")
+    make(project, "setup", "ci", "promote")
     make(project, "score", "INPUT=data/validated/test.csv", "OUTPUT=build/scored.csv")
     test_rows = (project / "data/validated/test.csv").read_text().count("\n")
     assert (project / "build/scored.csv").read_text().count("\n") == test_rows  # header + rows

@@ -745,7 +745,8 @@ OLD_COMMITS = {
     "39-commits-back": "3313b87",
     "copied-layout": "6e3734e9cee1f22f7d1884823300348a21b55fb4",
 }
-# Where the updated repository must also pass its own `make setup ci`.
+# Where the updated repository must also pass its own `make setup ci` (team edits kept, copied
+# platform modules gone): the suite's one check that an updated repository still passes its CI.
 CHECKED_WITH_CI = ("copied-layout",)
 OLD_ANSWERS = {"stack_tier": "scale-up", "ci_provider": "gitlab", "data_remote": "s3"}
 
@@ -891,17 +892,3 @@ def test_move_option_needs_two_different_paths() -> None:
     for bad in ("a.py", "a.py:", ":b.py", "a.py:a.py"):
         with pytest.raises(Exception, match="OLD:NEW"):
             move_generated_file.parse_move(bad)
-
-
-# --------------------------------------------------------------------------------------------
-# Scenario 1, end to end: the updated repo still passes its own CI
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_updated_repo_passes_make_ci(updated: dict[str, Updated], tmp_path: Path) -> None:
-    project = tmp_path / "repo"
-    shutil.copytree(updated["startup-github"].project, project, symlinks=True)
-    commit_all(project, "Update from the template")
-    make(project, "setup", "ci")
-    assert json.loads((project / "reports" / "metrics.json").read_text())["roc_auc"] >= 0.75
