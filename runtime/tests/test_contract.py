@@ -18,6 +18,8 @@ from mlops_stack_runtime.testing.contract import *  # noqa: F403
 from tests import example_project
 from tests.data import task_declarations
 
+pytestmark = pytest.mark.separate_process  # the repository's own tests run in a process of theirs
+
 CONTRACT_TESTS = '"""The contract."""\n\nfrom mlops_stack_runtime.testing.contract import *\n'
 CONFTEST = 'pytest_plugins = ["mlops_stack_runtime.testing.fixtures"]\n'
 DECLARED: dict[str, Callable[[], Declaration]] = {

@@ -145,6 +145,7 @@ def rejected_row(frame: pd.DataFrame, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.separate_process
 @pytest.mark.parametrize(
     ("write_input", "status"),
     [
@@ -208,6 +209,7 @@ def test_kfp_score_local_reports_the_task_error_as_make_score_does(
     assert "Traceback" not in log
 
 
+@pytest.mark.separate_process
 def test_kfp_local_reports_a_failing_gate_as_make_pipeline_does(
     make_project: MakeProject, tmp_path: Path
 ) -> None:
@@ -230,6 +232,7 @@ def test_kfp_local_reports_a_failing_gate_as_make_pipeline_does(
     assert "Traceback" not in log
 
 
+@pytest.mark.separate_process
 def test_kfp_local_refuses_an_unknown_estimator_before_any_task_runs(
     make_project: MakeProject, tmp_path: Path
 ) -> None:
@@ -315,6 +318,7 @@ def test_image_references_the_makefile_writes_are_accepted(image: str) -> None:
     assert check_image(image) == image
 
 
+@pytest.mark.separate_process
 def test_kfp_run_against_an_unreachable_host_says_so_in_one_line(
     make_project: MakeProject, tmp_path: Path
 ) -> None:

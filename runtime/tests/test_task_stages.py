@@ -31,6 +31,8 @@ from mlops_stack_runtime.config import ProjectPaths
 from mlops_stack_runtime.data.columns import DECLARATION_ENV_VAR
 from mlops_stack_runtime.testing.fixtures import repository_params
 
+pytestmark = pytest.mark.separate_process  # each stage runs as a command of its own
+
 WINE_CLASSES = ["class_0", "class_1", "class_2"]
 
 

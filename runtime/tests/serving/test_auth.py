@@ -148,6 +148,7 @@ def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.separate_process
 def test_the_server_process_reads_the_token_file_and_never_logs_the_token(
     trained_project: Config, tmp_path: Path, token_file: Path
 ) -> None:

@@ -40,6 +40,7 @@ def busy_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
+@pytest.mark.separate_process
 @pytest.mark.parametrize(
     ("command", "workers"),
     [

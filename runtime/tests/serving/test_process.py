@@ -59,6 +59,7 @@ def test_missing_record_is_refused(model_dir: Path) -> None:
         ServedModel.load(model_dir)
 
 
+@pytest.mark.separate_process
 @pytest.mark.parametrize(
     ("command", "workers"),
     [(["-m", SERVING_PACKAGE], "1"), (["-m", PACKAGE, "serve"], "2")],
@@ -74,6 +75,7 @@ def test_server_process_refuses_a_tampered_model(
     assert "refusing to load" in result.stderr
 
 
+@pytest.mark.separate_process
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -94,6 +96,7 @@ def test_server_process_refuses_a_bad_setting_naming_it(
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.separate_process
 def test_server_process_refuses_a_model_other_than_the_expected_sha256(model_dir: Path) -> None:
     # The settings' checks are in test_server_settings.py; this is the refusal as deployed.
     result = run_server_once(
@@ -108,6 +111,7 @@ def test_server_process_refuses_a_model_other_than_the_expected_sha256(model_dir
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.separate_process
 @pytest.mark.parametrize(
     ("command", "workers", "metrics_option"),
     [(["-m", SERVING_PACKAGE], "1", False), (["-m", PACKAGE, "serve"], "2", True)],

@@ -35,6 +35,8 @@ from .conftest import (
     wait_ready,
 )
 
+pytestmark = pytest.mark.separate_process  # the server runs as a process of its own
+
 TIMEOUT = 1.0  # REQUEST_TIMEOUT of the server under test, in seconds
 MAX_CONNECTIONS = 8
 MAX_HEADER_BYTES = 64 * 1024  # the default
