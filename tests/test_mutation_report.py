@@ -46,19 +46,24 @@ def _row(output: str, module: str) -> list[str]:
 
 
 def test_every_module_at_the_floor_passes_with_its_figures(tmp_path: Path) -> None:
-    killed = {f"pkg.gates.x_f__mutmut_{i}": 1 for i in range(1, 10)}
+    killed = {f"pkg.gates.x_f__mutmut_{i}": 1 for i in range(1, 9)}
     runtime = _runtime(
         tmp_path,
         {
-            "src/pkg/gates.py": {**killed, "pkg.gates.x_f__mutmut_10": 36},
+            "src/pkg/gates.py": {
+                **killed,
+                "pkg.gates.x_f__mutmut_9": 37,
+                "pkg.gates.x_f__mutmut_10": 36,
+            },
             "src/pkg/data/infer.py": {"pkg.data.infer.x_f__mutmut_1": 1},
         },
     )
     result = _report(runtime)
     assert result.returncode == 0, result.stdout + result.stderr
-    # mutants, killed (a timeout counts), equivalent, survived, share
-    assert _row(result.stdout, "src/pkg/gates.py")[1:] == ["10", "10", "0", "0", "100.0%"]
-    assert _row(result.stdout, "src/pkg/data/infer.py")[1:] == ["1", "1", "0", "0", "100.0%"]
+    # mutants, killed (a timeout and a type-check rejection count), by mypy, equivalent, survived,
+    # share
+    assert _row(result.stdout, "src/pkg/gates.py")[1:] == ["10", "10", "1", "0", "0", "100.0%"]
+    assert _row(result.stdout, "src/pkg/data/infer.py")[1:] == ["1", "1", "0", "0", "0", "100.0%"]
     assert "src/pkg/other.py" not in result.stdout
 
 
@@ -71,7 +76,7 @@ def test_a_module_below_the_floor_fails_and_names_its_survivors(tmp_path: Path) 
     )
     result = _report(runtime)
     assert result.returncode == 1
-    assert _row(result.stdout, "src/pkg/gates.py")[1:6] == ["10", "8", "0", "2", "80.0%"]
+    assert _row(result.stdout, "src/pkg/gates.py")[1:7] == ["10", "8", "0", "0", "2", "80.0%"]
     assert "pkg.gates.x_f__mutmut_9  (survived)" in result.stdout
     assert "pkg.gates.x_f__mutmut_10  (no tests)" in result.stdout
     assert "src/pkg/gates.py" in result.stdout.splitlines()[-1]
@@ -93,7 +98,7 @@ def test_a_listed_equivalent_is_explained_and_a_stale_entry_is_reported(tmp_path
     )
     result = _report(runtime)
     assert result.returncode == 0, result.stdout
-    assert _row(result.stdout, "src/pkg/gates.py")[1:] == ["9", "8", "1", "0", "100.0%"]
+    assert _row(result.stdout, "src/pkg/gates.py")[1:] == ["9", "8", "0", "1", "0", "100.0%"]
     assert "lists pkg.gates.x_f__mutmut_1, which the tests now kill" in result.stdout
     assert "lists pkg.gates.x_gone__mutmut_1, which this run did not make" in result.stdout
 
@@ -131,7 +136,7 @@ def test_a_module_the_run_did_not_reach_is_reported_not_passed(tmp_path: Path) -
     never = _report(_runtime(tmp_path / "c", {m: {"x__mutmut_1": None} for m in MODULES}))
     assert never.returncode == 1
     row = _row(never.stdout, "src/pkg/gates.py")
-    assert row[1:] == ["1", "0", "0", "0", "-", "1", "not", "run"]
+    assert row[1:] == ["1", "0", "0", "0", "0", "-", "1", "not", "run"]
 
 
 def test_the_runtime_configures_every_critical_module_and_its_equivalents_have_reasons() -> None:

@@ -2,8 +2,9 @@
 
 mutmut (configured in runtime/pyproject.toml, [tool.mutmut]) writes what became of every mutant of
 a module beside its mutated copy, in runtime/mutants/<path>.meta. This prints, for each module the
-configuration lists, how many mutants the tests killed, how many survived, and the killed share;
-it names every survivor that runtime/mutation-equivalents.toml does not list as equivalent (a
+configuration lists, how many mutants were killed (by a test, a timeout, or the type checker that
+`make test-runtime` runs: the "by mypy" column counts those), how many survived, and the killed
+share; it names every survivor that runtime/mutation-equivalents.toml does not list as equivalent (a
 change no behaviour can show, with its reason) and every listed name that no longer survives.
 
 Exit status: 0 when every module reaches the floor and every survivor is explained; 1 otherwise;
@@ -27,6 +28,7 @@ EQUIVALENTS_FILE = "mutation-equivalents.toml"
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}
 KILLED |= {255: "timeout", 37: "caught by type check"}
 SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
+TYPE_CHECKED = 37
 
 
 class ReportError(Exception):
@@ -37,6 +39,7 @@ class ReportError(Exception):
 class ModuleFigures:
     path: str
     killed: int = 0
+    typed: int = 0  # of the killed: rejected by the type checker before any test ran
     equivalent: int = 0
     survivors: list[tuple[str, str]] = field(default_factory=list)
     unchecked: int = 0
@@ -96,6 +99,7 @@ def module_figures(runtime: Path, module: str, explained: dict[str, str]) -> Mod
             figures.unchecked += 1
         elif code in KILLED:
             figures.killed += 1
+            figures.typed += code == TYPE_CHECKED
         elif name in explained:
             figures.equivalent += 1
         else:
@@ -106,7 +110,10 @@ def module_figures(runtime: Path, module: str, explained: dict[str, str]) -> Mod
 def report(runtime: Path, floor: float) -> int:
     explained = equivalents(runtime)
     figures = [module_figures(runtime, m, explained) for m in configured_modules(runtime)]
-    print(f"{'module':<52} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'share':>6}")
+    print(
+        f"{'module':<52} {'mutants':>7} {'killed':>6} {'by mypy':>7} {'equiv.':>6} "
+        f"{'survived':>8} {'share':>6}"
+    )
     failing = []
     for f in figures:
         total = f.judged + f.equivalent + f.unchecked
@@ -114,7 +121,8 @@ def report(runtime: Path, floor: float) -> int:
         if f.unchecked:
             mark = f"  {f.unchecked} not run"
         print(
-            f"{f.path:<52} {total:>7} {f.killed:>6} {f.equivalent:>6} {len(f.survivors):>8} "
+            f"{f.path:<52} {total:>7} {f.killed:>6} {f.typed:>7} {f.equivalent:>6} "
+            f"{len(f.survivors):>8} "
             f"{f'{f.share:.1%}' if f.judged else '-':>6}{mark}"
         )
         if mark:
