@@ -9,7 +9,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_diabetes, load_wine
 
-from mlops_stack_runtime.config import Config
+from mlops_stack_runtime.config import Config, load_config
 from mlops_stack_runtime.data import adopt
 from mlops_stack_runtime.data.adopt import use_data
 from mlops_stack_runtime.data.columns import load_declaration
@@ -162,3 +162,34 @@ def test_a_failure_while_writing_puts_every_file_back(
     with pytest.raises(DataSourceError, match=r"dvc\.yaml could not be written"):
         use_data(project, path, label="target", task="multiclass")
     assert snapshot(project.root) == before
+
+
+def test_a_second_file_replaces_the_first_and_a_failed_replacement_keeps_the_first(
+    project: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tmp_path / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(first, index=False)
+    assert use_data(project, first, label="target", task="multiclass").replaced is None
+    adopted = load_config(project.root / "params.yaml")  # params.yaml now names data/wine.csv
+    second = tmp_path / "diabetes.parquet"
+    load_diabetes(as_frame=True).frame.to_parquet(second, index=False)
+
+    # A failure at the last step: the first file, its pointer and every edit come back.
+    before = snapshot(project.root)
+    with monkeypatch.context() as broken:
+        broken.setattr(adopt, "_set_prepare_deps", lambda *args: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            use_data(adopted, second, label="target")
+    assert snapshot(project.root) == before
+
+    adoption = use_data(adopted, second, label="target")
+    assert adoption.replaced == "data/wine.csv"
+    assert "replaced the previous adoption of data/wine.csv" in format_adoption(adoption)
+    data = project.root / "data"
+    assert not (data / "wine.csv").exists() and not (data / "wine.csv.dvc").exists()
+    assert (data / "diabetes.parquet.dvc").is_file()
+    ignored = (data / ".gitignore").read_text().split()
+    assert "/diabetes.parquet" in ignored and "/wine.csv" not in ignored
+    prepare = yaml.safe_load((project.root / "dvc.yaml").read_text())["stages"]["prepare"]
+    assert "data/diabetes.parquet" in prepare["deps"] and "data/wine.csv" not in prepare["deps"]
+    assert "data.path" in prepare["params"]
