@@ -9,7 +9,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_diabetes, load_iris, load_wine
 
-from mlops_stack_runtime.data.columns import declaration_to_yaml, parse_declaration
+from mlops_stack_runtime.data.columns import ColumnSpec, declaration_to_yaml, parse_declaration
 from mlops_stack_runtime.data.infer import infer_declaration
 from mlops_stack_runtime.data.infer_label import infer_label, min_rows_per_class
 from mlops_stack_runtime.errors import DataSourceError
@@ -312,3 +312,92 @@ def test_many_classes_are_summarised_in_the_table() -> None:
     detail = infer_declaration(frame, "y").summaries[0].detail
     assert detail.startswith("20 classes: c00: 5, c01: 5, ")
     assert "c11: 5 ..." in detail and "c12" not in detail
+
+
+# --- features and the protected attribute ----------------------------------------------------
+
+PROTECTED_DESCRIPTION = "Protected attribute (not a model input)"
+
+
+def frame_of(**columns: list[object]) -> pd.DataFrame:
+    """Forty rows of `columns` beside a binary label no column is tied to (20 of each value)."""
+    rng = np.random.default_rng(1)
+    label = rng.permutation(["no", "yes"] * 20)
+    frame = pd.DataFrame({"x": rng.normal(size=40), **columns})
+    frame["y"] = label
+    return frame
+
+
+def test_a_text_feature_keeps_its_gaps_and_lists_numbers_first_in_numeric_order() -> None:
+    frame = frame_of(code=["10", "9", "x", None] * 10)
+    declared = infer_declaration(frame, "y", positive="yes").declaration
+    (code,) = [spec for spec in declared.features if spec.name == "code"]
+    assert (code.kind, code.nullable, code.categories) == ("category", True, ("9", "10", "x"))
+
+
+@pytest.mark.parametrize(
+    ("values", "nullable", "categories"),
+    [
+        (["b", "a", None, "a"] * 10, True, ("a", "b")),
+        ([3, 1, 2, np.nan, 10] * 8, True, ("1", "2", "3", "10")),
+        ([3, 1, 2, 10] * 10, False, ("1", "2", "3", "10")),
+        # More values than data.max_category_levels: a number as a feature, groups as protected.
+        ([*range(9, 21), np.nan, np.nan] * 2 + [9] * 12, True, tuple(map(str, range(9, 21)))),
+    ],
+    ids=["text-with-gaps", "numbers-with-gaps", "numbers", "a-number-of-many-values"],
+)
+def test_a_protected_attribute_is_grouped_on_its_values_whatever_their_type(
+    values: list[object], nullable: bool, categories: tuple[str, ...]
+) -> None:
+    inference = infer_declaration(frame_of(group=values), "y", positive="yes", protected="group")
+    declared = inference.declaration
+    assert declared.protected_attribute == ColumnSpec(
+        "group", "category", PROTECTED_DESCRIPTION, nullable, categories=categories
+    )
+    assert "group" not in [spec.name for spec in declared.features]
+    assert [s.role for s in inference.summaries if s.name == "group"] == ["protected attribute"]
+
+
+def leak_note(auc: float) -> str:
+    return f"separates the label almost perfectly (ROC AUC {auc:.3f}): it may leak the label"
+
+
+@pytest.mark.parametrize(
+    ("misordered", "direction", "note"),
+    [(0, 1, leak_note(1.0)), (1, 1, leak_note(0.99)), (1, -1, leak_note(0.99)), (2, 1, None)],
+    ids=["perfect", "auc-0.99", "auc-0.01", "auc-0.98"],
+)
+def test_a_number_that_separates_a_binary_label_is_noted_from_a_roc_auc_of_0_99(
+    misordered: int, direction: int, note: str | None
+) -> None:
+    """Ten negatives at 0..9 and ten positives above them, but for the lowest positives placed
+    below `misordered` negatives (of the 100 pairs); a score turned around counts the same."""
+    negatives = list(range(10))
+    positives = [9.5 - misordered, *range(11, 20)]
+    frame = pd.DataFrame(
+        {
+            "leak": [direction * v for v in negatives + positives],
+            "x": np.random.default_rng(0).normal(size=20),
+            "y": [0] * 10 + [1] * 10,
+        }
+    )
+    warnings = infer_declaration(frame, "y", task="binary").warnings
+    leak = [w for w in warnings if w.startswith("leak: separates")]
+    assert leak == ([f"leak: {note}"] if note else [])
+
+
+def test_a_number_present_for_one_positive_row_that_tops_every_negative_is_noted() -> None:
+    leak = [float(i) for i in range(10)] + [99.0] + [np.nan] * 9
+    x = np.random.default_rng(0).normal(size=20)
+    frame = pd.DataFrame({"leak": leak, "x": x, "y": [0] * 10 + [1] * 10})
+    warnings = infer_declaration(frame, "y", task="binary").warnings
+    assert f"leak: {leak_note(1.0)}" in warnings
+
+
+@pytest.mark.parametrize(("classes", "suffix"), [(10, ""), (12, " and 2 more")])
+def test_a_refusal_lists_ten_values_in_numeric_order_then_how_many_more(
+    classes: int, suffix: str
+) -> None:
+    message = refusal(frame_with(list(range(1, classes + 1)) * 6), task="multiclass", max_classes=9)
+    listed = ", ".join(f"{value} (6 rows)" for value in range(1, 11))
+    assert f"params.yaml data.max_classes): {listed}{suffix}" in message
