@@ -401,3 +401,16 @@ def test_a_refusal_lists_ten_values_in_numeric_order_then_how_many_more(
     message = refusal(frame_with(list(range(1, classes + 1)) * 6), task="multiclass", max_classes=9)
     listed = ", ".join(f"{value} (6 rows)" for value in range(1, 11))
     assert f"params.yaml data.max_classes): {listed}{suffix}" in message
+
+
+def test_categories_given_task_regression_are_refused_naming_them() -> None:
+    frame = frame_with(pd.Series(pd.Categorical(["low", "high", "mid"] * 10)))
+    message = refusal(frame, task="regression")
+    assert "TASK=regression needs a numeric label; label 'y' holds categories: " in message
+
+
+def test_a_whole_number_range_is_written_as_whole_numbers() -> None:
+    text = declaration_to_yaml(infer_declaration(diabetes(), "target").declaration)
+    label = yaml.safe_load(text)["label"]
+    assert (label["min"], label["max"]) == (25, 346)
+    assert "min: 25\n" in text and "max: 346\n" in text
