@@ -103,7 +103,8 @@ def update(scenario: dict[str, Any], args: list[str]) -> None:
         answers[key] = value
     after = render(scenario, target, answers)
     for path in set(before) - set(after):
-        Path(path).unlink(missing_ok=True)
+        if path not in scenario.get("kept", []):  # left as they are, even when removed upstream
+            Path(path).unlink(missing_ok=True)
     for path, text in after.items():
         # Files the template did not change keep your version (and stay deleted if you did).
         if path in scenario.get("kept", []) or before.get(path) == text:

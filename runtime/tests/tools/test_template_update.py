@@ -906,20 +906,28 @@ def test_update_to_a_chosen_ref_asks_copier_for_nothing_else(
 def test_update_reports_only_what_the_template_changed_and_the_update_left(
     repo: Path, copier: FakeCopier, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    release_1 = {**RELEASE_1, "legacy.py": "LEGACY = 1\n"}
+    release_1 = {
+        **RELEASE_1,
+        "legacy.py": "LEGACY = 1\n",  # removed upstream; never here
+        "tools.cfg": "[tools]\n",  # removed upstream; the update leaves it
+        "ci.yml": "jobs: [test]\n",
+    }
     release_2 = {
         **RELEASE_2,
         "src/demo/steps/new_step.py": "STEP = 1\n",  # in a folder new to the repository
         "team.yaml": "owner: platform\n",  # new in the template; the team has its own
+        "ci.yml": "jobs: [test, lint]\n",  # the team made the same change already
     }
     copier.set(
         releases={"0.1.0": release_1, "0.2.0": release_2},
-        kept=["team.mk", "skipped.py", "team.yaml"],
+        kept=["team.mk", "skipped.py", "team.yaml", "tools.cfg", "ci.yml"],
     )
     (repo / "same.txt").write_text("same\nmine\n")  # edited here; the template did not change it
     (repo / "team.yaml").write_text("owner: us\n")
+    (repo / "tools.cfg").write_text("[tools]\n")
+    (repo / "ci.yml").write_text("jobs: [test, lint]\n")
     git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", "the team's own files")  # legacy.py: never here
+    git(repo, "commit", "--quiet", "-m", "the team's own files")
 
     assert tu.main(["--project", str(repo), "update", "--format", "json"]) == 0
     report = json.loads(capfd.readouterr().out)
@@ -932,9 +940,17 @@ def test_update_reports_only_what_the_template_changed_and_the_update_left(
             "here": "kept as you have it",
             "diff": ".template-update/team.yaml.diff",
         },
+        {
+            "path": "tools.cfg",
+            "here": "kept as you have it",
+            "diff": ".template-update/tools.cfg.diff",
+        },
     ]
     assert (repo / ".template-update" / "team.yaml.diff").read_text() == (
         "--- /dev/null\n+++ b/team.yaml (0.2.0)\n@@ -0,0 +1 @@\n+owner: platform\n"
+    )
+    assert (repo / ".template-update" / "tools.cfg.diff").read_text() == (
+        "--- a/tools.cfg (0.1.0)\n+++ /dev/null\n@@ -1 +0,0 @@\n-[tools]\n"
     )
 
 
