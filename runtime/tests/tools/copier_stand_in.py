@@ -5,13 +5,16 @@ It takes exactly the options template_update passes (Copier 9's `check-update`, 
 a scenario file (JSON, named by FAKE_COPIER_SCENARIO): the template's path, its releases (path ->
 text, `{project_slug}` filled from the answers), the latest release, the files an update leaves
 as they are (Copier's _skip_if_exists), whether the update conflicts in train.py, its exit
-status, and the releases `copy` cannot render. Each call is appended to the scenario's `log` file.
+status, what its tasks print, whether it stages its changes, how `check-update` fails, and the
+releases `copy` cannot render (with Copier's message). Each call is appended to the scenario's
+`log` file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,7 +65,11 @@ def render(scenario: dict[str, Any], release: str, answers: dict[str, Any]) -> d
 def check_update(scenario: dict[str, Any], args: list[str]) -> None:
     if args != ["--output-format", "json", "."]:
         refuse(f"check-update: unexpected arguments {args}")
-    if scenario.get("check_update_fails"):
+    failure = scenario.get("check_update_fails")
+    if isinstance(failure, str):  # Copier's own words, as they are (possibly none)
+        sys.stderr.write(failure)
+        sys.exit(1)
+    if failure:
         refuse("check-update failed\nthe template's tags cannot be read", 1)
     current = str(yaml.safe_load(Path(ANSWERS).read_text())["_commit"])
     latest = scenario["latest"]
@@ -96,15 +103,22 @@ def update(scenario: dict[str, Any], args: list[str]) -> None:
         answers[key] = value
     after = render(scenario, target, answers)
     for path in set(before) - set(after):
-        Path(path).unlink(missing_ok=True)
+        if path not in scenario.get("kept", []):  # left as they are, even when removed upstream
+            Path(path).unlink(missing_ok=True)
     for path, text in after.items():
-        if path in scenario.get("kept", []):
+        # Files the template did not change keep your version (and stay deleted if you did).
+        if path in scenario.get("kept", []) or before.get(path) == text:
             continue
         if path == "train.py" and scenario.get("conflict"):
             text = CONFLICT
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
     answers["_commit"] = target
     Path(ANSWERS).write_text(yaml.safe_dump(answers, sort_keys=False))
+    if scenario.get("task_output"):  # the template's tasks run in the project, on its stdout
+        print(scenario["task_output"], flush=True)
+    if scenario.get("stage"):
+        subprocess.run(["git", "add", "--all"], check=True)
 
 
 def copy(scenario: dict[str, Any], args: list[str]) -> None:
@@ -118,8 +132,10 @@ def copy(scenario: dict[str, Any], args: list[str]) -> None:
     answers = yaml.safe_load(Path(found["--data-file"][0]).read_text())
     if not isinstance(answers, dict) or any(key.startswith("_") for key in answers):
         refuse(f"copy: the data file holds Copier's own keys: {answers}")
-    if found["--vcs-ref"][0] in scenario.get("unrenderable", []):
-        refuse(f"rendering failed\nno release {found['--vcs-ref'][0]} in {source}", 1)
+    unrenderable: dict[str, str] = scenario.get("unrenderable", {})
+    if found["--vcs-ref"][0] in unrenderable:  # Copier's message, as it is (possibly none)
+        sys.stderr.write(unrenderable[found["--vcs-ref"][0]])
+        sys.exit(1)
     files = render(scenario, found["--vcs-ref"][0], answers)
     # What a copy writes besides the template's files: the answers, and a lock from its tasks.
     files |= {ANSWERS: f"_commit: {found['--vcs-ref'][0]}\n", "uv.lock": "version = 1\n"}
