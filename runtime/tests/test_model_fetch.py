@@ -98,9 +98,11 @@ def register_files(
     tags: Mapping[str, str],
     folder: Path,
 ) -> str:
-    """Version 1 of `name`, on a new run whose artifacts are `files`; the run's id."""
-    run_id = client.create_run(client.create_experiment(name)).info.run_id
+    """Version 1 of `name`, on a new run whose artifacts are `files`; the run's id. They are
+    stored under `folder`: the store's default would be mlruns/ where the tests started."""
     folder.mkdir(parents=True)
+    experiment = client.create_experiment(name, artifact_location=(folder / "runs").as_uri())
+    run_id = client.create_run(experiment).info.run_id
     for file_name, content in files.items():
         (folder / file_name).write_bytes(content)
         client.log_artifact(run_id, str(folder / file_name))
