@@ -228,7 +228,7 @@ def test_v1_refusals_name_the_row_the_feature_and_what_was_sent(
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("fields", "message"),
     [
         pytest.param(
             {"instances": None},
@@ -246,18 +246,19 @@ def test_v1_refusals_name_the_row_the_feature_and_what_was_sent(
             id="instances-empty",
         ),
         pytest.param(
-            {**v1_row(), "id": 5},
+            {"id": 5},
             "'id' must be a string, got 5",
             id="id-number",
         ),
         pytest.param(
-            {**v1_row(), "id": 1.5},
+            {"id": 1.5},
             "'id' must be a string, got 1.5",
             id="id-float",
         ),
     ],
 )
-def test_v1_body_refusals_say_what_was_sent(body: dict[str, Any], message: str) -> None:
+def test_v1_body_refusals_say_what_was_sent(fields: dict[str, Any], message: str) -> None:
+    body = {**v1_row(), **fields}
     assert refusal(lambda: SCHEMA.parse_v1(body)) == message
 
 
