@@ -25,10 +25,10 @@ from pathlib import Path
 
 EQUIVALENTS_FILE = "mutation-equivalents.toml"
 # mutmut's exit codes (mutmut/stats.py): what the tests made of a mutant.
-KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}
-KILLED |= {255: "timeout", 37: "caught by type check"}
-SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
 TYPE_CHECKED = 37
+KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}
+KILLED |= {255: "timeout", TYPE_CHECKED: "caught by type check"}
+SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
 
 
 class ReportError(Exception):
