@@ -257,3 +257,65 @@ def test_a_bad_onnx_relative_tolerance_is_named(tmp_path: Path) -> None:
         match=re.escape("'serving.onnx_relative_tolerance' must be a number with 0.0 <= x <= 1.0"),
     ):
         load_config(write_params(tmp_path, negative))
+
+
+def test_the_split_is_random_unless_params_say_otherwise(tmp_path: Path) -> None:
+    config = load_config(write_params(tmp_path, lambda params: params["data"].pop("split", None)))
+    assert config.data.split.kind == "random"
+    grouped = {"kind": "group", "group_by": "job_ad_id"}
+    config = load_config(write_params(tmp_path, assign("data", "split", grouped)))
+    assert (config.data.split.kind, config.data.split.group_by) == ("group", "job_ad_id")
+    # YAML reads an unquoted date as a date: it is kept as the same date.
+    path = write_params(tmp_path, assign("data", "split", {"kind": "time", "time_column": "day"}))
+    text = path.read_text().replace("time_column: day", "time_column: day\n    cutoff: 2024-03-01")
+    path.write_text(text)
+    assert load_config(path).data.split.cutoff == "2024-03-01"
+    at_year = {"kind": "time", "time_column": "year", "cutoff": 2020}
+    assert (
+        load_config(write_params(tmp_path, assign("data", "split", at_year))).data.split.cutoff
+        == 2020.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        (
+            {"kind": "stratified"},
+            "'data.split.kind' must be one of random, group, time, got 'stratified'",
+        ),
+        (
+            {"kind": "group"},
+            "'data.split' kind group needs group_by: the column whose rows stay on one side",
+        ),
+        (
+            {"kind": "time"},
+            "'data.split' kind time needs time_column: the column whose latest values are held out",
+        ),
+        (
+            {"kind": "random", "group_by": "id"},
+            "'data.split' sets group_by, which only kind group reads (kind is random)",
+        ),
+        (
+            {"kind": "group", "group_by": "id", "cutoff": 3},
+            "'data.split' sets cutoff, which only kind time reads (kind is group)",
+        ),
+        (
+            {"kind": "time", "time_column": "day", "cutoff": ""},
+            "'data.split.cutoff' must be a non-empty string, got ''",
+        ),
+        (
+            {"kind": "group", "group_by": None},
+            "'data.split.group_by' must be a non-empty string, got None",
+        ),
+        (
+            {"kind": "group", "group_by": "id", "by": "x"},
+            "unknown key 'data.split.by' (a typo? 'data.split' knows kind, group_by, "
+            "time_column, cutoff)",
+        ),
+    ],
+)
+def test_a_bad_split_is_named(tmp_path: Path, split: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(write_params(tmp_path, assign("data", "split", split)))
+    assert str(refused.value) == f"params.yaml: {message}"

@@ -367,3 +367,29 @@ def test_every_metric_meaning_is_a_complete_phrase_in_the_label_s_words(task: st
             "share of rows predicted received_callback = yes that have received_callback = yes"
         )
         assert meanings["recall"].startswith("share of rows with received_callback = yes")
+
+
+@pytest.mark.parametrize(
+    ("split", "row"),
+    [
+        (
+            {"kind": "group", "group_by": "patient"},
+            "| Split | by groups of `patient` (params `data.split`): about 20% of the groups held "
+            "out for testing, no group on both sides (seed 42) |",
+        ),
+        (
+            {"kind": "time", "time_column": "visit", "cutoff": "2024-06-01"},
+            "| Split | by time on `visit` (params `data.split`): rows at or after 2024-06-01 held "
+            "out |",
+        ),
+    ],
+)
+def test_the_card_names_a_grouped_or_time_split(
+    make_project: MakeProject, split: dict[str, Any], row: str
+) -> None:
+    config = make_project({"gates.min_r2": 0.3})
+    metrics = {"rmse": 55.1, "mae": 44.2, "r2": 0.45}
+    record = record_of("ridge", metrics)
+    record.params["data"]["split"] = split
+    card = render(CardInputs(config, record, metrics, None, None, REGRESSION))
+    assert row in card

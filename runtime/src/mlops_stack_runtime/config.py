@@ -147,11 +147,75 @@ class ProjectSettings(_Section):
     tier: Text
 
 
+SPLIT_KINDS = ("random", "group", "time")
+# The keys each kind of split reads (SplitSettings): any other is refused with the kind named.
+SPLIT_KEYS = {"random": (), "group": ("group_by",), "time": ("time_column", "cutoff")}
+
+
+def _split_kind(value: Any) -> str:
+    if value not in SPLIT_KINDS:
+        raise _refuse(
+            "must be one of {kinds}, got {got}", kinds=", ".join(SPLIT_KINDS), got=repr(value)
+        )
+    return str(value)
+
+
+def _cutoff(value: Any) -> str | float:
+    """A date or time as text (ISO 8601: 2024-01-31, 2024-01-31T12:00) or a number (a year, a
+    period): compared with the time column's values by data/split.py."""
+    if _is_number(value):
+        return float(value)
+    if hasattr(value, "isoformat"):  # YAML reads an unquoted 2024-01-31 as a date
+        return str(value.isoformat())
+    return _text(value)
+
+
+class SplitSettings(_Section):
+    """How `validate` holds rows out for testing (data/split.py).
+
+    random: a seeded random share (`data.test_size`), stratified on a classification label.
+    group: the same, drawn by groups: rows sharing a value of `group_by` (a person, a job ad, a
+    customer) stay on one side, so the test measures the model on groups it has not seen.
+    time: the latest rows of `time_column` are held out: those at or after `cutoff`, or without
+    one the latest `data.test_size` share, so the test measures the model on a later period.
+    """
+
+    kind: Annotated[str, BeforeValidator(_split_kind)] = "random"
+    group_by: Annotated[str | None, BeforeValidator(_text)] = None
+    time_column: Annotated[str | None, BeforeValidator(_text)] = None
+    cutoff: Annotated[str | float | None, BeforeValidator(_cutoff)] = None
+
+    @model_validator(mode="after")
+    def _keys_of_the_kind(self) -> SplitSettings:
+        wanted = SPLIT_KEYS[self.kind]
+        for key in ("group_by", "time_column", "cutoff"):
+            given = getattr(self, key) is not None
+            if given and key not in wanted:
+                readers = next(kind for kind, keys in SPLIT_KEYS.items() if key in keys)
+                raise _refuse(
+                    "sets {key}, which only kind {readers} reads (kind is {kind})",
+                    key=key,
+                    readers=readers,
+                    kind=self.kind,
+                )
+        if wanted and getattr(self, wanted[0]) is None:
+            raise _refuse(
+                "kind {kind} needs {key}: the column {what}",
+                kind=self.kind,
+                key=wanted[0],
+                what="whose rows stay on one side"
+                if self.kind == "group"
+                else "whose latest values are held out",
+            )
+        return self
+
+
 class DataSettings(_Section):
     source: Text
     n_rows: Annotated[int, _integer(10)]
     seed: Count
     test_size: Fraction
+    split: SplitSettings = SplitSettings()
     # The data file of the `file` source, relative to the repo root (`make use-data` sets it).
     path: Annotated[str | None, BeforeValidator(_text)] = None
     # `use-data`: whole-number columns with at most this many distinct values become categories.

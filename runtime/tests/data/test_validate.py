@@ -67,3 +67,24 @@ def test_bad_data_fails_with_a_report_and_no_split(make_project: MakeProject) ->
 def test_missing_raw_data_says_what_to_run(make_project: MakeProject) -> None:
     with pytest.raises(FileNotFoundError, match="run the earlier stages"):
         validate(make_project())
+
+
+def test_the_split_of_params_is_the_one_made(make_project: MakeProject) -> None:
+    """params `data.split` reaches the stage: a time split holds out the latest rows of a
+    column only the raw data have; without that column it is named, and no stale split stays."""
+    config = make_project({"data.split": {"kind": "time", "time_column": "received"}})
+    paths = config.paths
+    prepare(config)
+    raw = read_frame(paths.raw_data)
+    raw.assign(received=range(len(raw))).to_csv(paths.raw_data, index=False)
+    validate(config)
+    train, test = pd.read_csv(paths.train_data), pd.read_csv(paths.test_data)
+    assert train["received"].max() < test["received"].min()
+    assert len(test) == pytest.approx(config.data.test_size * len(raw), abs=1)
+
+    raw.to_csv(paths.raw_data, index=False)
+    with pytest.raises(
+        DataValidationError, match=re.escape("data.split.time_column is 'received'")
+    ):
+        validate(config)
+    assert not paths.train_data.exists() and not paths.test_data.exists()

@@ -28,7 +28,12 @@ def validate(config: Config) -> ValidationReport:
         paths.test_data.unlink(missing_ok=True)
         raise DataValidationError(f"{paths.raw_data}: {report.to_text()}")
     try:
-        train, test = split_train_test(raw, test_size=config.data.test_size, seed=config.data.seed)
+        train, test = split_train_test(
+            raw,
+            test_size=config.data.test_size,
+            seed=config.data.seed,
+            split=config.data.split,
+        )
     except DataValidationError:
         paths.train_data.unlink(missing_ok=True)
         paths.test_data.unlink(missing_ok=True)

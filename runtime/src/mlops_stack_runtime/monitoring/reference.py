@@ -241,7 +241,10 @@ class _SourceSplit:
                 # As prepare and validate do it: the raw CSV, read back typed, then split.
                 raw = read_frame(write_frame(load_data(config), Path(folder) / "raw.csv"))
                 train, test = split_train_test(
-                    raw, test_size=config.data.test_size, seed=config.data.seed
+                    raw,
+                    test_size=config.data.test_size,
+                    seed=config.data.seed,
+                    split=config.data.split,
                 )
             except (PipelineError, ValueError, KeyError):
                 return {}
