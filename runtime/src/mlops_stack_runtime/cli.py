@@ -160,15 +160,18 @@ def use_data(
     (exit 1, nothing written) when the label cannot make the task, saying why."""
     with reported_errors():
         from .data.adopt import use_data as adopt
+        from .data.checks import check_data
         from .data.columns import TASKS
         from .data.report import format_adoption
+        from .data.sources import read_data_file
 
         if task is not None and task not in TASKS:
             raise typer.BadParameter(
                 f"{task!r} is not one of {', '.join(TASKS)}", param_hint="--task"
             )
+        config = _config(ctx)
         adoption = adopt(
-            _config(ctx),
+            config,
             file,
             label=label,
             positive=positive,
@@ -176,7 +179,11 @@ def use_data(
             max_category_levels=max_category_levels,
             task=task,
         )
-    typer.echo(format_adoption(adoption))
+        # The checks before training, on the data as the `file` source reads them.
+        declaration = adoption.inference.declaration
+        adopted = read_data_file(config.root / adoption.data_path, declaration)
+        warnings = check_data(adopted, declaration, config.data.split)
+    typer.echo(format_adoption(adoption, warnings))
 
 
 @app.command()

@@ -88,3 +88,27 @@ def test_the_split_of_params_is_the_one_made(make_project: MakeProject) -> None:
     ):
         validate(config)
     assert not paths.train_data.exists() and not paths.test_data.exists()
+
+
+def test_the_checks_before_training_are_reported(make_project: MakeProject) -> None:
+    """The stage passes, and says what deserves a look: here an application id repeated over
+    rows, which only a grouped split keeps on one side."""
+    config = make_project()
+    paths = config.paths
+    prepare(config)
+    raw = read_frame(paths.raw_data)
+    raw.assign(application_id=[index // 3 for index in range(len(raw))]).to_csv(
+        paths.raw_data, index=False
+    )
+    report = validate(config)
+    assert report.passed
+    (warning,) = report.warnings
+    assert warning.startswith("application_id: rows repeat its values")
+    assert warning.endswith(
+        "set data.split to {kind: group, group_by: application_id} in params.yaml"
+    )
+    assert json.loads(paths.validation_report.read_text())["warnings"] == [warning]
+    assert report.to_text().splitlines()[1:] == [
+        "before trusting the model, look at:",
+        f"  - {warning}",
+    ]

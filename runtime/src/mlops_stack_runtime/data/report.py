@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .adopt import Adoption
+    from .checks import DataWarning
 
 
 # Classes whose share of the rows the first line shows.
 SHOWN_SHARES = 10
 
 
-def format_adoption(adoption: Adoption) -> str:
+def format_adoption(adoption: Adoption, warnings: Sequence[DataWarning] = ()) -> str:
+    """The summary; `warnings` are the checks before training (checks.py), a leak the
+    inference already noted shown once."""
     inference = adoption.inference
     declaration = inference.declaration
     rows = [("column", "role", "kind", "missing", "categories or range")]
@@ -48,6 +53,12 @@ def format_adoption(adoption: Adoption) -> str:
     if declaration.protected_attribute is None:
         lines.append("protected attribute: none (the fairness gate reports 'not applicable')")
     second_look = [*inference.warnings]
+    noted = {item.split(":", 1)[0] for item in inference.warnings if "leak" in item}
+    second_look += [
+        str(warning)
+        for warning in warnings
+        if not (warning.kind == "leakage" and warning.column in noted)
+    ]
     second_look += [f"{name}: left out, {reason}" for name, reason in declaration.ignored.items()]
     if second_look:
         lines.append("deserves a second look:")

@@ -121,6 +121,8 @@ class ValidationReport:
     n_rows: int
     n_columns: int
     failures: tuple[CheckFailure, ...]
+    # The checks before training (checks.py), when the data passed: to read, not failures.
+    warnings: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -132,11 +134,16 @@ class ValidationReport:
             "n_rows": self.n_rows,
             "n_columns": self.n_columns,
             "failures": [asdict(failure) for failure in self.failures],
+            "warnings": list(self.warnings),
         }
 
     def to_text(self) -> str:
         if self.passed:
-            return f"data validation passed: {self.n_rows} rows, {self.n_columns} columns"
+            lines = [f"data validation passed: {self.n_rows} rows, {self.n_columns} columns"]
+            if self.warnings:
+                lines.append("before trusting the model, look at:")
+                lines += [f"  - {warning}" for warning in self.warnings]
+            return "\n".join(lines)
         lines = [f"data validation failed: {len(self.failures)} check(s) failed"]
         lines += [f"  - {failure.describe()}" for failure in self.failures]
         return "\n".join(lines)

@@ -5,9 +5,12 @@ Only data that passed validation reaches data/validated/, so training never sees
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import DataValidationError
+from .checks import check_data
+from .columns import DECLARATION
 from .csv_files import read_frame, write_frame
 from .schema import ValidationReport, validate_frame
 from .split import split_train_test
@@ -40,4 +43,7 @@ def validate(config: Config) -> ValidationReport:
         raise
     write_frame(train, paths.train_data)
     write_frame(test, paths.test_data)
+    warnings = check_data(raw, DECLARATION, config.data.split)
+    report = replace(report, warnings=tuple(str(warning) for warning in warnings))
+    report.write_json(paths.validation_report)
     return report
