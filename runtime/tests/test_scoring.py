@@ -410,3 +410,24 @@ def test_an_input_holding_a_column_scoring_writes_is_refused_for_every_task(
     source = write_csv(frame, tmp_path / "batch.csv")
     with pytest.raises(BatchError, match="species_probability_setosa"):
         score_file(model, source, tmp_path / "scored.csv")
+
+
+def test_a_registry_model_predicts_for_its_own_label() -> None:
+    """RegistryModel's label and features decide what predict returns (here iris' three
+    classes, not the example's binary label): each row's class probabilities and class."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_stack_runtime.scoring import RegistryModel
+
+    from .data import task_declarations
+
+    declaration = task_declarations.text_classes()
+    frame = task_declarations.iris_frame()
+    names = list(declaration.feature_names)
+    classes = frame["target"].map({name: i for i, name in enumerate(declaration.label.classes)})
+    pipeline = LogisticRegression(max_iter=500).fit(frame[names], classes)
+    model = RegistryModel("1", pipeline, 0.5, declaration.label, declaration.features)
+    columns = {name: frame[name].to_numpy()[[0, 60, 120]] for name in names}
+    scores, decisions = model.predict(columns)
+    assert np.asarray(scores).shape == (3, 3)
+    assert list(decisions) == [0, 1, 2]

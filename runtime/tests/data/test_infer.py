@@ -3,6 +3,8 @@ on scikit-learn's datasets (no download) and on small frames for each refusal.""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -400,7 +402,9 @@ def test_a_refusal_lists_ten_values_in_numeric_order_then_how_many_more(
 ) -> None:
     message = refusal(frame_with(list(range(1, classes + 1)) * 6), task="multiclass", max_classes=9)
     listed = ", ".join(f"{value} (6 rows)" for value in range(1, 11))
-    assert f"params.yaml data.max_classes): {listed}{suffix}" in message
+    assert message.endswith(
+        f"params.yaml data.max_classes): {listed}{suffix}; a number to predict is TASK=regression"
+    )
 
 
 def test_categories_given_task_regression_are_refused_naming_them() -> None:
@@ -414,3 +418,18 @@ def test_a_whole_number_range_is_written_as_whole_numbers() -> None:
     label = yaml.safe_load(text)["label"]
     assert (label["min"], label["max"]) == (25, 346)
     assert "min: 25\n" in text and "max: 346\n" in text
+
+
+@pytest.mark.parametrize("present_for", [0, 1], ids=["negatives-only", "positives-only"])
+def test_a_number_present_for_one_class_only_is_no_leak_note_nor_a_warning(
+    present_for: int,
+) -> None:
+    """No ROC AUC exists without both classes: nothing is computed (numpy would print a
+    division warning into use-data's output) and nothing is noted."""
+    y = [0] * 15 + [1] * 15
+    sparse = [float(i) if label == present_for else np.nan for i, label in enumerate(y)]
+    frame = pd.DataFrame({"sparse": sparse, "x": np.random.default_rng(0).normal(size=30), "y": y})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference = infer_declaration(frame, "y", task="binary")
+    assert inference.warnings == ()
