@@ -29,6 +29,7 @@ from mlops_stack_runtime.evaluate import (
 from mlops_stack_runtime.evaluation import (
     Evaluation,
 )
+from mlops_stack_runtime.explain import read_importance
 from mlops_stack_runtime.fairness import (
     fairness_report,
     read_fairness_report,
@@ -54,6 +55,7 @@ SECTIONS = (
     "## Intended use",
     "## Data",
     "## Performance",
+    "## What the model relies on",
     "## Fairness",
     "## Limitations",
     "## Approvals",
@@ -100,6 +102,11 @@ def test_the_card_holds_the_real_numbers_of_the_model(evaluated: Config) -> None
     for digest in (record.model_sha256, record.training_data_sha256, record.test_data_sha256):
         assert digest in card
     assert f">= {evaluated.gates.min_roc_auc} (`gates.min_roc_auc`): passed" in card
+    importance = read_importance(evaluated.paths.importance)
+    assert importance is not None and importance.metric == "roc_auc"
+    assert f"Permutation importance on the {importance.rows} held-out rows" in card
+    for feature in importance.features:
+        assert f"| `{feature.name}` | {feature.mean:+.4f} | {feature.std:.4f} |" in card
     assert "- Quality gates: passed" in card
     assert "- Registry: no promotion decision yet (`make promote`)." in card
 
@@ -393,3 +400,13 @@ def test_the_card_names_a_grouped_or_time_split(
     record.params["data"]["split"] = split
     card = render(CardInputs(config, record, metrics, None, None, REGRESSION))
     assert row in card
+
+
+def test_a_card_before_the_importance_is_measured_says_so(make_project: MakeProject) -> None:
+    config = make_project({"gates.min_r2": 0.3})
+    metrics = {"rmse": 55.1, "mae": 44.2, "r2": 0.45}
+    card = render(CardInputs(config, record_of("ridge", metrics), metrics, None, None, REGRESSION))
+    assert (
+        "## What the model relies on\n\nNot measured yet: the `evaluate` stage writes "
+        "`reports/importance.json` (`make pipeline`)."
+    ) in card

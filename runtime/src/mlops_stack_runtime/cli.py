@@ -232,9 +232,14 @@ def evaluate(ctx: typer.Context) -> None:
     with reported_errors():
         from .evaluate import evaluate as run_evaluate
         from .evaluate import format_metrics
+        from .explain import read_importance
 
-        evaluation, gate_results = run_evaluate(_config(ctx))
+        config = _config(ctx)
+        evaluation, gate_results = run_evaluate(config)
+        importance = read_importance(config.paths.importance)
     typer.echo(f"held-out metrics:\n{format_metrics(evaluation.metrics)}")
+    if importance is not None:
+        typer.echo(importance.to_text())
     for result in gate_results:
         typer.echo(f"gate passed: {result.message}")
 

@@ -406,6 +406,11 @@ class ProjectPaths:
         return self.root / "reports" / "plots" / "predicted.csv"
 
     @property
+    def importance(self) -> Path:
+        """Permutation importance of the features on the test set (explain.py)."""
+        return self.root / "reports" / "importance.json"
+
+    @property
     def fairness_report(self) -> Path:
         return self.root / "reports" / "fairness.json"
 

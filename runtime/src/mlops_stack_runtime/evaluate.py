@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from .config import Config, ProjectPaths
     from .data.columns import LabelSpec
+    from .explain import Importance
 
 BASELINE_PREFIX = "baseline_"
 
@@ -165,6 +166,7 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
         baseline=recorded_baseline(record.metrics, paths.models_dir),
     )
     write_reports(evaluation, paths)
+    write_and_log_importance(config, model, record.mlflow_run_id)
     if config.gates.fairness is not None:
         write_fairness_report(
             fairness_report(evaluation, config.gates.fairness), paths.fairness_report
@@ -178,6 +180,21 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
             + f"\nheld-out metrics:\n{format_metrics(evaluation.metrics)}"
         )
     return evaluation, results
+
+
+def write_and_log_importance(config: Config, model: Any, run_id: str | None) -> Importance:
+    """Permutation importance on the test set (explain.py): reports/importance.json, and an
+    artifact of the MLflow run that trained the model."""
+    from .explain import permutation_importances, write_importance
+    from .tracking import log_file_to_run
+
+    importance = permutation_importances(
+        model, read_frame(config.paths.test_data), config.model.threshold
+    )
+    path = write_importance(importance, config.paths.importance)
+    if run_id:
+        log_file_to_run(config, run_id, path)
+    return importance
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:

@@ -20,6 +20,7 @@ from .data.split import describe_split
 from .errors import ArtifactIntegrityError
 from .estimators import FAMILIES
 from .evaluation import DECISION_THRESHOLD
+from .explain import Importance, read_importance
 from .fairness import (
     FairnessReport,
     GroupClassRates,
@@ -92,6 +93,9 @@ class CardInputs:
     promotion: dict[str, Any] | None
     # The columns the model was made for: its label (the task) and protected attribute.
     declaration: Declaration = field(default=DECLARATION)
+    # Permutation importance on the test set (reports/importance.json); None before the
+    # `evaluate` stage wrote it.
+    importance: Importance | None = None
 
     @property
     def label(self) -> LabelSpec:
@@ -127,6 +131,7 @@ def load_inputs(config: Config) -> CardInputs:
         metrics=metrics,
         fairness=fairness,
         promotion=read_promotion_report(paths.promotion_report),
+        importance=read_importance(paths.importance),
     )
 
 
@@ -144,6 +149,7 @@ def render(inputs: CardInputs) -> str:
         _intended_use(inputs),
         _data(inputs),
         _performance(inputs),
+        _importance(inputs),
         _fairness(inputs),
         _limitations(inputs),
         _approvals(inputs),
@@ -370,6 +376,28 @@ def _performance(inputs: CardInputs) -> str:
         "## Performance\n\n"
         f"On the held-out test set{how}. Models are compared on {task.primary} "
         f"({task.direction}).\n\n" + _table(("metric", "value", "what it measures", "gate"), rows)
+    )
+
+
+def _importance(inputs: CardInputs) -> str:
+    importance = inputs.importance
+    title = "## What the model relies on\n\n"
+    if importance is None:
+        return title + (
+            "Not measured yet: the `evaluate` stage writes `reports/importance.json` "
+            "(`make pipeline`)."
+        )
+    rows = [
+        (f"`{feature.name}`", f"{feature.mean:+.4f}", f"{feature.std:.4f}")
+        for feature in importance.features
+    ]
+    return title + (
+        f"Permutation importance on the {importance.rows} held-out rows: how much "
+        f"{importance.metric} drops when one column's values are shuffled (the mean and standard "
+        f"deviation of {importance.repeats} shuffles). A drop near zero means the model barely "
+        "uses the column; a large one, that it leans on it. Columns that move together share "
+        "their importance, and importance is not a cause.\n\n"
+        + _table(("feature", f"drop in {importance.metric}", "std"), rows)
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -195,6 +196,30 @@ def log_file(path: Path) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path))
+
+
+def log_file_to_run(config: Config, run_id: str, path: Path) -> bool:
+    """Add `path` to the artifacts of a finished run (the one that trained the model); True once
+    logged. The file is a copy of a report the stage wrote: a store that does not hold the run (a
+    model fetched from another store) or cannot be reached is told in one line on stderr, and
+    the stage goes on (False)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+
+    uri = connect(config)
+    client = mlflow.MlflowClient(uri)
+    try:
+        client.get_run(run_id)
+        client.log_artifact(run_id, str(path))
+    except (MlflowException, RequestException, OSError) as error:
+        print(
+            f"note: {path.name} is written but not logged to MLflow run {run_id} at "
+            f"{redacted(uri)}: {error_detail(error, uri)}",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _pip_requirements(pipeline: Any) -> list[str]:
