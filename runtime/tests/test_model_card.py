@@ -259,7 +259,7 @@ def test_a_regression_card_speaks_of_values(make_project: MakeProject) -> None:
     assert "| Task | regression: predicts the value of `progression` |" in card
     assert "scikit-learn `Ridge` (params `model.estimator` ridge; max_iter=100" in card
     assert "| Output | `predicted_progression`, the predicted value of `progression`" in card
-    assert "estimate the value of progression (disease progression after a year)" in card
+    assert "Estimate the value of progression (disease progression after a year)" in card
     assert "(a number from 25 to 346; task regression)" in card
     assert "| Split | random: 80% training" in card
     assert (
@@ -410,3 +410,28 @@ def test_a_card_before_the_importance_is_measured_says_so(make_project: MakeProj
         "## What the model relies on\n\nNot measured yet: the `evaluate` stage writes "
         "`reports/importance.json` (`make pipeline`)."
     ) in card
+
+
+def test_the_card_names_the_features_still_without_a_description(
+    make_project: MakeProject,
+) -> None:
+    """`use-data` writes each column's name as its description: the card says which are left."""
+    config = make_project({"gates.min_r2": 0.3})
+    features = (
+        ColumnSpec("dose", "float", "Dose given, in mg"),
+        ColumnSpec("bmi", "float", "bmi", nullable=True),
+        ColumnSpec("age", "int", " "),
+    )
+    declaration = Declaration(features, REGRESSION.label, PROTECTED)
+    metrics = {"rmse": 55.1, "mae": 44.2, "r2": 0.45}
+    card = render(CardInputs(config, record_of("ridge", metrics), metrics, None, None, declaration))
+    assert "| `dose` | float | Dose given, in mg |" in card
+    assert "| `bmi` | float | no description yet (may be missing) |" in card
+    assert "| `age` | int | no description yet |" in card
+    assert (
+        "2 of 3 features have no description yet (`bmi`, `age`): write what each column holds, "
+        "and where it comes from, as its `description` in data/columns.yaml."
+    ) in card
+    described = Declaration(features[:1], REGRESSION.label, PROTECTED)
+    card = render(CardInputs(config, record_of("ridge", metrics), metrics, None, None, described))
+    assert "no description yet" not in card

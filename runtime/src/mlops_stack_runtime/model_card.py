@@ -251,7 +251,6 @@ def _task(label: LabelSpec) -> str:
 
 def _intended_use(inputs: CardInputs) -> str:
     label = inputs.label
-    summary = _package_metadata("Summary") or "see pyproject.toml"
     meaning = {
         "binary": f"probability that {label.name} is {label.positive}",
         "multiclass": f"class of {label.name} and the probability of each class",
@@ -266,8 +265,8 @@ def _intended_use(inputs: CardInputs) -> str:
     }[label.task]
     return f"""## Intended use
 
-- {summary.rstrip(".")}: estimate the {meaning} ({label.description}), from the
-  data listed under Data, to support decisions that people make and review.
+- Estimate the {meaning} ({label.description}), from the data listed under Data,
+  to support decisions that people make and review.
 - {use}
 
 Out of scope:
@@ -310,19 +309,33 @@ def _data(inputs: CardInputs) -> str:
         ("Label", _label_row(inputs.label)),
         ("Protected attribute", _protected_attribute(inputs)),
     ]
+    undescribed = [
+        column.name
+        for column in inputs.declaration.features
+        if not column.description.strip() or column.description.strip() == column.name
+    ]
     features = [
         (
             f"`{column.name}`",
             column.kind,
-            column.description + (" (may be missing)" if column.nullable else ""),
+            ("no description yet" if column.name in undescribed else column.description)
+            + (" (may be missing)" if column.nullable else ""),
         )
         for column in inputs.declaration.features
     ]
+    missing = ""
+    if undescribed:
+        missing = (
+            f"\n\n{len(undescribed)} of {len(features)} features have no description yet "
+            f"({', '.join(f'`{name}`' for name in undescribed)}): write what each column holds, "
+            "and where it comes from, as its `description` in data/columns.yaml."
+        )
     return (
         "## Data\n\n"
         + _table(("", ""), rows)
         + "\n\nFeatures (validated against the schema before training):\n\n"
         + _table(("column", "type", "description"), features)
+        + missing
     )
 
 
