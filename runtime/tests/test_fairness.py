@@ -635,3 +635,46 @@ def test_every_task_s_report_file_reads_back_whole(tmp_path: Path) -> None:
     assert "demographic_parity_difference" not in content
     assert content["limits"] == {"max_mean_prediction_gap": 0.4, "max_mae_gap": 0.6}
     assert "mean_prediction_gap" not in json.loads((tmp_path / "multiclass.json").read_text())
+
+
+BINARY = LabelSpec("y", "an outcome", ("0", "1"), "1", "binary")
+
+
+def test_binary_groups_report_base_rates_scores_and_selection_across_thresholds(
+    tmp_path: Path,
+) -> None:
+    """The case a gate at one threshold hides: the model flags nobody at 0.5, yet group b's
+    scores sit higher and its base rate is three times a's."""
+    groups = ["a"] * 4 + ["b"] * 4
+    truth = [0, 0, 0, 1, 1, 1, 1, 0]
+    scores = [0.05, 0.10, 0.15, 0.20, 0.30, 0.35, 0.40, 0.45]
+    decisions = [0] * 8
+    evaluation = Evaluation(
+        test=pd.DataFrame({"group": groups}),
+        y_true=np.asarray(truth),
+        scores=np.asarray(scores),
+        y_pred=np.asarray(decisions),
+        metrics={},
+    )
+    report = fairness_report(evaluation, settings(), declared(BINARY))
+    assert report.demographic_parity_difference == 0.0  # nobody selected anywhere
+    a, b = report.scores_by_group["a"], report.scores_by_group["b"]
+    assert (a.count, a.base_rate, a.mean_score) == (4, 0.25, 0.125)
+    assert (b.count, b.base_rate, b.mean_score) == (4, 0.75, 0.375)
+    assert a.score_quantiles == {
+        "p10": 0.065, "p25": 0.0875, "p50": 0.125, "p75": 0.1625, "p90": 0.185,
+    }  # fmt: skip
+    assert a.selection_rates["0.1"] == 0.75 and a.selection_rates["0.2"] == 0.25
+    assert b.selection_rates["0.3"] == 1.0 and b.selection_rates["0.4"] == 0.5
+    assert a.selection_rates["0.5"] == b.selection_rates["0.5"] == 0.0
+    assert list(a.selection_rates) == [f"0.{tenth}" for tenth in range(1, 10)]
+    assert report.scores_overall is not None
+    assert (report.scores_overall.count, report.scores_overall.base_rate) == (8, 0.5)
+    path = write_fairness_report(report, tmp_path / "fairness.json")
+    assert read_fairness_report(path) == report
+    # The other tasks' files carry no score figures.
+    regression = fairness_report(
+        scored(groups, [1.0] * 8, [1.0] * 8), settings(), declared(REGRESSION)
+    )
+    content = json.loads(write_fairness_report(regression, tmp_path / "r.json").read_text())
+    assert "scores_by_group" not in content and "scores_overall" not in content

@@ -123,6 +123,17 @@ def test_the_card_holds_the_real_numbers_of_the_model(evaluated: Config) -> None
                     f"| {group} | {rates.count} | {rates.positives} | {rates.selection_rate:.4f} |"
                 )
                 assert row in card
+            assert report.scores_overall is not None
+            overall = report.scores_overall
+            assert (
+                f"| all | {overall.base_rate:.4f} | {overall.mean_score:.4f} | "
+                f"{overall.score_quantiles['p10']:.4f} | {overall.score_quantiles['p50']:.4f} | "
+                f"{overall.score_quantiles['p90']:.4f} |"
+            ) in card
+            for group, figures in report.scores_by_group.items():
+                rates = " | ".join(f"{rate:.4f}" for rate in figures.selection_rates.values())
+                assert f"| {group} | {rates} |" in card
+            assert "Selection rate at other thresholds (the model decides at 0.5):" in card
             measured = report.equalized_odds_difference
             if measured is None:
                 assert "| not measured | fewer than two groups with enough data |" in card

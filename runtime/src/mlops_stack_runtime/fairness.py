@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from .evaluation import Evaluation
 
 MISSING_GROUP = "(missing)"
+# Binary: the thresholds at which each group's selection rate is reported (GroupScores).
+SELECTION_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+QUANTILES = {"p10": 10, "p25": 25, "p50": 50, "p75": 75, "p90": 90}
 
 # The report's gaps, per task: (metric, params key under gates.fairness).
 GAP_SETTINGS: Mapping[str, tuple[tuple[str, str], ...]] = {
@@ -74,6 +77,22 @@ class GroupRates:
     true_positive_rate: float
     false_positive_rate: float
     positives: int = 0
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """Binary: what a group's scores look like whatever the threshold, beside its base rate.
+
+    A gate on decisions at one threshold can pass because the model flags almost nobody in any
+    group, while the scores and the actual rates differ: these figures show it."""
+
+    count: int
+    base_rate: float  # share of the group's rows with the positive label
+    mean_score: float
+    # The 10th, 25th, 50th, 75th and 90th percentiles of the group's scores.
+    score_quantiles: dict[str, float]
+    # Share of the group's rows scored at or above each threshold of SELECTION_THRESHOLDS.
+    selection_rates: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,10 @@ class FairnessReport:
     # The limit of each gap (params key under gates.fairness -> value) the report was made with;
     # a report written before limits were recorded reads as 1.0 (gaps() `limit`).
     limits: Mapping[str, float] = field(default_factory=dict)
+    # Binary: each group's base rate, scores and selection rates across thresholds (GroupScores),
+    # and the same over every row; empty for the other tasks and for older reports.
+    scores_by_group: Mapping[str, GroupScores] = field(default_factory=dict)
+    scores_overall: GroupScores | None = None
 
     @property
     def applicable(self) -> bool:
@@ -227,7 +250,8 @@ def fairness_report(
         return _regression(metrics, truth, predicted, groups, settings, common)
     if label.task == "multiclass":
         return _multiclass(metrics, truth, predicted, groups, label, settings, common)
-    return _binary(metrics, truth, predicted, groups, settings, common)
+    scores = np.asarray(evaluation.scores, dtype=np.float64)
+    return _binary(metrics, truth, predicted, groups, settings, common, scores)
 
 
 def _binary(
@@ -237,6 +261,7 @@ def _binary(
     groups: np.ndarray,
     settings: FairnessSettings,
     common: dict[str, Any],
+    scores: np.ndarray | None = None,
 ) -> FairnessReport:
     frame = _rate_frame(metrics, truth, decisions, groups)
     by_group = {
@@ -257,7 +282,30 @@ def _binary(
         overall=_rates(frame.overall.to_dict(), int(truth.sum())),
         by_group=by_group,
         insufficient=insufficient,
+        scores_by_group={}
+        if scores is None
+        else {
+            str(group): _scores(truth[groups == group], scores[groups == group])
+            for group in sorted(set(groups))
+        },
+        scores_overall=None if scores is None else _scores(truth, scores),
         **common,
+    )
+
+
+def _scores(truth: np.ndarray, scores: np.ndarray) -> GroupScores:
+    quantiles = np.percentile(scores, list(QUANTILES.values())) if len(scores) else []
+    return GroupScores(
+        count=len(scores),
+        base_rate=_rounded(float(np.mean(truth))) if len(truth) else 0.0,
+        mean_score=_rounded(float(np.mean(scores))) if len(scores) else 0.0,
+        score_quantiles={
+            name: _rounded(value) for name, value in zip(QUANTILES, quantiles, strict=False)
+        },
+        selection_rates={
+            f"{threshold:g}": _rounded(float(np.mean(scores >= threshold))) if len(scores) else 0.0
+            for threshold in SELECTION_THRESHOLDS
+        },
     )
 
 
@@ -433,8 +481,20 @@ def write_fairness_report(report: FairnessReport, path: Path) -> Path:
     # Each task's file holds its own figures only: binary's is the file of before tasks existed.
     unused = {
         "binary": ("mean_prediction_gap", "mae_gap", "label_std", "by_class"),
-        "multiclass": ("mean_prediction_gap", "mae_gap", "label_std"),
-        "regression": ("demographic_parity_difference", "equalized_odds_difference", "by_class"),
+        "multiclass": (
+            "mean_prediction_gap",
+            "mae_gap",
+            "label_std",
+            "scores_by_group",
+            "scores_overall",
+        ),
+        "regression": (
+            "demographic_parity_difference",
+            "equalized_odds_difference",
+            "by_class",
+            "scores_by_group",
+            "scores_overall",
+        ),
     }[report.task]
     for key in unused:
         content.pop(key)
@@ -473,6 +533,13 @@ def read_fairness_report(path: Path) -> FairnessReport:
                 name: ClassGaps(**gaps) for name, gaps in content.get("by_class", {}).items()
             },
             limits={str(key): float(value) for key, value in content.get("limits", {}).items()},
+            scores_by_group={
+                group: GroupScores(**value)
+                for group, value in content.get("scores_by_group", {}).items()
+            },
+            scores_overall=None
+            if content.get("scores_overall") is None
+            else GroupScores(**content["scores_overall"]),
         )
     except FileNotFoundError as error:
         raise ArtifactIntegrityError(

@@ -521,7 +521,41 @@ def _binary_fairness(inputs: CardInputs, report: FairnessReport) -> tuple[str, s
     )
     return (
         f"Selection rate: share predicted {label.name} = {label.positive}.",
-        _table(header, rows),
+        _table(header, rows) + _score_tables(inputs, report),
+    )
+
+
+def _score_tables(inputs: CardInputs, report: FairnessReport) -> str:
+    """Binary: each group's base rate and scores, and its selection rate at other thresholds,
+    so that a gate passed at one threshold cannot hide groups scored differently."""
+    if report.scores_overall is None:
+        return ""
+    label = inputs.label
+    groups = [("all", report.scores_overall), *sorted(report.scores_by_group.items())]
+    scores = [
+        (
+            group,
+            f"{figures.base_rate:.4f}",
+            f"{figures.mean_score:.4f}",
+            *(f"{figures.score_quantiles.get(name, 0.0):.4f}" for name in ("p10", "p50", "p90")),
+        )
+        for group, figures in groups
+    ]
+    thresholds = list(report.scores_overall.selection_rates)
+    selections = [
+        (group, *(f"{figures.selection_rates.get(t, 0.0):.4f}" for t in thresholds))
+        for group, figures in groups
+    ]
+    return (
+        f"\n\nBase rate (share of rows with {label.name} = {label.positive}) and the "
+        "distribution of the scores, per group:\n\n"
+        + _table(
+            ("group", "base rate", "mean score", "10th percentile", "median", "90th percentile"),
+            scores,
+        )
+        + f"\n\nSelection rate at other thresholds (the model decides at "
+        f"{decision_threshold(inputs.record)}):\n\n"
+        + _table(("group", *(f">= {t}" for t in thresholds)), selections)
     )
 
 
