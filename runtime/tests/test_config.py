@@ -118,6 +118,11 @@ def assign(section: str, key: str, value: Any) -> Any:
         (assign("gates", "fairness", None), "'gates.fairness' must be a mapping, got None"),
         (lambda params: params.__setitem__("drift", None), "'drift' must be a mapping, got None"),
         (assign("data", "path", None), "'data.path' must be a non-empty string, got None"),
+        (
+            assign("gates", "min_recall", None),
+            "'gates.min_recall' must be a number (leave the key out to switch it off), got None",
+        ),
+        (assign("gates", "min_pr_auc", 1.5), "'gates.min_pr_auc' must be a number with 0 < x <= 1"),
     ],
 )
 def test_a_bad_value_is_named(tmp_path: Path, change: Any, message: str) -> None:

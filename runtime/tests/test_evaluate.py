@@ -20,8 +20,10 @@ from mlops_stack_runtime.evaluate import (
     compute_metrics,
     confusion_rows,
     evaluate,
+    positive_rate_warning,
     roc_points,
 )
+from mlops_stack_runtime.evaluation import Evaluation
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -154,3 +156,42 @@ def test_evaluate_refuses_a_tampered_model(copy_trained_project: MakeProject) ->
     with pytest.raises(ArtifactIntegrityError, match="sha256"):
         evaluate(config)
     assert not config.paths.metrics.exists()
+
+
+def scored(truth: list[int], decisions: list[int], recall: float = 0.5) -> Evaluation:
+    return Evaluation(
+        test=pd.DataFrame(),
+        y_true=np.asarray(truth),
+        scores=np.asarray(decisions, dtype=float),
+        y_pred=np.asarray(decisions),
+        metrics={"recall": recall},
+    )
+
+
+@pytest.mark.parametrize(
+    ("positives", "predicted", "told"),
+    [(10, 4, True), (10, 5, False), (10, 20, False), (10, 21, True), (0, 5, False)],
+)
+def test_a_predicted_positive_rate_far_from_the_base_rate_is_told(
+    positives: int, predicted: int, told: bool
+) -> None:
+    """100 test rows: told when the predicted share is more than twice or under half the
+    positive share."""
+    truth = [1] * positives + [0] * (100 - positives)
+    decisions = [1] * predicted + [0] * (100 - predicted)
+    label = LabelSpec("default", "defaulted", ("no", "yes"), "yes", "binary")
+    warning = positive_rate_warning(scored(truth, decisions, 0.4), 0.5, label)
+    if not told:
+        assert warning is None
+        return
+    assert warning == (
+        f"warning: at model.threshold 0.5 the model predicts default = yes for {predicted}.0% "
+        f"of the test rows, against a base rate of {positives}.0% (recall 0.4000): set "
+        "model.threshold in params.yaml nearer the scores of the positive rows, or gate on "
+        "recall (gates.min_recall)"
+    )
+
+
+def test_other_tasks_get_no_rate_warning() -> None:
+    label = LabelSpec("kind", "a kind", ("p", "q", "r"), None, "multiclass")
+    assert positive_rate_warning(scored([0, 1, 2, 2], [2, 2, 2, 2]), 0.5, label) is None

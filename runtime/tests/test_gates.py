@@ -33,6 +33,7 @@ from mlops_stack_runtime.gates import (
     GATES,
     GateResult,
     baseline_gate,
+    binary_minimums_gate,
     demographic_parity_gate,
     equalized_odds_gate,
     fairness_gaps_gate,
@@ -481,3 +482,55 @@ def test_without_a_protected_attribute_the_fairness_gates_do_not_run(
     assert fairness_gaps_gate(evaluation_with(0.9), config) is None
     assert fairness_group_size_gate(evaluation_with(0.9), config) is None
     assert demographic_parity_gate(evaluation_with(0.9), config) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, None),
+        (
+            {"min_pr_auc": 0.4},
+            [("min_pr_auc", True, "pr_auc 0.4000 >= gates.min_pr_auc 0.4")],
+        ),
+        (
+            {"min_pr_auc": 0.5, "min_recall": 0.3},
+            [
+                ("min_pr_auc", False, "pr_auc 0.4000 is below gates.min_pr_auc 0.5"),
+                ("min_recall", True, "recall 0.3000 >= gates.min_recall 0.3"),
+            ],
+        ),
+        (
+            {"min_recall": 0.3001},
+            [("min_recall", False, "recall 0.3000 is below gates.min_recall 0.3001")],
+        ),
+    ],
+)
+def test_binary_pr_auc_and_recall_gate_only_where_params_set_them(
+    make_project: MakeProject,
+    declared: Any,
+    settings: dict[str, float],
+    expected: list[tuple[str, bool, str]] | None,
+) -> None:
+    declared("binary")
+    config = with_gates(make_project(), **settings)
+    evaluation = evaluation_with(0.9, pr_auc=0.4, recall=0.3, baseline_roc_auc=0.5)
+    results = binary_minimums_gate(evaluation, config)
+    if expected is None:
+        assert results is None
+        assert [r.name for r in run_gates(evaluation, config)] == ["min_roc_auc", "baseline"]
+        return
+    assert results is not None
+    assert [(r.name, r.passed, r.message) for r in results] == expected
+    assert [(r.value, r.threshold) for r in results] == [
+        (evaluation.metrics[name.removeprefix("min_")], settings[name]) for name, _, _ in expected
+    ]
+    assert [r.name for r in run_gates(evaluation, config)][:2] == ["min_roc_auc", expected[0][0]]
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_the_binary_minimums_do_not_apply_to_other_tasks(
+    make_project: MakeProject, declared: Any, task: str
+) -> None:
+    declared(task)
+    config = with_gates(make_project(), min_pr_auc=0.9, min_recall=0.9)
+    assert binary_minimums_gate(evaluation_with(0.9, pr_auc=0.1, recall=0.1), config) is None

@@ -231,13 +231,16 @@ def evaluate(ctx: typer.Context) -> None:
     """Score the model on the test set, write metrics and plots, apply the quality gates."""
     with reported_errors():
         from .evaluate import evaluate as run_evaluate
-        from .evaluate import format_metrics
+        from .evaluate import format_metrics, positive_rate_warning
         from .explain import read_importance
 
         config = _config(ctx)
         evaluation, gate_results = run_evaluate(config)
         importance = read_importance(config.paths.importance)
+        rate_warning = positive_rate_warning(evaluation, config.model.threshold)
     typer.echo(f"held-out metrics:\n{format_metrics(evaluation.metrics)}")
+    if rate_warning is not None:
+        typer.echo(rate_warning, err=True)
     if importance is not None:
         typer.echo(importance.to_text())
     for result in gate_results:

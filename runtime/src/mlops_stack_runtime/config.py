@@ -123,6 +123,13 @@ def _mapping_given(value: Any) -> Any:
     return value
 
 
+def _optional(value: Any) -> Any:
+    """An optional setting written with nothing after it is refused, not read as unset."""
+    if value is None:
+        raise _refuse("must be a number (leave the key out to switch it off), got None")
+    return value
+
+
 def _approvers(value: Any) -> tuple[str, ...]:
     if isinstance(value, tuple):
         return value
@@ -290,6 +297,10 @@ class GateSettings(_Section):
     must beat scikit-learn's Dummy estimator on the task's primary metric (tasks.py)."""
 
     min_roc_auc: Share  # binary
+    # Binary, optional: PR AUC (average precision) and recall at model.threshold must reach these
+    # too; unset, they are reported and not gated. Useful when the positive class is rare.
+    min_pr_auc: Annotated[Share | None, BeforeValidator(_optional)] = None
+    min_recall: Annotated[Share | None, BeforeValidator(_optional)] = None
     min_macro_f1: Share = 0.4  # multiclass
     min_r2: Annotated[float, _number(-1000.0, 1.0)] = 0.1  # regression
     # The primary metric (binary roc_auc, multiclass macro_f1, regression rmse) must beat the

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from .explain import Importance
 
 BASELINE_PREFIX = "baseline_"
+# Binary: a predicted positive rate more than this many times off the base rate, either way, is
+# told after the metrics (the threshold is likely wrong for the data).
+RATE_RATIO = 2.0
 
 
 def compute_metrics(
@@ -195,6 +198,28 @@ def write_and_log_importance(config: Config, model: Any, run_id: str | None) -> 
     if run_id:
         log_file_to_run(config, run_id, path)
     return importance
+
+
+def positive_rate_warning(
+    evaluation: Evaluation, threshold: float, label: LabelSpec | None = None
+) -> str | None:
+    """Binary: a warning when the share of test rows predicted positive is more than RATE_RATIO
+    times off the share that is positive (a threshold of 0.5 on a rare class predicts almost
+    nobody, and ROC AUC does not show it); None otherwise."""
+    label = label or LABEL
+    truth, decided = np.asarray(evaluation.y_true), np.asarray(evaluation.y_pred)
+    if label.task != "binary" or len(truth) == 0 or not truth.any():
+        return None
+    base, predicted = float(truth.mean()), float(decided.mean())
+    if 1 / RATE_RATIO <= predicted / base <= RATE_RATIO:
+        return None
+    return (
+        f"warning: at model.threshold {threshold} the model predicts {label.name} = "
+        f"{label.positive} for {predicted:.1%} of the test rows, against a base rate of "
+        f"{base:.1%} (recall {evaluation.metrics.get('recall', float('nan')):.4f}): set "
+        "model.threshold in params.yaml nearer the scores of the positive rows, or gate on "
+        "recall (gates.min_recall)"
+    )
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:

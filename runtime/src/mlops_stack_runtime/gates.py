@@ -86,6 +86,35 @@ def baseline_gate(evaluation: Evaluation, config: Config) -> GateResult | None:
     )
 
 
+# Binary: optional minimums of other reported metrics (params key -> metric).
+BINARY_MINIMUMS = (("min_pr_auc", "pr_auc"), ("min_recall", "recall"))
+
+
+def binary_minimums_gate(evaluation: Evaluation, config: Config) -> list[GateResult] | None:
+    """Binary: PR AUC and recall (at `model.threshold`) must reach `gates.min_pr_auc` and
+    `gates.min_recall` where params set them. None for the other tasks, or when neither is set."""
+    if LABEL.task != "binary":
+        return None
+    results = []
+    for setting, metric in BINARY_MINIMUMS:
+        threshold = getattr(config.gates, setting)
+        if threshold is None:
+            continue
+        value = evaluation.metrics[metric]
+        passed = value >= threshold
+        relation = ">=" if passed else "is below"
+        results.append(
+            GateResult(
+                name=setting,
+                passed=passed,
+                value=value,
+                threshold=threshold,
+                message=f"{metric} {value:.4f} {relation} gates.{setting} {threshold}",
+            )
+        )
+    return results or None
+
+
 def fairness_gaps_gate(evaluation: Evaluation, config: Config) -> list[GateResult] | None:
     """Each gap of the fairness report (per task: fairness.py) may be at most its params limit
     under `gates.fairness`; a gap that could not be measured fails only when
@@ -175,6 +204,7 @@ def _at_most(metric: str, value: float, setting: str, threshold: float) -> GateR
 
 GATES: tuple[Gate, ...] = (
     metric_gate,
+    binary_minimums_gate,
     baseline_gate,
     fairness_gaps_gate,
     fairness_group_size_gate,

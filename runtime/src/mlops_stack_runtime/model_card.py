@@ -28,6 +28,7 @@ from .fairness import (
     GroupRates,
     read_fairness_report,
 )
+from .gates import BINARY_MINIMUMS
 from .project import current_project
 from .promotion import read_promotion_report
 from .tasks import DIGITS, task_metrics
@@ -365,6 +366,11 @@ def _performance(inputs: CardInputs) -> str:
         if name == task.gate_metric:
             verdict = "passed" if value >= threshold else "FAILED"
             gates.append(f">= {threshold} (`gates.{task.gate_setting}`): {verdict}")
+        for setting, metric in BINARY_MINIMUMS if label.task == "binary" else ():
+            minimum = getattr(inputs.config.gates, setting)
+            if name == metric and minimum is not None:
+                verdict = "passed" if value >= minimum else "FAILED"
+                gates.append(f">= {minimum} (`gates.{setting}`): {verdict}")
         if name == task.primary and baseline is not None:
             margin = inputs.config.gates.baseline_margin
             verdict = "passed" if _beats_baseline(inputs) else "FAILED"
