@@ -33,6 +33,8 @@ MODEL_FILE_NAME = "model.joblib"
 # The same pipeline compiled to ONNX (onnx_export.py); empty when the pipeline does not convert.
 ONNX_FILE_NAME = "model.onnx"
 RECORD_FILE_NAME = "model.json"
+# The threshold of a record that names none (evaluation.DECISION_THRESHOLD).
+DEFAULT_THRESHOLD = 0.5
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # The variable through which a deployment gives the server the sha256 it expects.
 MODEL_SHA256_ENV = "MODEL_SHA256"
@@ -67,6 +69,11 @@ class ModelRecord:
     # Records written before tasks lack them: binary, and the family is params model.classifier.
     task: str = "binary"
     estimator: str | None = None
+    # The probability at or above which a binary model predicts the positive class, and how it
+    # was set (params' number, or the objective it was chosen by: thresholds.py). Records made
+    # before thresholds could be chosen lack them: decision_threshold reads their params.
+    threshold: float | None = None
+    threshold_rule: str | None = None
 
 
 def model_path(model_dir: Path) -> Path:
@@ -262,3 +269,15 @@ def _checked_bytes(
             f"{recorded_sha256}: the model file changed after training; refusing to load it"
         )
     return content
+
+
+def decision_threshold(record: ModelRecord) -> float:
+    """The threshold the model decides at: the one its training recorded; for older records
+    params `model.threshold` as recorded; 0.5 when neither is a number."""
+    if isinstance(record.threshold, int | float) and not isinstance(record.threshold, bool):
+        return float(record.threshold)
+    model = record.params.get("model") if isinstance(record.params, dict) else None
+    value = model.get("threshold") if isinstance(model, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return DEFAULT_THRESHOLD

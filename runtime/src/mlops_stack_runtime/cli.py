@@ -220,6 +220,8 @@ def train(ctx: typer.Context) -> None:
         f"held-out {primary} {record.metrics[primary]:.4f}, registered as "
         f"{record.registered_model_name} version {record.registered_model_version}"
     )
+    if record.threshold_rule and record.threshold_rule.startswith("chosen"):
+        typer.echo(f"decision threshold {record.threshold}: {record.threshold_rule}")
     inference = record.inference or {}
     onnx = inference.get("runtime") == "onnx"
     runtime = "ONNX Runtime (models/model.onnx)" if onnx else "scikit-learn (models/model.joblib)"
@@ -230,6 +232,7 @@ def train(ctx: typer.Context) -> None:
 def evaluate(ctx: typer.Context) -> None:
     """Score the model on the test set, write metrics and plots, apply the quality gates."""
     with reported_errors():
+        from .audit import decision_threshold, read_record
         from .evaluate import evaluate as run_evaluate
         from .evaluate import format_metrics, positive_rate_warning
         from .explain import read_importance
@@ -237,7 +240,9 @@ def evaluate(ctx: typer.Context) -> None:
         config = _config(ctx)
         evaluation, gate_results = run_evaluate(config)
         importance = read_importance(config.paths.importance)
-        rate_warning = positive_rate_warning(evaluation, config.model.threshold)
+        rate_warning = positive_rate_warning(
+            evaluation, decision_threshold(read_record(config.paths.models_dir))
+        )
     typer.echo(f"held-out metrics:\n{format_metrics(evaluation.metrics)}")
     if rate_warning is not None:
         typer.echo(rate_warning, err=True)

@@ -231,6 +231,99 @@ class DataSettings(_Section):
     max_classes: Annotated[int, _integer(3)] = 50
 
 
+THRESHOLD_OBJECTIVES = ("max_f1", "recall", "precision", "cost")
+# The settings each objective reads (ThresholdObjective): any other is refused.
+OBJECTIVE_KEYS = {
+    "max_f1": (),
+    "recall": ("target",),
+    "precision": ("target",),
+    "cost": ("false_positive_cost", "false_negative_cost"),
+}
+
+
+def _objective(value: Any) -> str:
+    if value not in THRESHOLD_OBJECTIVES:
+        raise _refuse(
+            "must be one of {objectives}, got {got}",
+            objectives=", ".join(THRESHOLD_OBJECTIVES),
+            got=repr(value),
+        )
+    return str(value)
+
+
+class ThresholdObjective(_Section):
+    """params `model.threshold` as an objective (binary): training chooses the threshold on
+    out-of-fold scores of the training set, never the test set, and records it (thresholds.py).
+
+    max_f1: the best F1. recall / precision: the best precision whose recall reaches `target`,
+    or the best recall whose precision does. cost: the least `false_positive_cost` x false
+    positives + `false_negative_cost` x false negatives.
+    """
+
+    objective: Annotated[str, BeforeValidator(_objective)]
+    target: Annotated[float | None, _fraction(inclusive_max=True)] = None
+    false_positive_cost: Annotated[float | None, _number(0.0, 1e12)] = None
+    false_negative_cost: Annotated[float | None, _number(0.0, 1e12)] = None
+
+    @model_validator(mode="after")
+    def _keys_of_the_objective(self) -> ThresholdObjective:
+        wanted = OBJECTIVE_KEYS[self.objective]
+        for key in ("target", "false_positive_cost", "false_negative_cost"):
+            given = getattr(self, key) is not None
+            if given and key not in wanted:
+                raise _refuse(
+                    "sets {key}, which objective {objective} does not read",
+                    key=key,
+                    objective=self.objective,
+                )
+            if not given and key in wanted:
+                raise _refuse(
+                    "objective {objective} needs {key}", objective=self.objective, key=key
+                )
+        return self
+
+    def describe(self) -> str:
+        """The objective in words (the model card, the logs)."""
+        if self.objective == "max_f1":
+            return "the best F1"
+        if self.objective == "recall":
+            return f"the best precision at a recall of at least {self.target}"
+        if self.objective == "precision":
+            return f"the best recall at a precision of at least {self.target}"
+        return (
+            f"the least cost, a false positive costing {self.false_positive_cost:g} and a false "
+            f"negative {self.false_negative_cost:g}"
+        )
+
+
+def _threshold(value: Any) -> float | ThresholdObjective:
+    """A number (the probability at or above which the positive class is predicted), or an
+    objective to choose it by (ThresholdObjective)."""
+    if isinstance(value, ThresholdObjective):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return ThresholdObjective.model_validate(value)
+        except ValidationError as error:
+            refused = error.errors(include_url=False)[0]
+            key = ".".join(str(part) for part in refused["loc"])
+            raise _refuse(
+                "{key}{detail}",
+                key=f"{key}: " if key else "",
+                detail=refused["msg"]
+                if refused["type"] != "extra_forbidden"
+                else "unknown key (objectives read objective, target, false_positive_cost, "
+                "false_negative_cost)",
+            ) from None
+    if not _is_number(value) or not 0 < value < 1:
+        raise _refuse(
+            "must be a number with 0 < x < 1, or an objective such as {example}, got {got}",
+            example="{objective: max_f1}",
+            got=repr(value),
+        )
+    return float(value)
+
+
 class ModelSettings(_Section):
     # The model family (estimators.py): gradient_boosting, hist_gradient_boosting, random_forest,
     # logistic_regression (classification), ridge (regression), lightgbm, xgboost. Written
@@ -243,8 +336,9 @@ class ModelSettings(_Section):
         AfterValidator(_read_only),
     ]
     # Probability at or above which the positive class is predicted (binary: evaluation, gates,
-    # serving).
-    threshold: Fraction = 0.5
+    # serving), or an objective that training chooses it by (ThresholdObjective); the threshold
+    # a model was trained with is in its record (audit.py `decision_threshold`).
+    threshold: Annotated[float | ThresholdObjective, BeforeValidator(_threshold)] = 0.5
 
     @model_validator(mode="before")
     @classmethod
@@ -272,6 +366,11 @@ class ModelSettings(_Section):
         return dict(self.hyperparameters[self.estimator])
 
     classifier_hyperparameters = estimator_hyperparameters
+
+    @property
+    def fixed_threshold(self) -> float | None:
+        """The threshold params give as a number; None when it is an objective to choose by."""
+        return self.threshold if isinstance(self.threshold, float) else None
 
 
 class FairnessSettings(_Section):

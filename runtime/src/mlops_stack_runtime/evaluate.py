@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from . import tasks
-from .audit import load_verified_model, record_path
+from .audit import decision_threshold, load_verified_model, record_path
 from .data.columns import LABEL, class_names
 from .data.csv_files import read_frame
 from .errors import ArtifactIntegrityError, GateFailedError
@@ -162,14 +162,15 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
     """
     paths = config.paths
     model, record = load_verified_model(paths.models_dir)
+    threshold = decision_threshold(record)
     evaluation = evaluate_model(
         model,
         read_frame(paths.test_data),
-        config.model.threshold,
+        threshold,
         baseline=recorded_baseline(record.metrics, paths.models_dir),
     )
     write_reports(evaluation, paths)
-    write_and_log_importance(config, model, record.mlflow_run_id)
+    write_and_log_importance(config, model, record.mlflow_run_id, threshold)
     if config.gates.fairness is not None:
         write_fairness_report(
             fairness_report(evaluation, config.gates.fairness), paths.fairness_report
@@ -185,15 +186,15 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
     return evaluation, results
 
 
-def write_and_log_importance(config: Config, model: Any, run_id: str | None) -> Importance:
+def write_and_log_importance(
+    config: Config, model: Any, run_id: str | None, threshold: float
+) -> Importance:
     """Permutation importance on the test set (explain.py): reports/importance.json, and an
     artifact of the MLflow run that trained the model."""
     from .explain import permutation_importances, write_importance
     from .tracking import log_file_to_run
 
-    importance = permutation_importances(
-        model, read_frame(config.paths.test_data), config.model.threshold
-    )
+    importance = permutation_importances(model, read_frame(config.paths.test_data), threshold)
     path = write_importance(importance, config.paths.importance)
     if run_id:
         log_file_to_run(config, run_id, path)

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, metadata
 from typing import TYPE_CHECKING, Any
 
-from .audit import MODEL_FILE_NAME, ModelRecord, read_record
+from .audit import MODEL_FILE_NAME, ModelRecord, decision_threshold, read_record
 from .config import SplitSettings
 from .data.columns import DECLARATION, Declaration, LabelSpec
 from .data.split import describe_split
 from .errors import ArtifactIntegrityError
 from .estimators import FAMILIES
-from .evaluation import DECISION_THRESHOLD
 from .explain import Importance, read_importance
 from .fairness import (
     FairnessReport,
@@ -76,13 +75,6 @@ def metric_meanings(label: LabelSpec) -> dict[str, str]:
         "recall": f"share of rows with {positive} that were predicted so",
         "f1": "harmonic mean of precision and recall",
     }
-
-
-def decision_threshold(record: ModelRecord) -> float:
-    """The threshold the model was trained and evaluated with (params `model.threshold`)."""
-    model = record.params.get("model") if isinstance(record.params, dict) else None
-    value = model.get("threshold") if isinstance(model, dict) else None
-    return float(value) if isinstance(value, int | float) else DECISION_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -387,7 +379,8 @@ def _performance(inputs: CardInputs) -> str:
             )
         rows.append((name, f"{value:.4f}", meaning, "; ".join(gates)))
     how = {
-        "binary": f", decisions at probability >= {decision_threshold(inputs.record)}",
+        "binary": f", decisions at probability >= {decision_threshold(inputs.record)}"
+        + _threshold_rule(inputs.record),
         "multiclass": ", each row predicted as its most probable class",
         "regression": "",
     }[label.task]
@@ -418,6 +411,12 @@ def _importance(inputs: CardInputs) -> str:
         "their importance, and importance is not a cause.\n\n"
         + _table(("feature", f"drop in {importance.metric}", "std"), rows)
     )
+
+
+def _threshold_rule(record: ModelRecord) -> str:
+    """How a chosen threshold was chosen, in brackets; nothing for params' number."""
+    rule = record.threshold_rule
+    return f" ({rule})" if rule and rule.startswith("chosen") else ""
 
 
 def _beats_baseline(inputs: CardInputs) -> bool:

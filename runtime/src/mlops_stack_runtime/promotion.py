@@ -33,7 +33,7 @@ from .errors import ArtifactIntegrityError, PipelineError
 from .evaluate import evaluate_model, recorded_baseline
 from .evaluation import DIGITS
 from .gates import GateResult, run_gates
-from .registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry
+from .registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry, version_threshold
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -357,7 +357,8 @@ def _score(
     baseline: dict[str, float],
 ) -> Contender:
     try:
-        evaluation = evaluate_model(model, test, config.model.threshold, baseline=baseline)
+        threshold = version_threshold(registered, config.model.fixed_threshold)
+        evaluation = evaluate_model(model, test, threshold, baseline=baseline)
     except (KeyError, ValueError) as error:
         raise PipelineError(
             f"version {registered.version} of '{registered.name}' cannot score "

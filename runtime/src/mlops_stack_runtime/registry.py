@@ -49,6 +49,19 @@ class RegisteredVersion:
     run_id: str | None = None
 
 
+# The registry version's tag holding the threshold its model decides at (train.py).
+THRESHOLD_TAG = "decision_threshold"
+
+
+def version_threshold(version: RegisteredVersion, fallback: float | None = None) -> float:
+    """The threshold a registered version decides at: its `decision_threshold` tag; versions
+    registered before the tag decide at `fallback` (params' number), else 0.5."""
+    try:
+        return float(version.tags[THRESHOLD_TAG])
+    except (KeyError, TypeError, ValueError):
+        return audit.DEFAULT_THRESHOLD if fallback is None else fallback
+
+
 class Registry:
     """The registry of the tracking store that `config` points to (MLFLOW_TRACKING_URI wins)."""
 

@@ -370,7 +370,7 @@ def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
         from .serving.model import ServedModel
 
         return ServedModel.load(model_dir)
-    from .registry import CHAMPION, Registry
+    from .registry import CHAMPION, Registry, version_threshold
 
     if version != CHAMPION and not (version.isdigit() and int(version) > 0):
         raise PipelineError(
@@ -392,4 +392,5 @@ def load_scorer(config: Config, model_dir: Path, version: str | None) -> Scorer:
 
     # A version trained for another task than the declared label's is refused, as `serve` does.
     check_task(pipeline, LABEL, f"version {found.version} of '{name}'")
-    return RegistryModel(str(found.version), pipeline, config.model.threshold)
+    threshold = version_threshold(found, config.model.fixed_threshold)
+    return RegistryModel(str(found.version), pipeline, threshold)

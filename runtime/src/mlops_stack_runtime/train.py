@@ -36,6 +36,8 @@ from .estimators import build_estimator, fit_errors, is_tree_model
 from .evaluate import evaluate_model
 from .features import build_preprocessor, split_features_label
 from .onnx_export import export
+from .registry import THRESHOLD_TAG
+from .thresholds import choose_threshold
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,18 +89,22 @@ def train(config: Config) -> TrainingResult:
     train_frame = read_frame(paths.train_data)
     test_frame = read_frame(paths.test_data)
     pipeline = fit_pipeline(train_frame, config.model)
+    # params' threshold, or one chosen by its objective on out-of-fold training scores.
+    train_features, train_truth = split_features_label(train_frame)
+    choice = choose_threshold(
+        config.model, train_features, train_truth, LABEL, lambda: build_pipeline(config.model)
+    )
+    threshold = choice.value
     # The numbers `evaluate` reports too (the Dummy baseline needs the training set, so it is
     # measured here and carried by the record).
-    metrics = evaluate_model(
-        pipeline, test_frame, config.model.threshold, train=train_frame
-    ).metrics
+    metrics = evaluate_model(pipeline, test_frame, threshold, train=train_frame).metrics
     primary = tasks.task_metrics(LABEL).primary
     test_features, _ = split_features_label(test_frame)
     # The compiled model, served only if it matches scikit-learn on the held-out set.
     onnx = export(
         pipeline,
         test_features,
-        config.model.threshold,
+        threshold,
         config.onnx_tolerance,
         config.onnx_relative_tolerance,
     )
@@ -139,6 +145,7 @@ def train(config: Config) -> TrainingResult:
                     # The name before regression existed, for older readers.
                     "classifier": config.model.estimator,
                     "primary_metric": primary,
+                    THRESHOLD_TAG: str(threshold),
                     primary: str(metrics[primary]),
                     **({PIPELINE_RUN_ID_TAG: run} if (run := pipeline_run_id()) else {}),
                 },
@@ -163,6 +170,8 @@ def train(config: Config) -> TrainingResult:
                 inference=onnx.inference,
                 task=LABEL.task,
                 estimator=config.model.estimator,
+                threshold=threshold,
+                threshold_rule=choice.rule,
             )
             staged_record = write_record(record, Path(staging))
             # The deployable files themselves, byte for byte (the registered skops model is

@@ -23,6 +23,7 @@ import numpy as np
 from ..audit import (
     ONNX_SHA256_ENV,
     ModelRecord,
+    decision_threshold,
     load_verified_model,
     load_verified_onnx,
     read_record,
@@ -192,10 +193,9 @@ class ServedModel:
 
     @property
     def threshold(self) -> float:
-        """params `model.threshold` as recorded at training time (0.5 for older records)."""
-        model = self.record.params.get("model") if isinstance(self.record.params, dict) else None
-        value = model.get("threshold") if isinstance(model, dict) else None
-        return float(value) if isinstance(value, int | float) else 0.5
+        """The threshold the model was trained to decide at (audit.decision_threshold: the
+        recorded one, else params `model.threshold` as recorded, else 0.5)."""
+        return decision_threshold(self.record)
 
 
 def check_task(pipeline: Any, label: LabelSpec, model_dir: str | Path) -> None:
