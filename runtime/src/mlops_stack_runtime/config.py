@@ -130,6 +130,14 @@ def _optional(value: Any) -> Any:
     return value
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, tuple):
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _refuse("must be a list of column names, got {got}", got=repr(value))
+    return tuple(value)
+
+
 def _approvers(value: Any) -> tuple[str, ...]:
     if isinstance(value, tuple):
         return value
@@ -453,6 +461,10 @@ class ServingSettings(_Section):
     onnx_tolerance: Annotated[float, _number(0.0, 1.0)] = DEFAULT_ONNX_TOLERANCE
     # Regression: largest difference as a share of scikit-learn's value.
     onnx_relative_tolerance: Annotated[float, _number(0.0, 1.0)] = DEFAULT_ONNX_RELATIVE_TOLERANCE
+    # Columns a request may carry besides the features, which the server drops rather than
+    # refuses: an id, the label or the protected attribute of rows sent as exported. Recorded
+    # with the model at training time (the server reads them from models/model.json).
+    ignore_columns: Annotated[tuple[str, ...], BeforeValidator(_names)] = ()
 
 
 class Params(BaseModel):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,9 @@ UNDECLARED = next(
     for name in (f"undeclared_{i}" for i in range(len(FEATURE_NAMES) + 1))
     if name not in FEATURE_NAMES
 )
+
+if TYPE_CHECKING:
+    from mlops_stack_runtime.testing.fixtures import MakeProject
 # A valid text of a category, for the junk requests.
 CATEGORY_TEXT = next((spec.categories[0] for spec in FEATURES if spec.categories), "x")
 
@@ -796,3 +799,19 @@ def test_metrics_count_requests_on_their_own_port(server: RunningServer) -> None
     reply = server.get("/metrics")
     assert reply.status == 404
     assert reply.json() == {"error": 'not found: GET "/metrics"'}
+
+
+def test_the_model_s_ignore_columns_reach_the_request_schema(
+    copy_trained_project: MakeProject,
+) -> None:
+    """params `serving.ignore_columns` as the record holds them: the loaded model's schema drops
+    those columns (a feature among them excepted); a record without them ignores none."""
+    config = copy_trained_project()
+    record_file = config.paths.models_dir / "model.json"
+    assert ServedModel.load(config.paths.models_dir, runtime="sklearn").schema.ignored == set()
+    record = json.loads(record_file.read_text())
+    feature = record["feature_names"][0]
+    record["params"].setdefault("serving", {})["ignore_columns"] = ["row_id", feature]
+    record_file.write_text(json.dumps(record))
+    served = ServedModel.load(config.paths.models_dir, runtime="sklearn")
+    assert served.schema.ignored == {"row_id"}

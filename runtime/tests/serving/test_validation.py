@@ -379,3 +379,45 @@ def test_v2_returns_the_checked_columns_and_the_outputs_asked_for() -> None:
     assert parsed.columns["code"][[0, 2]].tolist() == ["2", "1"]
     assert math.isnan(parsed.columns["code"][1])
     assert parse_v2(v2_body()).outputs == ()
+
+
+# --- columns a deployment ignores (params serving.ignore_columns) ------------------------------
+
+IGNORING = InputSchema(SPECS, ignored=("applicant_id", "defaulted", "age"))
+
+
+def test_ignored_columns_are_dropped_and_never_hide_a_feature() -> None:
+    """A row as exported (an id and the label beside the features) is scored; `age`, a feature,
+    cannot be ignored: it is still required and checked."""
+    assert IGNORING.ignored == frozenset({"applicant_id", "defaulted"})
+    row = {**SCHEMA.example_record(), "applicant_id": "A-17", "defaulted": "yes"}
+    parsed = IGNORING.parse_v1({"instances": [row, row]})
+    assert parsed.n_rows == 2 and set(parsed.columns) == {spec.name for spec in SPECS}
+    without_age = {key: value for key, value in row.items() if key != "age"}
+    assert refusal(lambda: IGNORING.parse_v1({"instances": [row, without_age]})) == (
+        "instances[1]: missing feature 'age' (the model's features: age, balance, rate, "
+        "grade, code, note)"
+    )
+    # Other extra columns are still refused, all of them at once, the ignored ones not listed.
+    extra = {**row, "branch": 3, "channel": "web"}
+    assert refusal(lambda: IGNORING.parse_v1({"instances": [extra]})) == (
+        'instances[0]: unknown features "branch", "channel" (the model\'s features: age, '
+        "balance, rate, grade, code, note)"
+    )
+    # Without the setting, the same row is refused naming the two columns.
+    assert refusal(lambda: SCHEMA.parse_v1({"instances": [row]})).startswith(
+        'instances[0]: unknown features "applicant_id", "defaulted"'
+    )
+
+
+def test_ignored_v2_inputs_are_dropped() -> None:
+    body = v2_body(rows=2)
+    body["inputs"].append(
+        {"name": "defaulted", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}
+    )
+    parsed = IGNORING.parse_v2(body, outputs=OUTPUTS)
+    assert set(parsed.columns) == {spec.name for spec in SPECS} and parsed.n_rows == 2
+    body["inputs"].append({"name": "branch", "datatype": "INT64", "shape": [2], "data": [1, 2]})
+    assert refusal(lambda: IGNORING.parse_v2(body, outputs=OUTPUTS)).startswith(
+        'unknown input "branch" (the model\'s inputs: '
+    )

@@ -118,16 +118,15 @@ class ServedModel:
         or does not take the inputs the schema declares, or does not fit ``label``'s task (the
         declared label by default).
         """
-        schema = schema or InputSchema()
+        recorded = read_record(Path(model_dir))
+        schema = schema or InputSchema(ignored=ignored_columns(recorded))
         label = label or LABEL
         if runtime is None:
             runtime = requested_runtime()
         if expected_onnx_sha256 is None:
             expected_onnx_sha256 = os.environ.get(ONNX_SHA256_ENV, "").strip() or None
         # Which file serves is the record's to say; each path checks its files before loading.
-        chosen, why = choose_runtime(
-            read_record(Path(model_dir)), runtime, expected_sha256, expected_onnx_sha256
-        )
+        chosen, why = choose_runtime(recorded, runtime, expected_sha256, expected_onnx_sha256)
         if chosen == "onnx":
             # model.joblib against the record (and MODEL_SHA256), without unpickling it.
             record = verify_artifact(Path(model_dir), expected_sha256)
@@ -320,3 +319,13 @@ def model_version(record: ModelRecord) -> str:
     if record.registered_model_version is not None:
         return str(record.registered_model_version)
     return record.model_sha256[:12]
+
+
+def ignored_columns(record: ModelRecord) -> tuple[str, ...]:
+    """params `serving.ignore_columns` as recorded at training time: columns a request may
+    carry besides the features, which the server drops (none for older records)."""
+    serving = record.params.get("serving") if isinstance(record.params, dict) else None
+    names = serving.get("ignore_columns") if isinstance(serving, dict) else None
+    if not isinstance(names, list | tuple):
+        return ()
+    return tuple(str(name) for name in names if isinstance(name, str) and name)

@@ -263,12 +263,18 @@ def _request_id(payload: dict[str, Any]) -> str | None:
 class InputSchema:
     """The model's inputs as the server sees them, built from a sequence of column specs."""
 
-    def __init__(self, features: Sequence[ColumnSpec] = FEATURES) -> None:
+    def __init__(
+        self, features: Sequence[ColumnSpec] = FEATURES, ignored: Sequence[str] = ()
+    ) -> None:
         self.features: tuple[ColumnSpec, ...] = tuple(features)
         self.names: tuple[str, ...] = tuple(spec.name for spec in self.features)
         self._by_name = {spec.name: spec for spec in self.features}
         self._name_set = frozenset(self.names)
         self._expected = ", ".join(self.names)
+        # Columns a request may carry and the server drops (params `serving.ignore_columns`:
+        # an id, the label, the protected attribute of rows sent as exported); a feature is
+        # never one of them.
+        self.ignored: frozenset[str] = frozenset(ignored) - self._name_set
 
     def v2_metadata(self) -> list[dict[str, Any]]:
         """The ``inputs`` of the v2 model metadata: one tensor of shape [-1] per feature."""
@@ -317,8 +323,10 @@ class InputSchema:
             if record.keys() != name_set:
                 # Every column the row has that the model lacks, and every one it lacks, in one
                 # answer: a row as exported (an id, the label...) is fixed in one round trip.
-                unknown = [key for key in record if key not in name_set]
+                unknown = [key for key in record if key not in name_set and key not in self.ignored]
                 missing = [name for name in names if name not in record]
+                if not unknown and not missing:
+                    continue  # only ignored columns besides the features
                 problems = []
                 if unknown:
                     problems.append(
@@ -361,6 +369,7 @@ class InputSchema:
             if type(tensor) is dict
             and type(tensor.get("name")) is str
             and tensor["name"] not in self._by_name
+            and tensor["name"] not in self.ignored
         ]
         if unknown:  # all of them in one answer
             raise RequestError(
