@@ -13,6 +13,7 @@ from mlops_stack_runtime.audit import (
     SOURCE_COMMIT_ENV_VAR,
     git_commit,
     load_verified_model,
+    load_verified_onnx,
     read_record,
     save_model,
     sha256_file,
@@ -206,3 +207,34 @@ def test_git_commit_inside_a_repository(tmp_path: Path) -> None:
     git("add", "file.txt")
     git("commit", "--quiet", "-m", "first")
     assert git_commit(tmp_path) == git("rev-parse", "HEAD")
+
+
+def test_a_record_without_an_onnx_model_says_so(model_dir: Path) -> None:
+    record = dataclasses.replace(read_record(model_dir), onnx_sha256=None)
+    with pytest.raises(ArtifactIntegrityError) as refused:
+        load_verified_onnx(model_dir, record)
+    assert str(refused.value) == (
+        f"{model_dir / 'model.json'} records no ONNX model (the pipeline did not convert)"
+    )
+
+
+def test_the_deployment_s_onnx_sha256_is_checked_and_named(model_dir: Path) -> None:
+    record = read_record(model_dir)
+    assert record.onnx_sha256 is not None
+    assert (
+        load_verified_onnx(model_dir, record, record.onnx_sha256)
+        == (model_dir / "model.onnx").read_bytes()
+    )
+    with pytest.raises(ArtifactIntegrityError) as malformed:
+        load_verified_onnx(model_dir, record, "not-a-digest")
+    assert str(malformed.value) == (
+        "the expected ONNX model sha256 must be a sha256 hex digest (64 hex digits), "
+        "got 'not-a-digest'"
+    )
+    other = "ab" * 32
+    with pytest.raises(ArtifactIntegrityError) as mismatch:
+        load_verified_onnx(model_dir, record, other)
+    assert str(mismatch.value) == (
+        f"{model_dir / 'model.onnx'} has sha256 {record.onnx_sha256}, but the deployment "
+        f"expects {other} (ONNX_SHA256): refusing to load it"
+    )

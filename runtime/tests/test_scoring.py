@@ -59,6 +59,7 @@ from mlops_stack_runtime.serving.validation import (
 )
 from mlops_stack_runtime.testing.declared import (
     is_category,
+    is_int,
     is_numeric,
     is_required,
     unknown_category,
@@ -431,3 +432,33 @@ def test_a_registry_model_predicts_for_its_own_label() -> None:
     scores, decisions = model.predict(columns)
     assert np.asarray(scores).shape == (3, 3)
     assert list(decisions) == [0, 1, 2]
+
+
+def test_parquet_rejects_keep_the_first_chunk_s_column_types(
+    trained_project: Config, tmp_path: Path
+) -> None:
+    """A whole-number column is int64 in a chunk with no gap and float64 in one with a missing
+    value: the rejects file takes every chunk in the first chunk's types."""
+    import pyarrow.parquet as pq
+
+    whole = next(spec for spec in FEATURES if is_int(spec) and is_required(spec))
+    category = next(spec for spec in FEATURES if is_category(spec) and spec.categories)
+    frame = read_frame(trained_project.paths.test_data).head(ROWS).reset_index(drop=True)
+    frame.insert(0, ID, [f"{i:05d}" for i in range(len(frame))])
+    assert frame[whole.name].notna().all()
+    frame = frame.astype({category.name: object, whole.name: "Int64"})
+    frame.loc[1, category.name] = unknown_category(category)  # chunk 1: rows 0-4
+    frame.loc[6, whole.name] = None  # chunk 2: rows 5-9
+    source = write_csv(frame, tmp_path / "batch.csv")
+    model = ServedModel.load(trained_project.paths.models_dir)
+
+    summary = score_file(model, source, tmp_path / "scored.parquet", chunk_rows=5)
+
+    assert (summary.scored, summary.rejected) == (ROWS - 2, 2)
+    assert summary.rejects is not None
+    rejected = pd.read_parquet(summary.rejects)
+    assert rejected["row"].tolist() == [2, 7]
+    assert rejected[ID].tolist() == ["00001", "00006"]
+    assert str(pq.read_schema(summary.rejects).field(whole.name).type) == "int64"
+    assert rejected[whole.name][0] == frame[whole.name][1]
+    assert pd.isna(rejected[whole.name][1])
