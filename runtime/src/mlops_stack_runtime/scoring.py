@@ -294,6 +294,9 @@ def score_file(
             if reasons:
                 bad = sorted(reasons)
                 rejected = chunk.iloc[bad].reset_index(drop=True)
+                # The features as text: a rejected value may be text in a number column in one
+                # chunk and a number in the next, which one Parquet schema cannot hold.
+                rejected = rejected.astype({spec.name: "string" for spec in features})
                 rejected.insert(0, REASON_COLUMN, [reasons[i] for i in bad])
                 # Row numbers count data rows from 1, as a spreadsheet shows them under the header.
                 rejected.insert(0, ROW_COLUMN, [rows + i + 1 for i in bad])
