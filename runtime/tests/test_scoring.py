@@ -44,8 +44,10 @@ from mlops_stack_runtime.promotion import (
 from mlops_stack_runtime.scoring import (
     HASH_COLUMN,
     VERSION_COLUMN,
+    check_paths,
     file_sha256,
     load_scorer,
+    plain_values,
     read_chunks,
     score_file,
 )
@@ -64,6 +66,7 @@ from mlops_stack_runtime.testing.declared import (
     is_required,
     unknown_category,
 )
+from mlops_stack_runtime.testing.fixtures import write_project
 from mlops_stack_runtime.train import (
     train,
 )
@@ -460,3 +463,164 @@ def test_parquet_rejects_hold_the_features_as_text(trained_project: Config, tmp_
     assert "string" in str(pq.read_schema(summary.rejects).field(whole.name).type)
     assert rejected[whole.name].tolist() == ["unknown", str(frame[whole.name][6])]
     assert len(pd.read_parquet(summary.output)) == ROWS - 2
+
+
+# --- the exact refusals and outputs (each pinned whole) -----------------------------------------
+
+
+def test_refused_paths_are_named_whole(tmp_path: Path) -> None:
+    source = write_csv(pd.DataFrame({"x": [1]}), tmp_path / "batch.csv")
+    no_suffix = tmp_path / "scored"
+    with pytest.raises(BatchError) as refused:
+        check_paths(source, no_suffix, tmp_path / "r.csv")
+    assert str(refused.value) == (
+        f"{no_suffix}: scoring reads and writes .csv or .parquet, not a name without one"
+    )
+    with pytest.raises(BatchError) as refused:
+        check_paths(source, tmp_path / "scored.csv", source)
+    assert str(refused.value) == (
+        "the input, the output and the rejects file must be three different files"
+    )
+
+
+def test_missing_and_clashing_columns_are_listed_whole(
+    trained_project: Config, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    model = ServedModel.load(trained_project.paths.models_dir)
+    first, second = FEATURES[0].name, FEATURES[1].name
+    lacking = write_csv(batch.drop(columns=[first, second]), tmp_path / "lacking.csv")
+    with pytest.raises(BatchError) as refused:
+        score_file(model, lacking, tmp_path / "scored.csv")
+    assert str(refused.value) == f"{lacking} lacks the model input(s) {first}, {second}"
+    clashing = write_csv(
+        batch.assign(**{PROBABILITY_OUTPUT: 1.0, VERSION_COLUMN: "x"}), tmp_path / "clashing.csv"
+    )
+    with pytest.raises(BatchError) as refused:
+        score_file(model, clashing, tmp_path / "scored.csv")
+    assert str(refused.value) == (
+        f"{clashing} already has column(s) {PROBABILITY_OUTPUT}, {VERSION_COLUMN}, which scoring "
+        "writes: rename them (or score the original input)"
+    )
+
+
+def test_an_unreadable_csv_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "batch.csv"
+    source.write_bytes(b'a,b\n"1,2\n')
+    with pytest.raises(BatchError) as refused:
+        list(read_chunks(source, 10))
+    assert str(refused.value).startswith(f"{source} cannot be read: ")
+
+
+def test_text_that_pandas_would_call_missing_is_kept_as_text(
+    trained_project: Config, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Only an empty field is missing: "NA", "N/A" and "null" in a column of the team's reach
+    the output as they were (pandas' defaults would turn them into missing values)."""
+    words = ["NA", "N/A", "null", "NaN"] * (ROWS // 4)
+    source = write_csv(batch.assign(note=words), tmp_path / "batch.csv")
+    model = ServedModel.load(trained_project.paths.models_dir)
+    summary = score_file(model, source, tmp_path / "scored.csv")
+    scored = pd.read_csv(summary.output, dtype=str, keep_default_na=False)
+    kept = [i for i in range(ROWS) if i not in (2, 6)]
+    assert scored["note"].tolist() == [words[i] for i in kept]
+
+
+def test_a_csv_written_in_chunks_has_one_header_no_index_and_no_stale_rows(
+    trained_project: Config, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Chunks of 7 rows into a CSV: the header once, the input's columns then scoring's, and no
+    line left from an earlier run that stopped half way (its partial file is replaced)."""
+    source = write_csv(batch, tmp_path / "batch.csv")
+    output = tmp_path / "scored.csv"
+    (tmp_path / ".scored.csv.partial").write_text("stale,line\n1,2\n")
+    model = ServedModel.load(trained_project.paths.models_dir)
+    summary = score_file(model, source, output, chunk_rows=7)
+    lines = output.read_text().splitlines()
+    assert len(lines) == 1 + summary.scored
+    assert "stale" not in output.read_text()
+    header = lines[0].split(",")
+    assert header[: len(batch.columns) - len(FEATURE_NAMES)] == [
+        column for column in batch.columns if column not in FEATURE_NAMES
+    ]
+    assert header[-2:] == [VERSION_COLUMN, HASH_COLUMN]
+
+
+def test_a_parquet_output_carries_no_index_column(
+    trained_project: Config, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = write_csv(batch, tmp_path / "batch.csv")
+    model = ServedModel.load(trained_project.paths.models_dir)
+    summary = score_file(model, source, tmp_path / "scored.parquet", chunk_rows=7)
+    names = pq_names(summary.output)
+    assert not [name for name in names if name.startswith("__index")]
+    assert names[0] == ID and names[-1] == HASH_COLUMN
+    assert summary.rejects is not None
+    assert pq_names(summary.rejects)[:2] == ["row", "reason"]
+
+
+def pq_names(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def test_the_input_hash_is_the_file_s_sha256(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "batch.csv"
+    path.write_bytes(b"x\n" + b"1\n" * 700_000)  # over one block of 1 MiB
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_values_reach_the_checks_as_the_server_sees_them() -> None:
+    """Numbers read as text become int or float (Python's, not numpy's), missing becomes None,
+    and a category keeps its text, zero-padded codes included."""
+    number = ColumnSpec("age", "int", "years")
+    assert plain_values(number, pd.Series(["7", "2.5", None, "x"], dtype=object)) == [
+        7,
+        2.5,
+        None,
+        "x",
+    ]
+    values = plain_values(number, pd.Series([3, 4], dtype="int64"))
+    assert values == [3, 4] and [type(v) for v in values] == [int, int]
+    code = ColumnSpec("branch", "category", "a code", categories=("01", "2"))
+    assert plain_values(code, pd.Series(["01", "2", None], dtype=object)) == ["01", "2", None]
+
+
+def test_version_zero_and_a_missing_champion_are_refused_whole(
+    trained_project: Config, tmp_path: Path
+) -> None:
+    with pytest.raises(PipelineError) as refused:
+        load_scorer(trained_project, trained_project.paths.models_dir, "0")
+    assert str(refused.value) == "the model version is 'champion' or a version number, not '0'"
+    mlflow.MlflowClient().create_registered_model("never-promoted")
+    config = write_project(tmp_path / "empty", {"mlflow.registered_model": "never-promoted"})
+    with pytest.raises(PipelineError) as refused:
+        load_scorer(config, config.paths.models_dir, "champion")
+    message = str(refused.value)
+    assert message.startswith("'never-promoted' has no champion in ")
+    assert message.endswith(" yet: `make promote`")
+
+
+def test_a_parquet_input_s_whole_numbers_keep_their_type_across_chunks(
+    trained_project: Config, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A column of the team's holding whole numbers, with a gap only in a later chunk: pandas
+    reads that chunk as floats, and the output still takes it as the first chunk's int64."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = batch.drop(index=[2, 6]).reset_index(drop=True)
+    frame = read_frame(trained_project.paths.test_data).head(len(good)).reset_index(drop=True)
+    frame.insert(0, "visits", pd.array(list(range(len(frame))), dtype="Int64"))
+    frame.loc[9, "visits"] = None  # chunk 2 of rows 7-13
+    source = tmp_path / "batch.parquet"
+    # As a tool other than pandas writes it: no pandas metadata to restore Int64 from.
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(table, source)
+    model = ServedModel.load(trained_project.paths.models_dir)
+    summary = score_file(model, source, tmp_path / "scored.parquet", chunk_rows=7)
+    assert str(pq.read_schema(summary.output).field("visits").type) == "int64"
+    visits = pd.read_parquet(summary.output)["visits"]
+    assert pd.isna(visits[9]) and visits[10] == 10 and visits[3] == 3
