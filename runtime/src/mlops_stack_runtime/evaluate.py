@@ -170,7 +170,7 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
         baseline=recorded_baseline(record.metrics, paths.models_dir),
     )
     write_reports(evaluation, paths)
-    write_and_log_importance(config, model, record.mlflow_run_id, threshold)
+    write_and_log_importance(config, model, evaluation.test, record.mlflow_run_id, threshold)
     if config.gates.fairness is not None:
         write_fairness_report(
             fairness_report(evaluation, config.gates.fairness), paths.fairness_report
@@ -187,14 +187,14 @@ def evaluate(config: Config) -> tuple[Evaluation, list[GateResult]]:
 
 
 def write_and_log_importance(
-    config: Config, model: Any, run_id: str | None, threshold: float
+    config: Config, model: Any, test: pd.DataFrame, run_id: str | None, threshold: float
 ) -> Importance:
-    """Permutation importance on the test set (explain.py): reports/importance.json, and an
-    artifact of the MLflow run that trained the model."""
+    """Permutation importance on `test`, the frame the stage scored (explain.py):
+    reports/importance.json, and an artifact of the MLflow run that trained the model."""
     from .explain import permutation_importances, write_importance
     from .tracking import log_file_to_run
 
-    importance = permutation_importances(model, read_frame(config.paths.test_data), threshold)
+    importance = permutation_importances(model, test, threshold)
     path = write_importance(importance, config.paths.importance)
     if run_id:
         log_file_to_run(config, run_id, path)

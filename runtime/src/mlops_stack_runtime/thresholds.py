@@ -83,7 +83,7 @@ def pick_threshold(objective: ThresholdObjective, y: np.ndarray, scores: np.ndar
     if objective.objective == "max_f1":
         total = precision + recall
         f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
-        return _rounded(thresholds[int(np.argmax(f1))])
+        return float(thresholds[int(np.argmax(f1))])
     if objective.objective in ("recall", "precision"):
         target = float(objective.target or 0.0)
         reached = (recall if objective.objective == "recall" else precision) >= target
@@ -98,7 +98,7 @@ def pick_threshold(objective: ThresholdObjective, y: np.ndarray, scores: np.ndar
         candidates = np.flatnonzero(reached)
         # The best other figure; among equals, the highest threshold (fewest rows flagged).
         best_index = candidates[np.lexsort((thresholds[candidates], other[candidates]))[-1]]
-        return _rounded(thresholds[best_index])
+        return float(thresholds[best_index])
     false_positive_rate, true_positive_rate, cut = roc_curve(y, scores)
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
     cost = (
@@ -106,8 +106,4 @@ def pick_threshold(objective: ThresholdObjective, y: np.ndarray, scores: np.ndar
         + float(objective.false_negative_cost or 0.0) * (1 - true_positive_rate) * positives
     )
     chosen = cut[int(np.argmin(cost))]
-    return 1.0 if not np.isfinite(chosen) else _rounded(chosen)
-
-
-def _rounded(value: Any) -> float:
-    return float(value)
+    return 1.0 if not np.isfinite(chosen) else float(chosen)
